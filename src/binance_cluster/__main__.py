@@ -1,0 +1,5 @@
+"""`python -m binance_cluster` runs the command line."""
+
+from binance_cluster.cli import main
+
+raise SystemExit(main())
