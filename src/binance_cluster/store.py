@@ -102,22 +102,22 @@ def validate_candles(candles: Candles, interval: str) -> None:
     checks = []
     for name, col in (("open", o), ("high", h), ("low", lo), ("close", c), ("volume", v)):
         checks.append((~np.isfinite(col), lambda i, name=name, col=col:
-                       f"{name} is not a finite number ({col[i]!r})"))
+                       f"{name} is not a finite number ({_num(col[i])})"))
     for name, col in (("open", o), ("high", h), ("low", lo), ("close", c)):
         checks.append((col <= 0, lambda i, name=name, col=col:
-                       f"{name} {col[i]!r} is not above zero"))
-    checks.append((v < 0, lambda i: f"volume {v[i]!r} is negative"))
-    checks.append((h < lo, lambda i: f"high {h[i]!r} is below low {lo[i]!r}"))
+                       f"{name} {_num(col[i])} is not above zero"))
+    checks.append((v < 0, lambda i: f"volume {_num(v[i])} is negative"))
+    checks.append((h < lo, lambda i: f"high {_num(h[i])} is below low {_num(lo[i])}"))
     checks.append((lo > np.minimum(o, c), lambda i:
-                   f"low {lo[i]!r} is above min(open, close) {min(o[i], c[i])!r}"))
+                   f"low {_num(lo[i])} is above min(open, close) {_num(min(o[i], c[i]))}"))
     checks.append((h < np.maximum(o, c), lambda i:
-                   f"high {h[i]!r} is below max(open, close) {max(o[i], c[i])!r}"))
+                   f"high {_num(h[i])} is below max(open, close) {_num(max(o[i], c[i]))}"))
     for name, col in candles.extras.items():
         if name == "trades":
             checks.append((col < -1, lambda i, col=col: f"trades {col[i]} is negative"))
         else:
             checks.append((np.isinf(col) | (col < 0), lambda i, name=name, col=col:
-                           f"{name} {col[i]!r} is negative or infinite"))
+                           f"{name} {_num(col[i])} is negative or infinite"))
     first_bad = n
     message = None
     for mask, describe in checks:
@@ -165,6 +165,11 @@ def _open_read(path: Path) -> h5py.File:
         raise NotAStoreFileError(f"{path}: HDF5 file is not a binance-cluster candle store file "
                                  f"(attribute format != {FORMAT!r})")
     return f
+
+
+def _num(value) -> str:
+    """A number as a user would write it (no numpy type names)."""
+    return repr(value.item() if hasattr(value, "item") else value)
 
 
 def _short(exc: BaseException) -> str:
@@ -443,7 +448,7 @@ class StoreWriter:
                 i = int(diff[0])
                 raise CandleValidationError(
                     i, f"open_time {int(candles.open_time[i])} is already stored for {self.symbol} "
-                       f"{interval} with {name}={stored[i]!r}, not {given[i]!r} (conflicting duplicate)")
+                       f"{interval} with {name}={_num(stored[i])}, not {_num(given[i])} (conflicting duplicate)")
         return k
 
     def _write_rows(self, group: h5py.Group, n: int, fresh: Candles) -> None:

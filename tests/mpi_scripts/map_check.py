@@ -1,0 +1,31 @@
+"""Run map_units over units of which some fail; rank 0 prints the outcome as JSON."""
+
+import json
+import logging
+import sys
+
+from binance_cluster.log import setup_logging
+from binance_cluster.parallel import get_comm, map_units, on_root
+
+
+def work(unit: int) -> int:
+    if unit % 7 == 3:
+        raise ValueError(f"unit {unit} is bad")
+    return sum(k * k for k in range(unit * 1000))
+
+
+comm = get_comm()
+setup_logging(comm.rank, comm.size)
+units = list(range(int(sys.argv[1])))
+seen = []
+results = map_units(comm, units, work, costs=[u + 1 for u in units],
+                    names=[f"u{u}" for u in units], progress=lambda r: seen.append(r.index))
+config = on_root(comm, lambda: {"answer": 42})
+ranks = comm.gather(comm.rank)
+if comm.rank == 0:
+    print(json.dumps({
+        "size": comm.size, "config": config, "ranks": ranks,
+        "progress": sorted(seen),
+        "results": [[r.index, r.name, r.value, r.error] for r in results],
+        "worked_on": sorted({r.rank for r in results}),
+    }))
