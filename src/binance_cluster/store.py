@@ -349,6 +349,7 @@ class StoreWriter:
         self._lock_fd: int | None = None
         self._file: h5py.File | None = None
         self._rows: dict[str, int] = {}
+        self._datasets: dict[str, dict] = {}
 
     def __enter__(self) -> "StoreWriter":
         self.store.root.mkdir(parents=True, exist_ok=True)
@@ -381,6 +382,7 @@ class StoreWriter:
         if self._file is None and self.path.exists():
             self._file = h5py.File(self.path, "r+", locking=False)
             self._rows = {}
+            self._datasets = {}
         return self._file
 
     def append(self, interval: str, candles: Candles, **attrs) -> AppendResult:
@@ -453,12 +455,23 @@ class StoreWriter:
 
     def _write_rows(self, group: h5py.Group, n: int, fresh: Candles) -> None:
         """Write rows n.. into the preallocated room: values, flush, open times, flush."""
-        columns = _conform(group, fresh)
-        for name, col in columns.items():
+        datasets = self._datasets.get(group.name)
+        if datasets is None:
+            datasets = self._datasets[group.name] = {
+                name: group[name].id for name in group.keys() if name in COLUMN_DTYPES}
+        columns = _conform_names(list(datasets), fresh)
+        memory = h5py.h5s.create_simple((len(fresh),))
+
+        def write(name: str) -> None:
+            space = datasets[name].get_space()
+            space.select_hyperslab((n,), (len(fresh),))
+            datasets[name].write(memory, space, columns[name])
+
+        for name in columns:
             if name != "open_time":
-                group[name].write_direct(col, dest_sel=np.s_[n:n + col.size])
+                write(name)
         self._file.flush()
-        group["open_time"].write_direct(columns["open_time"], dest_sel=np.s_[n:n + len(fresh)])
+        write("open_time")
         self._file.flush()
 
     def _rewrite(self, interval: str, fresh: Candles, attrs: dict) -> None:
@@ -509,10 +522,6 @@ def _conform_names(names: list[str], fresh: Candles) -> dict[str, np.ndarray]:
         else:
             out[name] = np.full(n, _FILL.get(name, np.nan), dtype=COLUMN_DTYPES[name])
     return out
-
-
-def _conform(group: h5py.Group, fresh: Candles) -> dict[str, np.ndarray]:
-    return _conform_names([c for c in group.keys() if c in COLUMN_DTYPES], fresh)
 
 
 def _write_group(out: h5py.File, interval: str, columns: dict[str, np.ndarray]) -> None:
