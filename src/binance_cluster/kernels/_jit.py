@@ -7,7 +7,7 @@ on decorator options, so options that changed between runs would reuse stale mac
 
 import numba
 
-JIT_OPTIONS = dict(nopython=True, nogil=True, cache=True, fastmath=False, error_model="numpy")
+JIT_OPTIONS = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 jit = numba.njit(**JIT_OPTIONS)
 
