@@ -92,8 +92,10 @@ def test_identical_reappend_is_noop_and_extends(store_dir):
     c = make_candles(1000)
     store.append("ETHUSDT", "1m", c.slice(0, 600))
     before = tree_hash(store_dir)
+    mtime = store.path("ETHUSDT").stat().st_mtime_ns
     assert store.append("ETHUSDT", "1m", c.slice(100, 600)) == AppendResult(0, 500)
     assert tree_hash(store_dir) == before
+    assert store.path("ETHUSDT").stat().st_mtime_ns == mtime  # not even opened for writing
     assert store.append("ETHUSDT", "1m", c.slice(300, 1000)) == AppendResult(400, 300)
     assert_same(store.read("ETHUSDT", "1m"), c)
 

@@ -378,9 +378,13 @@ class StoreWriter:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _open(self) -> h5py.File | None:
+    def _open(self, writable: bool = False) -> h5py.File | None:
+        """The file, opened read-only until a write needs it (a no-op append leaves it untouched)."""
+        if self._file is not None and writable and self._file.mode != "r+":
+            self._file.close()
+            self._file = None
         if self._file is None and self.path.exists():
-            self._file = h5py.File(self.path, "r+", locking=False)
+            self._file = h5py.File(self.path, "r+" if writable else "r", locking=False)
             self._rows = {}
             self._datasets = {}
         return self._file
@@ -414,6 +418,7 @@ class StoreWriter:
         if n + added > times.shape[0] or attrs:
             self._rewrite(interval, fresh, attrs)
             return AppendResult(added, new_from)
+        group = self._open(writable=True)[interval]
         self._write_rows(group, n, fresh)
         self._rows[interval] = n + added
         return AppendResult(added, new_from)
