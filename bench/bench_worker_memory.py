@@ -106,6 +106,8 @@ def probe(kind: str, store: str | None) -> None:
             resample(tiny, interval)
     elif kind in ("worker", "worker-core"):
         out.update(worker(store, core_only=kind == "worker-core"))
+    elif kind == "worker-stream":
+        out.update(stream_worker(store))
     elif kind == "pandas":
         out.update(pandas_worker(store))
     else:
@@ -138,6 +140,32 @@ def worker(store_root: str, core_only: bool = False) -> dict:
             "peak_mb": peak_mb(), "rows": len(candles),
             "columns": len(candles.columns()), "read_s": t1 - t0, "first_resample_s": t2 - t1,
             "resample_s": t3 - t2, "out_rows": rows}
+    everyone = comm.gather(mine, root=0)
+    if comm.rank == 0:
+        print(json.dumps({"kind": "worker", "ranks": everyone}), flush=True)
+    return {"rank": comm.rank}
+
+
+def stream_worker(store_root: str) -> dict:
+    """The worker as the resample command runs it: the year streamed in 28-day blocks."""
+    from binance_cluster.parallel import get_comm
+    from binance_cluster.resample import resample_blocks
+    from binance_cluster.store import CandleStore
+
+    comm = get_comm()
+    store = CandleStore(store_root)
+    t0 = time.perf_counter()
+    rows = {}
+    read = 0
+    for interval in INTERVALS:
+        rows[interval] = 0
+        for n, block in resample_blocks(store, SYMBOL, interval):
+            rows[interval] += len(block)
+            read += n if interval == INTERVALS[0] else 0
+    seconds = time.perf_counter() - t0
+    comm.barrier()
+    mine = {"resident": resident_mb(), "rank": comm.rank, "size": comm.size,
+            "peak_mb": peak_mb(), "rows": read, "seconds": seconds, "out_rows": rows}
     everyone = comm.gather(mine, root=0)
     if comm.rank == 0:
         print(json.dumps({"kind": "worker", "ranks": everyone}), flush=True)
@@ -223,6 +251,8 @@ def main() -> None:
         "worker-imports+mpi4py", "worker-imports+kernels", "worker", "worker-core", "pandas")}
     cold = run_child("worker", store, env={"NUMBA_CACHE_DIR": str(tmp / "numba-cold")})
     under = best("worker", store, args.repeat, mpirun=args.ranks)["ranks"]
+    stream = best("worker-stream", store, args.repeat)["ranks"][0]
+    stream_under = best("worker-stream", store, args.repeat, mpirun=args.ranks)["ranks"]
 
     base = r["numpy"]["peak_mb"]
     print(f"\npeak RSS of one child process per line (best of {args.repeat}); "
@@ -247,6 +277,10 @@ def main() -> None:
     for rank in under:
         line(f"worker under mpirun -n {len(under)}, rank {rank['rank']}", rank["peak_mb"])
     line("peer: same read + pandas resample", r["pandas"]["peak_mb"])
+    line("streaming worker (28-day blocks, as `resample` runs)", stream["peak_mb"])
+    for rank in stream_under:
+        line(f"streaming worker under mpirun -n {len(stream_under)}, rank {rank['rank']}",
+             rank["peak_mb"])
 
     print(f"\nresident at the end{'':<33}{'anon MB':>9}{'file MB':>9}{'Pss MB':>9}")
     ends = [("worker (serial)", w), ("worker, core columns only", wc)]
@@ -263,6 +297,7 @@ def main() -> None:
     own_mb = imports - base - numba_mb - h5py_mb
     data_mb = w["peak_mb"] - r["worker-imports+kernels"]["peak_mb"]
     worst = max(rank["peak_mb"] for rank in under)
+    worst_stream = max(rank["peak_mb"] for rank in stream_under)
     print(f"\nshare of the worker's peak ({w['peak_mb']:.1f} MB): python+numpy {base:.1f} MB, "
           f"numba import {numba_mb:.1f} MB, h5py import {h5py_mb:.1f} MB, project modules "
           f"{own_mb:.1f} MB, numba runtime at the first kernel call {runtime_mb:.1f} MB, "
@@ -273,7 +308,10 @@ def main() -> None:
     print(f"mpirun rank overhead (mpi4py): "
           f"{r['worker-imports+mpi4py']['peak_mb'] - imports:+.1f} MB; "
           f"worst rank {worst:.1f} MB = {worst / GOAL_MB:.0%} of the {GOAL_MB:.0f} MB goal: "
-          f"{'met' if worst < GOAL_MB else 'MISSED'}")
+          f"{'met' if worst < GOAL_MB else 'MISSED'} reading the whole year at once; "
+          f"streaming worst rank {worst_stream:.1f} MB = {worst_stream / GOAL_MB:.0%}: "
+          f"{'met' if worst_stream < GOAL_MB else 'MISSED'} "
+          f"(same candles out: {stream['out_rows'] == w['out_rows']})")
     pd_row = r["pandas"]
     print(f"resample 5m+1h+1d of the year (second pass): numba kernels "
           f"{w['resample_s'] * 1e3:.1f} ms, pandas {pd_row['resample_s'] * 1e3:.1f} ms "

@@ -382,3 +382,23 @@ def test_resample_command_under_mpirun(real, store_dir, mpirun):
     proc = mpirun(2, "-m", "binance_cluster", "resample", "--store", store_dir, "--to", "15m")
     assert proc.returncode == 0, proc.stderr
     assert "0 15m candles added (3 already stored)" in proc.stdout
+
+
+@pytest.mark.parametrize("interval,block_days", [("5m", 1), ("1h", 3), ("1d", 2), ("1w", 1)])
+def test_block_streaming_equals_whole_series(real, store_dir, interval, block_days):
+    """Reading in blocks (bounded memory) gives exactly the candles of one whole resample."""
+    from binance_cluster.resample import resample_blocks
+
+    store = CandleStore(store_dir)
+    c = with_gaps(real["BTCUSDT"], seed=3)
+    store.append("BTCUSDT", "1m", c)
+    blocks = list(resample_blocks(store, "BTCUSDT", interval, block_days=block_days))
+    assert len(blocks) > 3
+    assert sum(rows for rows, _ in blocks) == len(c)
+    parts = [b for _, b in blocks]
+    joined = Candles.from_columns({k: np.concatenate([p.column(k) for p in parts])
+                                   for k in parts[0].columns()})
+    assert_equal_candles(joined, resample(c, interval))
+    later = int(joined.open_time[len(joined) // 2])
+    tail = [b for _, b in resample_blocks(store, "BTCUSDT", interval, start=later)]
+    assert int(tail[0].open_time[0]) == later

@@ -115,3 +115,33 @@ def last_closed(source: Candles | np.ndarray, target: Candles | np.ndarray, inte
 
 def _f64(col: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(col, dtype=np.float64)
+
+
+BLOCK_DAYS = 28
+
+
+def resample_blocks(store, symbol: str, interval: str, source_interval: str = "1m",
+                    start: int | None = None, block_days: int = BLOCK_DAYS):
+    """Yield (source rows read, closed `interval` candles) block by block from a CandleStore.
+
+    Reads `source_interval` candles from `start` (the first stored one when None) in blocks of
+    about `block_days` whose edges sit on the target grid, so no bucket spans two blocks and
+    memory stays at one block however long the series (a Pi Zero worker reads a year this way).
+    Every block but the last is known complete up to its end; the last holds back a partial
+    trailing bucket as `resample` does.
+    """
+    plan = plan_resample(interval, source_interval)
+    span = store.span(symbol, source_interval)
+    if span is None:
+        return
+    first, last = span
+    begin = first if start is None else max(int(start), first)
+    begin -= (begin - plan.origin_ms) % plan.step_ms
+    block = max(1, (block_days * 86_400_000) // plan.step_ms) * plan.step_ms
+    while begin <= last:
+        end = begin + block
+        candles = store.read(symbol, source_interval, start=begin, end=end)
+        final = end > last
+        yield len(candles), resample(candles, interval, source_interval,
+                                     closed_until=None if final else end)
+        begin = end

@@ -40,15 +40,20 @@ class Resampled:
 
 
 def resample_symbol(store, symbol: str, interval: str, source: str, rank: int = 0) -> Resampled:
-    """Resample `symbol`'s stored `source` candles from the last stored `interval` candle on."""
-    from binance_cluster.resample import resample
+    """Resample `symbol`'s stored `source` candles from the last stored `interval` candle on.
+
+    Streams the source in blocks (`resample_blocks`), so memory stays flat on long series.
+    """
+    from binance_cluster.resample import resample_blocks
 
     span = store.span(symbol, interval) if store.has(symbol, interval) else None
     start = None if span is None else span[1]  # re-derive the last stored candle as a check
-    candles = store.read(symbol, source, start=start)
-    result = store.append(symbol, interval, resample(candles, interval, source))
-    return Resampled(symbol, rank, len(candles), result.added, result.unchanged,
-                     store.count(symbol, interval))
+    read = added = unchanged = 0
+    with store.writer(symbol) as writer:
+        for rows, candles in resample_blocks(store, symbol, interval, source, start=start):
+            result = writer.append(interval, candles)
+            read, added, unchanged = read + rows, added + result.added, unchanged + result.unchanged
+    return Resampled(symbol, rank, read, added, unchanged, store.count(symbol, interval))
 
 
 def run(args) -> int:
