@@ -276,3 +276,16 @@ def test_sigkill_mid_append_loses_nothing_committed(tmp_path):
             break
     assert kills >= 10
     assert committed > CHUNK_ROWS, "the writer never got far enough to test growth"
+
+
+def test_reserve_avoids_repeated_rewrites(store_dir):
+    store = CandleStore(store_dir)
+    c = make_candles(40_000)
+    inodes = set()
+    with store.writer("ADAUSDT") as w:
+        w.reserve("1m", len(c))
+        for i in range(0, len(c), 1000):
+            w.append("1m", c.slice(i, i + 1000))
+            inodes.add(store.path("ADAUSDT").stat().st_ino)
+    assert len(inodes) == 1  # created once with room for all, never rewritten
+    assert_same(store.read("ADAUSDT", "1m"), c)

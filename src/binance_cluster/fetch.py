@@ -451,6 +451,7 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank
     what = f"{job.symbol} {job.interval}"
     if cursor < job.end:
         with store.writer(job.symbol) as writer:
+            writer.reserve(job.interval, (job.end - cursor) // step)
             create = job.stored_last is None
             while cursor < job.end:
                 rows = client.klines(job.symbol, job.interval, cursor, job.end - 1,
