@@ -1,0 +1,381 @@
+"""The broker protocol and its value types; money is `Decimal` at this boundary.
+
+A `Broker` is what a driver (the live loop) talks to: symbol filters, balances, submitting,
+cancelling and querying orders by client id, open orders and fills. `BinanceBroker` talks to
+Binance (mainnet, testnet) or the project's emulator; `PaperBroker` simulates fills locally with
+the project's fill rules. Both return the same frozen values, so the driver cannot tell them
+apart.
+
+Order kinds (`OrderRequest.type`): MARKET (BUY by `quantity` or by `quote_amount` to spend,
+SELL by `quantity`), LIMIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (trigger `stop_price`,
+limit `price`), and OCO, a protective exit list: a take-profit LIMIT_MAKER leg at `price`
+(above the market for a SELL) and a STOP_LOSS_LIMIT leg triggered at `stop_price` with limit
+`stop_limit_price` (default: the stop price). Quantities are rounded down to the lot step
+and prices to the nearest tick by `SymbolFilters` before they are sent, and always sent as
+plain decimal strings.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, InvalidOperation
+from typing import Protocol, runtime_checkable
+
+from binance_cluster.broker.errors import FilterError, OrderRequestError
+from binance_cluster.broker.ids import check_client_id, leg_ids
+
+SIDES = ("BUY", "SELL")
+ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "OCO")
+TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
+DONE_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
+ZERO = Decimal(0)
+
+
+def to_decimal(value, what: str = "value") -> Decimal:
+    """`value` (Decimal, int, decimal string, or float via its shortest repr) as a finite
+    Decimal; OrderRequestError naming `what` otherwise."""
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, bool):
+        raise OrderRequestError(f"{what} must be a number, not {value!r}")
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise OrderRequestError(f"{what} must be finite, not {value!r}")
+        result = Decimal(repr(value))
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise OrderRequestError(f"{what} {value!r} is not a decimal number") from None
+    else:
+        raise OrderRequestError(f"{what} must be a decimal number, not {type(value).__name__}")
+    if not result.is_finite():
+        raise OrderRequestError(f"{what} must be finite, not {value!r}")
+    return result
+
+
+def decimal_text(value: Decimal) -> str:
+    """A plain decimal string Binance accepts (`0.00001`, never `1E-5`), trailing zeros cut."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def parse_decimal(text, default: Decimal | None = ZERO) -> Decimal | None:
+    """A decimal field of an exchange answer (`"0.00100000"`); `default` when absent."""
+    if text is None or text == "":
+        return default
+    try:
+        return Decimal(str(text))
+    except InvalidOperation:
+        return default
+
+
+def _on_grid(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    if step <= 0:
+        return value
+    units = (value / step).to_integral_value(rounding=rounding)
+    return (units * step).quantize(step)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFilters:
+    """A symbol's trading rules: tick, lot step, quantity bounds, minimum notional."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_qty: Decimal = ZERO
+    max_qty: Decimal = ZERO
+    min_price: Decimal = ZERO
+    max_price: Decimal = ZERO
+    min_notional: Decimal = ZERO
+    apply_min_to_market: bool = True
+    market_max_qty: Decimal = ZERO
+    order_types: tuple[str, ...] = ()
+    status: str = "TRADING"
+
+    @staticmethod
+    def from_symbol_info(info: dict) -> "SymbolFilters":
+        """The filters of one `exchangeInfo.symbols[]` entry."""
+        by_type = {f.get("filterType"): f for f in info.get("filters", [])}
+        price = by_type.get("PRICE_FILTER", {})
+        lot = by_type.get("LOT_SIZE", {})
+        market_lot = by_type.get("MARKET_LOT_SIZE", {})
+        notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
+        apply_min = notional.get("applyMinToMarket", notional.get("applyToMarket", True))
+
+        def dec(table: dict, key: str) -> Decimal:
+            return parse_decimal(table.get(key), ZERO).normalize()
+
+        return SymbolFilters(
+            symbol=info["symbol"], base_asset=info.get("baseAsset", ""),
+            quote_asset=info.get("quoteAsset", ""), tick_size=dec(price, "tickSize"),
+            step_size=dec(lot, "stepSize"), min_qty=dec(lot, "minQty"),
+            max_qty=dec(lot, "maxQty"), min_price=dec(price, "minPrice"),
+            max_price=dec(price, "maxPrice"), min_notional=dec(notional, "minNotional"),
+            apply_min_to_market=bool(apply_min), market_max_qty=dec(market_lot, "maxQty"),
+            order_types=tuple(info.get("orderTypes", ())), status=info.get("status", "TRADING"))
+
+    def floor_qty(self, qty: Decimal) -> Decimal:
+        """`qty` rounded down to the lot step."""
+        return _on_grid(qty, self.step_size, ROUND_DOWN)
+
+    def round_price(self, price: Decimal) -> Decimal:
+        """`price` rounded to the nearest tick (unchanged when already on the grid)."""
+        return _on_grid(price, self.tick_size, ROUND_HALF_EVEN)
+
+    def floor_price(self, price: Decimal) -> Decimal:
+        """`price` rounded down to the tick."""
+        return _on_grid(price, self.tick_size, ROUND_DOWN)
+
+    def ceil_price(self, price: Decimal) -> Decimal:
+        """`price` rounded up to the tick."""
+        return _on_grid(price, self.tick_size, ROUND_UP)
+
+    def check_qty(self, qty: Decimal, what: str) -> None:
+        """FilterError (-1013 LOT_SIZE) for a rounded quantity outside the lot bounds."""
+        if qty <= 0 or qty < self.min_qty or (self.max_qty > 0 and qty > self.max_qty):
+            raise FilterError(f"{self.symbol} {what}: quantity {decimal_text(qty)} is outside "
+                              f"LOT_SIZE [{decimal_text(self.min_qty)}, "
+                              f"{decimal_text(self.max_qty)}] after rounding to step "
+                              f"{decimal_text(self.step_size)}", -1013, 400)
+
+    def check_price(self, price: Decimal, what: str) -> None:
+        """FilterError (-1013 PRICE_FILTER) for a price outside the price bounds."""
+        if price <= 0 or price < self.min_price or (self.max_price > 0 and price > self.max_price):
+            raise FilterError(f"{self.symbol} {what}: price {decimal_text(price)} is outside "
+                              f"PRICE_FILTER [{decimal_text(self.min_price)}, "
+                              f"{decimal_text(self.max_price)}]", -1013, 400)
+
+    def check_notional(self, qty: Decimal, price: Decimal, what: str) -> None:
+        """FilterError (-1013 NOTIONAL) when `qty * price` is under the minimum notional."""
+        if qty * price < self.min_notional:
+            raise FilterError(f"{self.symbol} {what}: notional {decimal_text(qty * price)} is "
+                              f"under the minimum {decimal_text(self.min_notional)} (NOTIONAL)",
+                              -1013, 400)
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """Free and locked amounts of one asset."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal = ZERO
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """What to send; see the module docstring for the fields each `type` needs."""
+
+    symbol: str
+    side: str
+    type: str
+    client_id: str
+    quantity: Decimal | None = None
+    quote_amount: Decimal | None = None
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    stop_limit_price: Decimal | None = None
+    time_in_force: str = "GTC"
+
+    def __post_init__(self) -> None:
+        what = f"order {self.client_id!r}"
+        if not isinstance(self.symbol, str) or not self.symbol.isalnum():
+            raise OrderRequestError(f"{what}: symbol {self.symbol!r} is not a symbol name")
+        object.__setattr__(self, "symbol", self.symbol.upper())
+        if self.side not in SIDES:
+            raise OrderRequestError(f"{what}: side must be BUY or SELL, not {self.side!r}")
+        if self.type not in ORDER_TYPES:
+            raise OrderRequestError(f"{what}: type must be one of {', '.join(ORDER_TYPES)}, "
+                                    f"not {self.type!r}")
+        if self.time_in_force not in TIME_IN_FORCE:
+            raise OrderRequestError(f"{what}: time_in_force must be one of "
+                                    f"{', '.join(TIME_IN_FORCE)}")
+        if self.type == "OCO":
+            leg_ids(self.client_id)
+        else:
+            check_client_id(self.client_id)
+        for name in ("quantity", "quote_amount", "price", "stop_price", "stop_limit_price"):
+            value = getattr(self, name)
+            if value is not None:
+                value = to_decimal(value, f"{what} {name}")
+                if value <= 0:
+                    raise OrderRequestError(f"{what}: {name} must be above zero")
+                object.__setattr__(self, name, value)
+        self._check_fields(what)
+
+    def _check_fields(self, what: str) -> None:
+        given = {n for n in ("quantity", "quote_amount", "price", "stop_price",
+                             "stop_limit_price") if getattr(self, n) is not None}
+        if self.type == "MARKET":
+            need, allowed = set(), {"quantity", "quote_amount"}
+            if len(given & allowed) != 1:
+                raise OrderRequestError(f"{what}: a MARKET order needs exactly one of "
+                                        "quantity or quote_amount")
+        elif self.type == "LIMIT":
+            need = allowed = {"quantity", "price"}
+        elif self.type == "OCO":
+            need = {"quantity", "price", "stop_price"}
+            allowed = need | {"stop_limit_price"}
+        else:
+            need = allowed = {"quantity", "price", "stop_price"}
+        missing = sorted(need - given)
+        extra = sorted(given - allowed)
+        if missing:
+            raise OrderRequestError(f"{what}: a {self.type} order needs {', '.join(missing)}")
+        if extra:
+            raise OrderRequestError(f"{what}: a {self.type} order takes no {', '.join(extra)}")
+
+    @property
+    def leg_ids(self) -> tuple[str, str]:
+        """(take-profit leg id, stop-loss leg id) of an OCO request."""
+        return leg_ids(self.client_id)
+
+
+def prepare(request: OrderRequest, filters: SymbolFilters,
+            reference_price: Decimal | None = None) -> OrderRequest:
+    """`request` with quantity and prices rounded to `filters`, checked as the exchange would
+    (LOT_SIZE, PRICE_FILTER, NOTIONAL; a MARKET order's notional at `reference_price`)."""
+    what = f"{request.type} {request.side} {request.client_id}"
+    changes: dict = {}
+    if request.quantity is not None:
+        qty = filters.floor_qty(request.quantity)
+        filters.check_qty(qty, what)
+        changes["quantity"] = qty
+    for name in ("price", "stop_price", "stop_limit_price"):
+        value = getattr(request, name)
+        if value is not None:
+            value = filters.round_price(value)
+            filters.check_price(value, what)
+            changes[name] = value
+    qty = changes.get("quantity")
+    if request.type == "MARKET":
+        if request.quote_amount is not None:
+            if filters.apply_min_to_market and request.quote_amount < filters.min_notional:
+                raise FilterError(f"{filters.symbol} {what}: quote amount "
+                                  f"{decimal_text(request.quote_amount)} is under the minimum "
+                                  f"notional {decimal_text(filters.min_notional)} (NOTIONAL)",
+                                  -1013, 400)
+        elif reference_price is not None and filters.apply_min_to_market:
+            filters.check_notional(qty, reference_price, what)
+    elif request.type == "OCO":
+        filters.check_notional(qty, changes["stop_price"], what)
+    else:
+        filters.check_notional(qty, changes["price"], what)
+    return replace(request, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One trade of one order."""
+
+    symbol: str
+    order_id: int
+    trade_id: int
+    side: str
+    price: Decimal
+    qty: Decimal
+    quote_qty: Decimal
+    commission: Decimal
+    commission_asset: str
+    time_ms: int
+    is_maker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as the exchange knows it (for OCO: the list, with its two legs)."""
+
+    symbol: str
+    client_id: str
+    side: str
+    type: str
+    status: str
+    quantity: Decimal
+    executed_qty: Decimal = ZERO
+    cumulative_quote: Decimal = ZERO
+    price: Decimal | None = None
+    stop_price: Decimal | None = None
+    order_id: int = -1
+    list_id: int = -1
+    time_ms: int = 0
+    update_ms: int = 0
+    fills: tuple[Fill, ...] = ()
+    legs: tuple["Order", ...] = field(default=())
+
+    @property
+    def avg_price(self) -> Decimal | None:
+        """Average fill price (cumulative quote / executed quantity); None before any fill."""
+        if self.executed_qty <= 0:
+            return None
+        return self.cumulative_quote / self.executed_qty
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the order (or any leg of a list) may still trade."""
+        if self.legs:
+            return any(leg.is_open for leg in self.legs)
+        return self.status in OPEN_STATUSES
+
+
+def list_order(symbol: str, client_id: str, side: str, legs: tuple[Order, ...],
+               list_id: int = -1) -> Order:
+    """The Order of an OCO list from its legs: status of the leg that traded, else NEW while
+    a leg is open, else the (shared) final status."""
+    traded = [leg for leg in legs if leg.executed_qty > 0]
+    if traded:
+        status = traded[0].status
+    elif any(leg.is_open for leg in legs):
+        status = "NEW"
+    else:
+        status = legs[0].status if legs else "CANCELED"
+    quantity = legs[0].quantity if legs else ZERO
+    return Order(symbol=symbol, client_id=client_id, side=side, type="OCO", status=status,
+                 quantity=quantity, executed_qty=sum((leg.executed_qty for leg in legs), ZERO),
+                 cumulative_quote=sum((leg.cumulative_quote for leg in legs), ZERO),
+                 price=legs[0].price if legs else None,
+                 stop_price=legs[1].stop_price if len(legs) > 1 else None, list_id=list_id,
+                 time_ms=min((leg.time_ms for leg in legs), default=0),
+                 update_ms=max((leg.update_ms for leg in legs), default=0),
+                 fills=tuple(f for leg in legs for f in leg.fills), legs=legs)
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the live loop needs from an account (Binance, testnet, emulator or paper)."""
+
+    def filters(self, symbol: str) -> SymbolFilters:
+        """The symbol's trading rules (UnknownSymbolError when not listed)."""
+
+    def balances(self) -> dict[str, Balance]:
+        """Free and locked amounts by asset."""
+
+    def submit(self, request: OrderRequest) -> Order:
+        """Place an order once (idempotent by client id) and return the exchange's view."""
+
+    def cancel(self, symbol: str, client_id: str) -> Order:
+        """Cancel an open order (an OCO list by its list id) and return its final state."""
+
+    def query(self, symbol: str, client_id: str) -> Order:
+        """The order with this client id (OrderNotFoundError when the exchange has none)."""
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Open orders (OCO legs one by one), oldest first."""
+
+    def fills_since(self, symbol: str, *, time_ms: int | None = None,
+                    trade_id: int | None = None) -> list[Fill]:
+        """Fills of `symbol` at or after `time_ms`, or with trade id >= `trade_id`, oldest
+        first."""
