@@ -2,7 +2,8 @@
 
 - `GET /admin/clock`; `POST /admin/clock` with any of `{"set": ms}`, `{"advance": ms}`,
   `{"speed": x}` (replay clock) and `{"server_advance": ms}` (server clock, e.g. to let a
-  rate-limit window pass in a test without waiting).
+  rate-limit window pass in a test without waiting). Resting orders are matched against the
+  candles the replay clock has passed before the answer is sent.
 - `GET /admin/faults`: configuration, counters per kind, recent log, limiter refusals.
   `POST /admin/faults` with a FaultConfig object (`{}` turns faults off); add
   `"reset_counts": true` to zero the counters.
@@ -80,6 +81,7 @@ async def post_clock(request: web.Request) -> web.Response:
         state.replay_clock.advance(step)
     if "server_advance" in data:
         state.server_clock.advance(_int(data, "server_advance"))
+    state.exchange.sync(state.replay_now())
     return json_response(clock_state(state))
 
 

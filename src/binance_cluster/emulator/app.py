@@ -1,8 +1,8 @@
 """The emulator's aiohttp application: route groups and the request pipeline.
 
-`create_app(config)` builds the shared state and registers route groups (market data and
-admin now; the trading half adds its group to `DEFAULT_GROUPS` or passes `groups=`). Every
-`/api/` request passes the pipeline:
+`create_app(config)` builds the shared state and registers route groups (market data,
+trading and admin by default, or `groups=`) and the background matcher that fills resting
+orders while the replay clock runs. Every `/api/` request passes the pipeline:
 
 1. weight: the route's weight is counted in the minute window of the server clock; over the
    limit the answer is 429 (then 418 for clients that keep going) with `Retry-After`;
@@ -21,7 +21,7 @@ from typing import Iterable
 
 from aiohttp import web
 
-from binance_cluster.emulator import admin, market
+from binance_cluster.emulator import admin, market, trading
 from binance_cluster.emulator.config import EmulatorConfig
 from binance_cluster.emulator.faults import STATUS_5XX
 from binance_cluster.emulator.http import (REPLAY_TIME_HEADER, WEIGHT_HEADER, ApiError, Route,
@@ -30,7 +30,7 @@ from binance_cluster.emulator.state import STATE, EmulatorState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GROUPS: list[RouteGroup] = [market.routes, admin.routes]
+DEFAULT_GROUPS: list[RouteGroup] = [market.routes, trading.routes, admin.routes]
 ROUTES = web.AppKey("binance_cluster_emulator_routes", dict)
 API_PREFIX = "/api/"
 
@@ -138,4 +138,5 @@ def create_app(config: EmulatorConfig,
             app.router.add_route(route.method, route.path, route.handler)
             table[key] = route
     app[ROUTES] = table
+    app.cleanup_ctx.append(trading.matcher)
     return app

@@ -9,6 +9,7 @@ from binance_cluster.emulator.faults import FaultConfig
 from binance_cluster.errors import ConfigError
 
 FORMING_MODES = ("none", "synthetic")
+RESTING_MODES = ("placement", "next")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,12 @@ class EmulatorConfig:
     symbols (the earliest moment every symbol has a day of history). `speed` is replay
     seconds per real second; 0 freezes the replay clock (tests step it with
     `POST /admin/clock`). `weight_limit` 0 disables the request-weight limit.
+
+    Trading: `accounts` is a JSON or TOML accounts file (None: the demo account, key and
+    secret `demo`, 10,000 USDT); `slippage_bps` moves MARKET fills against the trader;
+    `resting_from` "placement" lets resting orders fill from the candle they were placed in
+    ("next": from the following candle); `order_limit_10s` / `order_limit_1d` are the ORDERS
+    limits per account (0 disables one); `timestamp_check` False skips the recvWindow check.
     """
 
     store: Path
@@ -36,11 +43,26 @@ class EmulatorConfig:
     symbols: tuple[str, ...] | None = None
     server_offset_ms: int = 0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    accounts: Path | None = None
+    slippage_bps: float = 0.0
+    resting_from: str = "placement"
+    order_limit_10s: int = 100
+    order_limit_1d: int = 200_000
+    timestamp_check: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "store", Path(self.store))
         if self.symbol_config is not None:
             object.__setattr__(self, "symbol_config", Path(self.symbol_config))
+        if self.accounts is not None:
+            object.__setattr__(self, "accounts", Path(self.accounts))
+        if self.resting_from not in RESTING_MODES:
+            raise ConfigError(f"resting_from must be one of {', '.join(RESTING_MODES)}, "
+                              f"not {self.resting_from!r}")
+        if not 0 <= self.slippage_bps < 10_000:
+            raise ConfigError(f"slippage_bps must be in [0, 10000), not {self.slippage_bps!r}")
+        if self.order_limit_10s < 0 or self.order_limit_1d < 0:
+            raise ConfigError("order_limit_10s and order_limit_1d must not be negative")
         if self.forming_candle not in FORMING_MODES:
             raise ConfigError(f"forming_candle must be one of {', '.join(FORMING_MODES)}, "
                               f"not {self.forming_candle!r}")

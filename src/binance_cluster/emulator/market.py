@@ -84,6 +84,11 @@ async def exchange_info(request: web.Request) -> web.Response:
     if state.limiter.limit > 0:
         limits.append({"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
                        "intervalNum": 1, "limit": state.limiter.limit})
+    for limit, interval, num in ((state.config.order_limit_10s, "SECOND", 10),
+                                 (state.config.order_limit_1d, "DAY", 1)):
+        if limit > 0:
+            limits.append({"rateLimitType": "ORDERS", "interval": interval,
+                           "intervalNum": num, "limit": limit})
     return json_response({"timezone": "UTC", "serverTime": state.server_clock.now_ms(),
                           "rateLimits": limits, "exchangeFilters": [], "symbols": infos})
 

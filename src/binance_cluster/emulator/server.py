@@ -72,6 +72,11 @@ class EmulatorServer:
             started.set()
             loop.run_forever()
             loop.run_until_complete(self._runner.cleanup())
+            # handlers still waiting (an injected delay) end here, not when garbage-collected
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=main, name="exchange-emulator", daemon=True)

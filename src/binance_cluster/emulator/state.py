@@ -1,4 +1,5 @@
-"""The emulator's shared state: clocks, candle data, symbol rules, weight limiter, faults."""
+"""The emulator's shared state: clocks, candle data, symbol rules, weight limiter, faults,
+and the exchange (accounts, orders, matching)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class EmulatorState:
         self.start_ms = start
         for symbol in self.overrides:  # a bad override fails at start-up, not on a request
             self.spec(symbol)
+        from binance_cluster.emulator.matching import Exchange  # numba: the fill rules
+
+        self.exchange = Exchange(self)
 
     def default_start(self) -> int:
         """One day after the latest first candle: every symbol then has a day of history."""
