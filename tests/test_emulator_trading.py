@@ -654,6 +654,19 @@ def test_dropped_answer_after_the_order_was_accepted(exchange):
     assert counts["5xx"] == 1 and counts["delay"] == 1  # counted since the reset
 
 
+def test_a_delayed_order_is_carried_out_after_the_client_gave_up(exchange):
+    with exchange() as (client, control):
+        control.set_faults(queue=["delay"], paths=["/api/v3/order"], delay_s=0.6)
+        slow = Client(KEY, SECRET, ping=False, requests_params={"timeout": 0.2})
+        slow.API_URL = client.API_URL
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            slow.order_market_buy(symbol="BTCUSDT", quantity="0.001",
+                                  newClientOrderId="lateAnswer1")
+        time.sleep(0.8)
+        found = client.get_order(symbol="BTCUSDT", origClientOrderId="lateAnswer1")
+    assert found["status"] == "FILLED"  # executed although its answer came too late
+
+
 # -- balances ----------------------------------------------------------------------------------
 def test_balances_move_exactly_by_fills_and_fees(exchange, btc):
     k = START

@@ -114,7 +114,14 @@ async def _faulted_or_run(state: EmulatorState, request: web.Request, handler, f
                                                 now + cfg.retry_after * 1000))
     if fault == "delay":
         state.faults.record(fault, method, path, f"{cfg.delay_s:g} s")
-        await asyncio.sleep(cfg.delay_s)
+        await request.read()  # the request has fully arrived: it still runs if the client gives up
+
+        async def late() -> web.StreamResponse:
+            await asyncio.sleep(cfg.delay_s)
+            return await _run(request, handler)
+
+        # aiohttp cancels a handler whose client disconnected; the exchange would not
+        return await asyncio.shield(asyncio.ensure_future(late()))
     response = await _run(request, handler)
     if fault == "drop":
         state.faults.record(fault, method, path, "handled, answer dropped")

@@ -159,7 +159,7 @@ async def authenticate(request: web.Request, state: "EmulatorState") -> Signed:
     if entry is None:
         raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
     raw_query = request.raw_path.partition("?")[2]
-    raw_body = (await request.read()).decode("latin-1") if request.can_read_body else ""
+    raw_body = (await request.read()).decode("latin-1") if request.body_exists else ""
     params = TradeParams(merge_sources(raw_query, raw_body))
     stamp_text = params.get("timestamp")
     if stamp_text is None:

@@ -11,7 +11,8 @@ Kinds and when they act:
 - `5xx`: answer `status_5xx` (default 503) with a Binance error body instead of running the
   handler (execution status unknown, as on Binance).
 - `429` / `418`: answer a rate-limit refusal with `Retry-After: retry_after`.
-- `delay`: wait `delay_s` before handling, to outlast the client's timeout.
+- `delay`: receive the whole request, wait `delay_s`, then handle it: a client that timed out
+  meanwhile sees an error although the request (an order) is still carried out.
 - `drop`: run the handler, then close the connection without answering. For an order this is
   "accepted but the response was lost"; the trading half only needs to restrict `paths`.
 - `skew_ms`: not drawn per request: the server clock reports time shifted by this much while
