@@ -177,30 +177,35 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
+class _TimeIndex:
+    """Finds rows by open time reading two small pieces of the column, not element by element:
+    the first open time of every chunk, then the one chunk that holds the answer."""
+
+    def __init__(self, times: h5py.Dataset):
+        self.times = times
+        self.coarse = times[0:times.shape[0]:CHUNK_ROWS]
+        self.rows = self.search(FILL_TIME)
+
+    def search(self, value: int, limit: int | None = None) -> int:
+        """First row index (at most `limit`) whose open time is >= value."""
+        limit = self.times.shape[0] if limit is None else limit
+        k = int(np.searchsorted(self.coarse, value, side="left"))
+        if k == 0:
+            return 0
+        lo = (k - 1) * CHUNK_ROWS
+        hi = min(k * CHUNK_ROWS, self.times.shape[0])
+        block = self.times[lo:hi]
+        return min(lo + int(np.searchsorted(block, value, side="left")), limit)
+
+
 def _stored_rows(times: h5py.Dataset) -> int:
     """Number of stored rows: index of the first fill value in the sorted open_time column."""
-    lo, hi = 0, times.shape[0]
-    if hi == 0 or times[hi - 1] != FILL_TIME:
-        return hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] == FILL_TIME:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
+    return _TimeIndex(times).rows
 
 
 def _bisect_left(times: h5py.Dataset, n: int, value: int) -> int:
-    """First index in 0..n whose open time is >= value, reading single elements only."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if times[mid] < value:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First index in 0..n whose open time is >= value."""
+    return _TimeIndex(times).search(value, n)
 
 
 def _capacity_for(rows: int) -> int:
@@ -275,21 +280,17 @@ class CandleStore:
         """
         with self._reader(symbol) as f:
             group = self._group(f, symbol, interval)
-            times = group["open_time"]
-            n = _stored_rows(times)
-            i0 = 0 if start is None else _bisect_left(times, n, int(start))
-            i1 = n if end is None else _bisect_left(times, n, int(end))
+            index = _TimeIndex(group["open_time"])
+            n = index.rows
+            i0 = 0 if start is None else index.search(int(start), n)
+            i1 = n if end is None else index.search(int(end), n)
             i1 = max(i0, i1)
             names = [c for c in group.keys() if c in COLUMN_DTYPES]
             if columns is not None:
                 names = [c for c in names if c in COLUMNS or c in columns]
             out = {}
             for name in names:
-                ds = group[name]
-                arr = np.empty(i1 - i0, dtype=ds.dtype)
-                if i1 > i0:
-                    ds.read_direct(arr, np.s_[i0:i1])
-                out[name] = arr
+                out[name] = group[name][i0:i1]  # h5py's fast path for a simple slice
             return Candles.from_columns(out)
 
     def gaps(self, symbol: str, interval: str) -> np.ndarray:
