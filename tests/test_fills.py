@@ -1,4 +1,5 @@
-"""Fill rules by hand: market fills, stops and targets (gaps, stop first), fees, lots, ticks, min notional."""
+"""Fill rules by hand: market fills, stops and targets (gaps, stop first), fees, lots, ticks,
+minimum notional."""
 
 from __future__ import annotations
 

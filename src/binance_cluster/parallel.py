@@ -20,6 +20,8 @@ from binance_cluster.errors import BinanceClusterError
 log = logging.getLogger(__name__)
 
 PROGRESS_TAG = 71
+ARRIVED_TAG = 72
+GO_TAG = 73
 
 
 class Comm(Protocol):
@@ -269,3 +271,30 @@ def on_root(comm: Comm, fn: Callable[[], Any]) -> Any:
     if kind == "error":
         raise SharedError(value, code)
     return value
+
+
+def quiet_barrier(comm: Comm) -> None:
+    """A barrier whose waiting ranks sleep instead of spinning (MPI's barrier busy-polls).
+
+    While one rank compiles kernels for tens of seconds the others wait here; spinning they
+    would take CPU from it whenever ranks share cores.
+    """
+    if comm.size == 1:
+        return
+    if comm.rank == 0:
+        for _ in range(comm.size - 1):
+            _sleep_until(comm, ARRIVED_TAG)
+            comm.recv(ARRIVED_TAG)
+        for r in range(1, comm.size):
+            comm.send(None, r, GO_TAG)
+    else:
+        comm.send(comm.rank, 0, ARRIVED_TAG)
+        _sleep_until(comm, GO_TAG)
+        comm.recv(GO_TAG)
+
+
+def _sleep_until(comm: Comm, tag: int) -> None:
+    pause = 0.0005
+    while not comm.poll(tag):
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)

@@ -5,7 +5,7 @@ import logging
 import sys
 
 from binance_cluster.log import setup_logging
-from binance_cluster.parallel import get_comm, map_units, on_root
+from binance_cluster.parallel import get_comm, map_units, on_root, quiet_barrier
 
 
 def work(unit: int) -> int:
@@ -20,6 +20,7 @@ units = list(range(int(sys.argv[1])))
 seen = []
 results = map_units(comm, units, work, costs=[u + 1 for u in units],
                     names=[f"u{u}" for u in units], progress=lambda r: seen.append(r.index))
+quiet_barrier(comm)
 config = on_root(comm, lambda: {"answer": 42})
 ranks = comm.gather(comm.rank)
 if comm.rank == 0:

@@ -41,7 +41,7 @@ TARGET_FILL = 2
 
 @jit
 def grid_inverse(step):
-    """1/step when step is 1/k for a whole k (0.1, 0.01, 0.5 ...), else 0; precomputed by callers."""
+    """1/step when step is 1/k for a whole k (0.1, 0.01, 0.5 ...), else 0; precomputed."""
     if 0.0 < step < 1.0:
         inv = math.floor(1.0 / step + 0.5)
         if abs(inv * step - 1.0) < 1e-12:
@@ -71,7 +71,7 @@ def ceil_units(x, step, inv):
 
 @jit
 def floor_to_step(x, step):
-    """Round `x` down to a multiple of `step` (a quantity to the lot step, a sell price to the tick)."""
+    """Round `x` down to a multiple of `step` (a quantity to the lot, a sell price to the tick)."""
     return floor_units(x, step, grid_inverse(step))
 
 
@@ -83,7 +83,7 @@ def ceil_to_step(x, step):
 
 @jit
 def market_buy_price(open_, slippage, tick):
-    """Fill price of a market buy at a bar's open: the open, or open * (1 + slippage) rounded up to the tick."""
+    """Market buy at a bar's open: the open, or open * (1 + slippage) rounded up to the tick."""
     if slippage == 0.0:
         return open_
     return ceil_to_step(open_ * (1.0 + slippage), tick)
@@ -91,7 +91,7 @@ def market_buy_price(open_, slippage, tick):
 
 @jit
 def market_sell_price(open_, slippage, tick):
-    """Fill price of a market sell at a bar's open: the open, or open * (1 - slippage) rounded down to the tick."""
+    """Market sell at a bar's open: the open, or open * (1 - slippage) rounded down to the tick."""
     if slippage == 0.0:
         return open_
     return floor_to_step(open_ * (1.0 - slippage), tick)
@@ -99,7 +99,7 @@ def market_sell_price(open_, slippage, tick):
 
 @jit
 def sell_stop_fill(open_, low, stop):
-    """Fill price of a resting sell stop in a bar: the open if it gaps below, the stop if touched, else NaN."""
+    """Resting sell stop in a bar: the open if it gaps below, the stop if touched, else NaN."""
     if open_ <= stop:
         return open_
     if low <= stop:
@@ -109,7 +109,7 @@ def sell_stop_fill(open_, low, stop):
 
 @jit
 def sell_limit_fill(open_, high, limit):
-    """Fill price of a resting sell limit (take profit): the open if it gaps above, the limit if touched, else NaN."""
+    """Resting sell limit (take profit): the open on a gap above, the limit if touched, else NaN."""
     if open_ >= limit:
         return open_
     if high >= limit:
@@ -119,7 +119,7 @@ def sell_limit_fill(open_, high, limit):
 
 @jit
 def buy_stop_fill(open_, high, stop):
-    """Fill price of a resting buy stop: the open if it gaps above, the stop if touched, else NaN."""
+    """Resting buy stop: the open if it gaps above, the stop if touched, else NaN."""
     if open_ >= stop:
         return open_
     if high >= stop:
@@ -129,7 +129,7 @@ def buy_stop_fill(open_, high, stop):
 
 @jit
 def buy_limit_fill(open_, low, limit):
-    """Fill price of a resting buy limit: the open if it gaps below, the limit if touched, else NaN."""
+    """Resting buy limit: the open if it gaps below, the limit if touched, else NaN."""
     if open_ <= limit:
         return open_
     if low <= limit:

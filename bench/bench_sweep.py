@@ -1,0 +1,259 @@
+"""Benchmark the fused `sma_cross` sweep against vectorbt's Portfolio.from_signals.
+
+    /tmp/venv/bin/python bench/bench_sweep.py [DATA_DIR] [--repeat N] [--no-synthetic]
+
+The sweep: fast 5..50 step 5 x slow 20..200 step 20 (100 combinations), fee 0.1 %, all in,
+long only, a signal on the close of bar t filled at the open of bar t+1, run on the 16 real
+symbols (1m candles) and on a synthetic year of 1m candles. Both sides run warm in this
+process (numba compiled, caches loaded) and are timed best of N:
+
+- ours: `sweep_symbol` (signals, decision step and the ten metrics of every combination);
+- vectorbt 1.2 (a benchmark-only peer): `vbt.MA.run` for both windows, `crossed_above` /
+  `crossed_below`, signals shifted by one bar, `Portfolio.from_signals(close, entries, exits,
+  price=open, fees=0.001, size=inf, init_cash=10000)`; timed without metrics ("signals +
+  simulation") and with the peer metrics matching ours (total and annualised return, Sharpe,
+  Sortino, max drawdown, trade count, win rate, profit factor, fees).
+
+Figures: ns per candle-combination and candle-combinations per second for each, the ratios,
+and the trades that agree (entry and exit bar of every trade of every combination):
+  1. vectorbt's simulation fed with our signals must reproduce our trades exactly (the fill
+     and sizing rules are the same); the total returns of combinations that end flat are
+     compared too;
+  2. vectorbt's own float moving averages: trades differ only where the two SMAs are exactly
+     equal on some bar (our integer comparison sees a tie, float sums see a random side);
+     the count of such trades is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from binance_cluster.simulate import Risk, SymbolRules, run_symbol, sweep_symbol
+from binance_cluster.strategy import compute_signals, get_strategy
+from binance_cluster.types import Candles
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm-1m"
+FAST = list(range(5, 55, 5))
+SLOW = list(range(20, 220, 20))
+GRID = [{"fast": f, "slow": s} for f in FAST for s in SLOW]
+RISK = Risk(initial_cash=10_000.0, stake=1.0, fee_rate=0.001)
+RULES = SymbolRules(tick_size=0.0, step_size=0.0, min_notional=0.0)   # vectorbt has no filters
+RUINED = 1.0
+
+
+def load_csv(path: Path) -> Candles:
+    with gzip.open(path, "rt") as fh:
+        header = fh.readline().strip().split(",")
+        table = np.loadtxt(fh, delimiter=",", ndmin=2)
+    cols = {name: table[:, i] for i, name in enumerate(header)}
+    cols["open_time"] = cols["open_time"].astype(np.int64)
+    return Candles.from_columns(cols)
+
+
+def synthetic_year(seed: int = 11, n: int = 525_600) -> Candles:
+    """A year of 1m candles: a random walk with volatility clusters, prices on a 0.01 tick."""
+    rng = np.random.default_rng(seed)
+    vol = 0.0008 * np.exp(np.convolve(rng.normal(0, 0.35, n), np.ones(240) / 240 ** 0.5,
+                                      mode="same"))
+    close = 30_000.0 * np.exp(np.cumsum(rng.normal(0, 1, n) * vol))
+    close = np.round(close, 2)
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    wick = np.abs(rng.normal(0, 1, (2, n))) * vol * close
+    high = np.round(np.maximum(open_, close) + wick[0], 2)
+    low = np.round(np.minimum(open_, close) - wick[1], 2)
+    t = 1_704_067_200_000 + 60_000 * np.arange(n, dtype=np.int64)
+    return Candles.from_columns(dict(open_time=t, open=open_, high=high, low=low, close=close,
+                                     volume=np.ones(n)))
+
+
+def best_of(repeat: int, fn):
+    """(best wall seconds, best process CPU seconds, last result) of `repeat` calls."""
+    wall, cpu, result = float("inf"), float("inf"), None
+    for _ in range(repeat):
+        w, c = time.perf_counter(), time.process_time()
+        result = fn()
+        wall = min(wall, time.perf_counter() - w)
+        cpu = min(cpu, time.process_time() - c)
+    return wall, cpu, result
+
+
+# -- ours -------------------------------------------------------------------------------------
+
+def our_trades(c: Candles) -> tuple[list[list[tuple[int, int]]], np.ndarray, np.ndarray, list]:
+    """Per combination: our trades (entry bar, exit bar, closed at the end), entry and exit
+    signals, and whether it ends flat and never ruined."""
+    st = get_strategy("sma_cross")
+    trades, entries, exits, flat = [], [], [], []
+    for p in GRID:
+        sig = compute_signals(st, c, p, "1m")
+        sim = run_symbol(c, sig, RISK, RULES)
+        reasons = sim.trades["exit_reason"]
+        # a combination whose equity fell under RUINED quote currency is compared up to there:
+        # vectorbt rejects orders below its minimum size (~1e-8 units) where we still trade
+        poor = np.flatnonzero(sim.trades["quantity"] * sim.trades["entry_price"] < RUINED)
+        cut = int(poor[0]) if poor.size else sim.n_trades
+        trades.append(list(zip(sim.trades["entry_bar"][:cut].tolist(),
+                               sim.trades["exit_bar"][:cut].tolist(),
+                               (reasons[:cut] == 5).tolist())))
+        if cut < sim.n_trades:
+            trades[-1].append((-1, int(sim.trades["entry_bar"][cut]), False))   # the cut-off
+        entries.append(sig.entry)
+        exits.append(sig.exit)
+        flat.append(not (reasons == 5).any() and cut == sim.n_trades)
+    return trades, np.column_stack(entries), np.column_stack(exits), flat
+
+
+# -- vectorbt ---------------------------------------------------------------------------------
+
+def vbt_portfolio(vbt, pd, c: Candles, entries=None, exits=None):
+    close = pd.Series(c.close)
+    if entries is None:
+        fast = vbt.MA.run(close, window=FAST).ma.to_numpy()
+        slow = vbt.MA.run(close, window=SLOW).ma.to_numpy()
+        f = pd.DataFrame(np.repeat(fast, len(SLOW), axis=1))
+        s = pd.DataFrame(np.tile(slow, (1, len(FAST))))
+        entries = f.vbt.crossed_above(s).to_numpy()
+        exits = f.vbt.crossed_below(s).to_numpy()
+    shifted_e = np.zeros_like(entries)
+    shifted_x = np.zeros_like(exits)
+    shifted_e[1:] = entries[:-1]
+    shifted_x[1:] = exits[:-1]
+    return vbt.Portfolio.from_signals(close, shifted_e, shifted_x, price=pd.Series(c.open),
+                                      fees=0.001, size=np.inf, init_cash=10_000.0,
+                                      freq="1min")
+
+
+def vbt_metrics(pf) -> dict:
+    trades = pf.trades
+    return dict(total_return=pf.total_return().to_numpy(),
+                cagr=pf.annualized_return().to_numpy(), sharpe=pf.sharpe_ratio().to_numpy(),
+                sortino=pf.sortino_ratio().to_numpy(), max_drawdown=pf.max_drawdown().to_numpy(),
+                trades=trades.count().to_numpy(), win_rate=trades.win_rate().to_numpy(),
+                profit_factor=trades.profit_factor().to_numpy(),
+                fees=pf.orders.fees.sum().to_numpy())
+
+
+def vbt_trades(pf) -> list[list[tuple[int, int, bool]]]:
+    rec = pf.trades.records
+    out: list[list[tuple[int, int, bool]]] = [[] for _ in GRID]
+    for col, e, x, status in zip(rec["col"], rec["entry_idx"], rec["exit_idx"], rec["status"]):
+        out[int(col)].append((int(e), int(x), int(status) == 0))   # status 0: open
+    return out
+
+
+def compare(ours_t: list, theirs: list, n: int) -> tuple[int, int, int]:
+    """(trades that agree, trades compared, vectorbt trades left out after a ruin).
+
+    Our trades still open at the end are closed at the last bar (reason end); vectorbt keeps
+    them open with exit index n-1: both count as the same trade.
+    """
+    agree = total = left_out = 0
+    for a, b in zip(ours_t, theirs):
+        if a and a[-1][0] == -1:                   # ruined from this entry bar on
+            cut = a[-1][1]
+            a = a[:-1]
+            left_out += sum(1 for e, _, _ in b if e >= cut)
+            b = [x for x in b if x[0] < cut]
+        total += max(len(a), len(b))
+        sa = {(e, x if not end else n - 1) for e, x, end in a}
+        sb = {(e, x) for e, x, _ in b}
+        agree += len(sa & sb)
+    return agree, total, left_out
+
+
+# -- main -------------------------------------------------------------------------------------
+
+def report(label: str, series: list[Candles], repeat: int, vbt, pd) -> None:
+    """Time both sides symbol by symbol (one vectorbt portfolio alive at a time), then compare."""
+    n_candles = sum(len(c) for c in series)
+    cc = n_candles * len(GRID)
+    print(f"\n== {label}: {len(series)} series, {n_candles:,} candles x {len(GRID)} combinations "
+          f"= {cc:,} candle-combinations", flush=True)
+    st = get_strategy("sma_cross")
+    totals = dict(ours=[0.0, 0.0], sim=[0.0, 0.0], all=[0.0, 0.0])
+    agree_own = total_own = agree_vbt = total_vbt = left_out = 0
+    worst = 0.0
+    for c in series:
+        sweep_symbol(st, c, GRID, RISK, RULES, "1m")          # warm: compile / load the cache
+        w, cpu, results = best_of(repeat, lambda: sweep_symbol(st, c, GRID, RISK, RULES, "1m"))
+        totals["ours"][0] += w
+        totals["ours"][1] += cpu
+        vbt_metrics(vbt_portfolio(vbt, pd, c))              # warm
+        w, cpu, pf = best_of(repeat, lambda: vbt_portfolio(vbt, pd, c))
+        totals["sim"][0] += w
+        totals["sim"][1] += cpu
+        w, cpu, _ = best_of(repeat, lambda: vbt_metrics(vbt_portfolio(vbt, pd, c)))
+        totals["all"][0] += w
+        totals["all"][1] += cpu
+        mine, ent, ext, flat = our_trades(c)
+        a, t, _ = compare(mine, vbt_trades(pf), len(c))
+        agree_vbt, total_vbt = agree_vbt + a, total_vbt + t
+        del pf
+        fed = vbt_portfolio(vbt, pd, c, ent, ext)
+        a, t, out = compare(mine, vbt_trades(fed), len(c))
+        agree_own, total_own, left_out = agree_own + a, total_own + t, left_out + out
+        tr = fed.total_return().to_numpy()
+        for k, m in enumerate(results):
+            if flat[k]:
+                worst = max(worst, abs(m["total_return"] - tr[k]))
+        del fed
+        gc.collect()
+
+    def line(name, wall, cpu):
+        print(f"  {name:<44} {wall * 1e9 / cc:9.2f} ns/cc  {cc / wall / 1e6:10.1f} M cc/s"
+              f"  (cpu {cpu * 1e9 / cc:8.2f} ns/cc)")
+
+    (w_ours, c_ours), (w_sim, c_sim), (w_all, c_all) = totals["ours"], totals["sim"], totals["all"]
+    line("ours: sweep_symbol (signals+step+metrics)", w_ours, c_ours)
+    line("vectorbt: MA + crossed + from_signals", w_sim, c_sim)
+    line("vectorbt: the same + metrics", w_all, c_all)
+    print(f"  ratio, wall: {w_all / w_ours:6.1f}x vs vectorbt with metrics, "
+          f"{w_sim / w_ours:6.1f}x vs vectorbt signals + simulation only")
+    print(f"  ratio, cpu:  {c_all / c_ours:6.1f}x vs vectorbt with metrics, "
+          f"{c_sim / c_ours:6.1f}x vs vectorbt signals + simulation only")
+    print(f"  trades, vectorbt simulating our signals: {agree_own:,} of {total_own:,} agree"
+          f"{' (all)' if agree_own == total_own else ''}; "
+          f"max |total return difference| (combinations ending flat, not ruined): {worst:.1e}")
+    if left_out:
+        print(f"  ({left_out:,} vectorbt trades left out: after fees had cut a combination's "
+              f"equity under {RUINED:g} USDT, where vectorbt rejects orders under its minimum "
+              "size)")
+    print(f"  trades, vectorbt with its own float SMAs: {agree_vbt:,} of {total_vbt:,} agree "
+          f"({total_vbt - agree_vbt:,} differ where the SMAs tie exactly)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("data", nargs="?", default=str(DEFAULT_DATA))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-synthetic", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    import pandas as pd
+    import vectorbt as vbt
+
+    files = sorted(Path(args.data).glob("*-1m.csv.gz"))
+    if not files:
+        print(f"no *-1m.csv.gz files in {args.data}", file=sys.stderr)
+        return 2
+    real = [load_csv(f) for f in files]
+    print(f"vectorbt {vbt.__version__}, grid {len(GRID)} combinations "
+          f"(fast {FAST[0]}..{FAST[-1]}, slow {SLOW[0]}..{SLOW[-1]}), fee 0.1 %, all in, "
+          f"best of {args.repeat}, one thread each")
+    report(f"real 1m candles ({', '.join(f.name.split('-')[0] for f in files)})", real,
+           args.repeat, vbt, pd)
+    if not args.no_synthetic:
+        report("synthetic year of 1m candles", [synthetic_year()], args.repeat, vbt, pd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

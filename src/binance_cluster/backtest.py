@@ -1,0 +1,597 @@
+"""The backtest driver: plans work units, runs them on every rank, gathers and writes results.
+
+Loops and orchestration only; the maths lives in `strategy`, `simulate` and `metrics`.
+
+- sweep mode: a unit is (symbol, chunk of the parameter grid), its cost candles x
+  combinations; units are split by cost across ranks (`parallel.map_units`) and each calls
+  `sweep_symbol`. The chunks depend on the job alone, never on the number of ranks, so the
+  results are the same at any rank count. The `top` best (symbol, parameters) are then
+  replayed with `run_symbol` (again spread over the ranks) for their trades and equity.
+- portfolio mode: a unit is a symbol; ranks compute its signals and scores, rank 0 aligns
+  them on the union of the candle times and runs `run_portfolio`.
+
+A unit that fails (a corrupt file, a bad value) is reported with its error and the others
+finish; the exit code is then 1. Rank 0 alone writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from binance_cluster import results as res
+from binance_cluster.config import Job, dump_job, source_interval
+from binance_cluster.errors import DataError
+from binance_cluster.parallel import Comm, UnitResult, map_units, quiet_barrier
+from binance_cluster.progress import Progress
+from binance_cluster.store import CandleStore, validate_candles
+from binance_cluster.types import Candles, interval_ms
+
+log = logging.getLogger(__name__)
+
+# Metrics where a smaller value is better; every other metric ranks larger first.
+SMALLER_IS_BETTER = frozenset({"fees", "max_drawdown"})
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One piece of work: a symbol and a slice [lo, hi) of the job's parameter grid."""
+
+    symbol: str
+    lo: int
+    hi: int
+    cost: float
+
+    @property
+    def name(self) -> str:
+        return self.symbol if self.hi - self.lo <= 1 and self.lo == 0 else \
+            f"{self.symbol}[{self.lo}:{self.hi}]"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a run produced, at rank 0: the summary entries, failures and timings."""
+
+    job: Job
+    entries: list[dict]                 # summary units, in unit order
+    ranked: list[int]                   # indices into entries, best first (ok entries only)
+    failures: list[tuple[str, str]]     # (unit name, error)
+    units: int
+    portfolio: dict | None
+    seconds: dict[str, float]
+    ranks: int
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
+
+
+def chunk_bounds(n: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Split n combinations into near-equal chunks of at most chunk_size (job-only, not rank-dependent)."""
+    if n <= 0:
+        return []
+    parts = -(-n // chunk_size)
+    base, extra = divmod(n, parts)
+    out, lo = [], 0
+    for k in range(parts):
+        hi = lo + base + (1 if k < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def plan_units(job: Job, candle_counts: dict[str, int]) -> list[Unit]:
+    """The job's work units in a fixed order: symbols in job order, then grid chunks."""
+    if job.mode == "portfolio":
+        return [Unit(s, 0, 1, float(max(candle_counts.get(s, 1), 1))) for s in job.symbols]
+    units = []
+    for s in job.symbols:
+        for lo, hi in chunk_bounds(job.n_combinations, job.chunk_size):
+            units.append(Unit(s, lo, hi, float(max(candle_counts.get(s, 1), 1)) * (hi - lo)))
+    return units
+
+
+class CandleLoader:
+    """Reads (and resamples) the candles of one symbol for a job, keeping the last one read.
+
+    Units of one symbol are consecutive in unit order, so one cached symbol per rank is enough.
+    """
+
+    def __init__(self, job: Job):
+        self.job = job
+        self.store = CandleStore(job.store)
+        self._last: tuple[str, Candles] | None = None
+
+    def __call__(self, symbol: str) -> Candles:
+        if self._last is not None and self._last[0] == symbol:
+            return self._last[1]
+        self._last = None
+        candles = load_candles(self.store, symbol, self.job)
+        self._last = (symbol, candles)
+        return candles
+
+
+def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
+    """The job's candles of `symbol`: read within [start, end), checked, resampled if needed."""
+    src = source_interval(store, symbol, job.interval)
+    candles = store.read(symbol, src, job.start, job.end)
+    try:
+        validate_candles(candles, src)
+    except DataError as exc:
+        raise DataError(f"{store.path(symbol)}: {src} {exc}") from None
+    if src != job.interval:
+        from binance_cluster.resample import resample
+
+        candles = resample(candles, job.interval, src)
+    if len(candles) == 0:
+        raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
+    return candles
+
+
+# -- warm-up ---------------------------------------------------------------------------------
+#
+# numba loads a cached kernel in ~0.1 s but compiles one in seconds, and ranks compiling the
+# same kernel at once race on the cache files. So the first rank of each node (the cache is
+# per node) compiles first while the others wait, unless a stamp written after an earlier
+# warm-up on this host says the cache already holds the job's kernels for the current kernel
+# sources: then every rank loads them at once.
+
+def _cache_dir() -> Path | None:
+    """Where numba keeps this project's kernel cache (NUMBA_CACHE_DIR, else beside the sources)."""
+    from numba.core import config as numba_config
+
+    if numba_config.CACHE_DIR:
+        return Path(numba_config.CACHE_DIR)
+    here = Path(__file__).resolve().parent / "kernels" / "__pycache__"
+    return here if os.access(here.parent, os.W_OK) else None
+
+
+def _sources_stamp() -> list:
+    """What invalidates the cache: numba, Python, the machine and every kernel source file."""
+    import numba
+
+    kernels = Path(__file__).resolve().parent / "kernels"
+    files = sorted(kernels.glob("*.py"))
+    return [numba.__version__, platform.python_version(), platform.machine(),
+            [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files]]
+
+
+def _stamp_path() -> Path | None:
+    where = _cache_dir()
+    return None if where is None else where / f"binance-cluster-warm-{socket.gethostname()}.json"
+
+
+def node_leader(comm: Comm) -> bool:
+    """Whether this rank is the lowest rank on its host (collective: every rank must call it)."""
+    hosts = comm.allgather(socket.gethostname())
+    return hosts.index(hosts[comm.rank]) == comm.rank
+
+
+def warm_keys(strategies: list[str], modes, intervals) -> list[str]:
+    """Names of the kernel sets a warm-up covers: strategy:mode:interval."""
+    return [f"{s}:{m}:{i}" for s in strategies for m in modes for i in intervals]
+
+
+def is_warm(keys: list[str]) -> bool:
+    """Whether the stamp says an earlier warm-up on this host cached every kernel set in `keys`."""
+    path = _stamp_path()
+    try:
+        stamp = json.loads(path.read_text()) if path is not None else None
+    except (OSError, ValueError):
+        return False
+    return bool(stamp) and stamp.get("sources") == json.loads(json.dumps(_sources_stamp())) \
+        and set(keys) <= set(stamp.get("warm", []))
+
+
+def mark_warm(keys: list[str]) -> None:
+    """Record that `keys` are cached for the current kernel sources (best effort)."""
+    path = _stamp_path()
+    if path is None:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sources = _sources_stamp()
+        old = json.loads(path.read_text()) if path.exists() else {}
+        warm = set(keys)
+        if old.get("sources") == json.loads(json.dumps(sources)):
+            warm |= set(old.get("warm", []))
+        res.atomic_write(path, json.dumps({"sources": sources, "warm": sorted(warm)}))
+    except (OSError, ValueError) as exc:
+        log.debug("cannot write the warm-up stamp %s: %s", path, exc)
+
+
+def synthetic_candles(n: int = 3000, seed: int = 7, start_ms: int = 1_735_689_600_000) -> Candles:
+    """Plausible 1m candles (a random walk) to compile kernels with; never used for results."""
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    wiggle = np.abs(rng.normal(0, 0.001, n))
+    high = np.maximum(open_, close) * (1 + wiggle)
+    low = np.minimum(open_, close) * (1 - wiggle)
+    times = start_ms + 60_000 * np.arange(n, dtype=np.int64)
+    return Candles.from_columns(dict(open_time=times, open=np.round(open_, 2), high=np.round(high, 2) + 0.01,
+                                     low=np.round(low, 2) - 0.01, close=np.round(close, 2),
+                                     volume=rng.uniform(1, 100, n)))
+
+
+def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("sweep", "portfolio"),
+            intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
+    """Compile (or load from numba's cache) every kernel the given strategies and modes use.
+
+    Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
+    """
+    from binance_cluster.metrics import compute_metrics
+    from binance_cluster.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
+    from binance_cluster.strategy import STRATEGIES, compute_signals, get_strategy
+
+    names = list(STRATEGIES) if strategies is None else list(strategies)
+    if risks is None:
+        risks = [Risk(), Risk(stop_loss=0.05, take_profit=0.07, trailing_stop=0.03,
+                          max_hold_bars=60, shifts=True, stake_mode="quote", stake=100.0,
+                          slippage=0.0005, max_positions=2)]
+    rules = SymbolRules()
+    base = synthetic_candles()
+    done = []
+    for interval in intervals:
+        candles = base
+        if interval != "1m":
+            from binance_cluster.resample import resample
+
+            candles = resample(base, interval, "1m")
+        bar_ms = interval_ms(interval)
+        for name in names:
+            strategy = get_strategy(name)
+            params = strategy.resolve({})
+            for risk in risks:
+                if "sweep" in modes:
+                    sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
+                    sim = run_symbol(candles, compute_signals(strategy, candles, params, interval),
+                                     risk, rules, bar_ms=bar_ms)
+                    compute_metrics(sim, bar_ms, risk.initial_cash)
+                if "portfolio" in modes:
+                    parts = [portfolio_part(strategy, c, params, interval, risk, rules)
+                             for c in (candles, candles.slice(len(candles) // 3, len(candles)))]
+                    grid = align(parts)
+                    sim = run_portfolio(grid["times"], grid["open"], grid["high"], grid["low"],
+                                        grid["close"], grid["entry"], grid["exit"], grid["score"],
+                                        risk, [rules, rules], bar_ms=bar_ms)
+                    compute_metrics(sim, bar_ms, risk.initial_cash)
+            done.append(f"{name} {interval}")
+    mark_warm(warm_keys(names, modes, intervals))
+    return done
+
+
+# -- units -----------------------------------------------------------------------------------
+
+def _metrics_dict(m: dict) -> dict:
+    return {str(k): (float(v) if isinstance(v, (float, np.floating)) else
+                     int(v) if isinstance(v, (int, np.integer)) else v) for k, v in m.items()}
+
+
+def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules) -> dict:
+    """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics."""
+    from binance_cluster.metrics import compute_metrics
+    from binance_cluster.simulate import run_symbol
+    from binance_cluster.strategy import compute_signals
+
+    signals = compute_signals(strategy, candles, params, interval)
+    alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval))
+    return dict(times=np.asarray(candles.open_time, np.int64), open=candles.open,
+                high=candles.high, low=candles.low, close=candles.close,
+                entry=np.asarray(signals.entry, bool), exit=np.asarray(signals.exit, bool),
+                score=np.asarray(signals.score, np.float64), candles=len(candles),
+                metrics=_metrics_dict(compute_metrics(alone, interval_ms(interval), risk.initial_cash)))
+
+
+def align(parts: list[dict]) -> dict[str, np.ndarray]:
+    """Symbols' columns on the union of their times: 2-D [bar, symbol], NaN / False where absent."""
+    times = np.unique(np.concatenate([p["times"] for p in parts])) if parts else np.zeros(0, np.int64)
+    n, m = times.size, len(parts)
+    out: dict[str, np.ndarray] = {"times": times}
+    for name in ("open", "high", "low", "close", "score"):
+        out[name] = np.full((n, m), np.nan)
+    for name in ("entry", "exit"):
+        out[name] = np.zeros((n, m), dtype=bool)
+    for j, p in enumerate(parts):
+        rows = np.searchsorted(times, p["times"])
+        for name in ("open", "high", "low", "close", "score", "entry", "exit"):
+            out[name][rows, j] = p[name]
+    return out
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def _sort_key(entry: dict, metric: str) -> tuple:
+    metrics = entry.get("metrics") or {}
+    value = metrics.get(metric)
+    if value is None or not isinstance(value, (int, float)) or math.isnan(value):
+        return (2, 0.0)
+    return (0 if metrics.get("trades", 1) else 1, value if metric in SMALLER_IS_BETTER else -value)
+
+
+def rank_entries(entries: list[dict], metric: str) -> list[int]:
+    """Indices of entries without error, best first by `metric`.
+
+    Units that made no trade come after those that did (their metrics say nothing), NaN
+    last; ties keep unit order.
+    """
+    ok = [i for i, e in enumerate(entries) if e.get("error") is None and e.get("metrics")]
+    return sorted(ok, key=lambda i: (*_sort_key(entries[i], metric), i))
+
+
+def run_backtest(job: Job, comm: Comm, candle_counts: dict[str, int] | None = None,
+                 show_progress: bool = True, debug: bool = False,
+                 fail_rank: int | None = None) -> Outcome | None:
+    """Run the job on every rank of `comm`; returns the Outcome at rank 0, None elsewhere.
+
+    Every rank must call it with the same (broadcast) job. `fail_rank` raises a RuntimeError
+    on that rank before the compute phase (fault injection for the abort test).
+    """
+    started = time.perf_counter()
+    seconds: dict[str, float] = {}
+    counts = candle_counts or {}
+    _load_kernels(job, comm)
+    seconds["load_kernels"] = time.perf_counter() - started
+    if comm.rank == 0:
+        res.prepare_output(job.output, dump_job(job))
+    if fail_rank is not None and comm.rank == fail_rank:
+        raise RuntimeError(f"injected fault on rank {comm.rank}")
+    units = plan_units(job, counts)
+    t0 = time.perf_counter()
+    if job.mode == "sweep":
+        outcome = _sweep(job, comm, units, counts, show_progress, debug, seconds)
+    else:
+        outcome = _portfolio(job, comm, units, show_progress, debug, seconds)
+    seconds["compute"] = time.perf_counter() - t0
+    if comm.rank != 0:
+        return None
+    entries, ranked, failures, portfolio, write = outcome
+    t1 = time.perf_counter()
+    write()
+    seconds["write"] = time.perf_counter() - t1
+    seconds["total"] = time.perf_counter() - started
+    result = Outcome(job, entries, ranked, failures, len(units), portfolio, seconds, comm.size)
+    res.atomic_write(os.path.join(job.output, "run.json"), res.run_text(_run_meta(result, units)))
+    return result
+
+
+def _load_kernels(job: Job, comm: Comm) -> None:
+    """Get the job's kernels compiled and loaded on every rank before the compute phase.
+
+    With several ranks, the first rank of each node compiles first (unless that node's cache
+    is known to be warm) while the others wait, then every rank loads them from the cache.
+    Loading here keeps the compute phase free of the ~0.1 s per kernel that loading costs.
+    """
+    keys = warm_keys([job.strategy], (job.mode,), (job.interval,))
+    compiled_here = False
+    if comm.size > 1:
+        if node_leader(comm) and not is_warm(keys):
+            compiled_here = _try_warm_up(job)
+        quiet_barrier(comm)
+    if not compiled_here:
+        _try_warm_up(job)
+    comm.barrier()  # the compute phase starts together on every rank
+
+
+def _try_warm_up(job: Job) -> bool:
+    try:
+        warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk])
+        return True
+    except Exception as exc:  # only an optimisation: the units will show a real error
+        log.warning("numba warm-up failed (%s: %s); kernels compile on first use",
+                    type(exc).__name__, exc)
+        return False
+
+
+def _busy(gathered: list[UnitResult] | None, phase: str, seconds: dict[str, float]) -> None:
+    """Add each rank's time inside units of `phase` (load balance) to `seconds`, at rank 0."""
+    if gathered is None:
+        return
+    for r in sorted({u.rank for u in gathered}):
+        seconds[f"{phase}_busy_rank{r}"] = sum(u.seconds for u in gathered if u.rank == r)
+
+
+def _progress(total: int, label: str, comm: Comm, show: bool) -> tuple[Progress, Callable]:
+    bar = Progress(total, label, enabled=show and comm.rank == 0, unit="units")
+
+    def tick(r: UnitResult) -> None:
+        bar.update(1, note=r.name if r.ok else f"{r.name} FAILED")
+
+    return bar, tick
+
+
+def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int], show: bool,
+           debug: bool, seconds: dict[str, float]):
+    from binance_cluster.simulate import EXIT_REASONS, run_symbol, sweep_symbol
+    from binance_cluster.strategy import compute_signals, get_strategy
+
+    strategy = get_strategy(job.strategy)
+    grid = job.grid()
+    load = CandleLoader(job)
+
+    def sweep_unit(unit: Unit) -> list[dict]:
+        candles = load(unit.symbol)
+        out = sweep_symbol(strategy, candles, grid[unit.lo:unit.hi], job.risk,
+                           job.rules_for(unit.symbol), job.interval)
+        if len(out) != unit.hi - unit.lo:
+            raise RuntimeError(f"sweep_symbol returned {len(out)} results for "
+                               f"{unit.hi - unit.lo} parameter sets")
+        return [_metrics_dict(m) for m in out]
+
+    t0 = time.perf_counter()
+    bar, tick = _progress(len(units), f"sweep {job.strategy}", comm, show)
+    with bar:
+        gathered = map_units(comm, units, sweep_unit, costs=[u.cost for u in units],
+                             names=[u.name for u in units], progress=tick, debug=debug)
+    seconds["sweep"] = time.perf_counter() - t0
+    _busy(gathered, "sweep", seconds)
+
+    top: list[tuple[str, int]] | None = None
+    entries: list[dict] = []
+    failures: list[tuple[str, str]] = []
+    ranked: list[int] = []
+    if comm.rank == 0:
+        for unit, r in zip(units, gathered):
+            if not r.ok:
+                failures.append((unit.name, r.error))
+            for k in range(unit.lo, unit.hi):
+                entries.append({"symbol": unit.symbol, "params_id": k, "params": grid[k],
+                                "metrics": r.value[k - unit.lo] if r.ok else None,
+                                "error": r.error})
+        ranked = rank_entries(entries, job.rank_by)
+        top = [(entries[i]["symbol"], entries[i]["params_id"]) for i in ranked[:job.top]]
+    top = comm.bcast(top, root=0)
+
+    def replay(item: tuple[str, int]):
+        symbol, pid = item
+        candles = load(symbol)
+        signals = compute_signals(strategy, candles, grid[pid], job.interval)
+        sim = run_symbol(candles, signals, job.risk, job.rules_for(symbol),
+                         bar_ms=interval_ms(job.interval))
+        return sim.trades, np.asarray(sim.times), np.asarray(sim.equity)
+
+    t0 = time.perf_counter()
+    # Replays sorted by symbol so each rank reads a symbol once; results are re-ordered below.
+    order = sorted(range(len(top)), key=lambda i: (job.symbols.index(top[i][0]), top[i][1]))
+    replays = map_units(comm, [top[i] for i in order], replay,
+                        costs=[float(candle_counts.get(top[i][0], 1)) for i in order],
+                        names=[f"{top[i][0]}#{top[i][1]}" for i in order], debug=debug)
+    seconds["replay"] = time.perf_counter() - t0
+    if comm.rank != 0:
+        return None
+    by_item = {top[i]: r for i, r in zip(order, replays)}
+
+    def write() -> None:
+        rows: list[list[str]] = []
+        curves = []
+        for position, (symbol, pid) in enumerate(top, start=1):
+            r = by_item[(symbol, pid)]
+            if not r.ok:
+                failures.append((f"replay {symbol}#{pid}", r.error))
+                continue
+            trades, times, equity = r.value
+            rows.extend(res.trade_rows([symbol], pid, trades, EXIT_REASONS))
+            entry = next(e for e in entries if e["symbol"] == symbol and e["params_id"] == pid)
+            curves.append((f"top/{position:03d}", times, equity,
+                           {"symbol": symbol, "params_id": pid, "params": grid[pid],
+                            "rank": position, job.rank_by: entry["metrics"].get(job.rank_by)}))
+        summary = _summary(job, entries, None)
+        res.atomic_write(os.path.join(job.output, "trades.csv"), res.trades_text(rows))
+        res.write_curves(os.path.join(job.output, "results.h5"), curves)
+        res.atomic_write(os.path.join(job.output, "summary.json"), res.summary_text(summary))
+
+    return entries, ranked, failures, None, write
+
+
+def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
+               seconds: dict[str, float]):
+    from binance_cluster.metrics import compute_metrics
+    from binance_cluster.simulate import EXIT_REASONS, run_portfolio
+    from binance_cluster.strategy import get_strategy
+
+    strategy = get_strategy(job.strategy)
+    params = job.grid()[0]
+    load = CandleLoader(job)
+
+    def signal_unit(unit: Unit) -> dict:
+        return portfolio_part(strategy, load(unit.symbol), params, job.interval, job.risk,
+                              job.rules_for(unit.symbol))
+
+    t0 = time.perf_counter()
+    bar, tick = _progress(len(units), f"signals {job.strategy}", comm, show)
+    with bar:
+        gathered = map_units(comm, units, signal_unit, costs=[u.cost for u in units],
+                             names=[u.name for u in units], progress=tick, debug=debug)
+    seconds["signals"] = time.perf_counter() - t0
+    _busy(gathered, "signals", seconds)
+    if comm.rank != 0:
+        return None
+    failures = [(u.name, r.error) for u, r in zip(units, gathered) if not r.ok]
+    good = [(u.symbol, r.value) for u, r in zip(units, gathered) if r.ok]
+    portfolio: dict[str, Any] = {"symbols": [s for s, _ in good], "metrics": None, "error": None}
+    sim = None
+    t0 = time.perf_counter()
+    if good:
+        grid = align([p for _, p in good])
+        try:
+            sim = run_portfolio(grid["times"], grid["open"], grid["high"], grid["low"],
+                                grid["close"], grid["entry"], grid["exit"], grid["score"],
+                                job.risk, [job.rules_for(s) for s, _ in good],
+                                bar_ms=interval_ms(job.interval))
+            portfolio["metrics"] = _metrics_dict(compute_metrics(sim, interval_ms(job.interval),
+                                                                 job.risk.initial_cash))
+        except Exception as exc:  # reported like a failed unit; the per-symbol results stand
+            text = str(exc) if debug is False else repr(exc)
+            portfolio["error"] = text
+            failures.append(("portfolio", text))
+            sim = None
+    seconds["portfolio"] = time.perf_counter() - t0
+    index = {s: j for j, (s, _) in enumerate(good)}
+    entries = []
+    for u, r in zip(units, gathered):
+        entry = {"symbol": u.symbol, "params_id": 0, "params": params,
+                 "candles": r.value["candles"] if r.ok else None,
+                 "metrics": r.value["metrics"] if r.ok else None,
+                 "portfolio_trades": None, "portfolio_pnl": None, "error": r.error}
+        if sim is not None and u.symbol in index:
+            mine = np.asarray(sim.trades["symbol_index"]) == index[u.symbol]
+            real = mine & ~np.asarray(sim.trades["paper"], bool)
+            entry["portfolio_trades"] = int(real.sum())
+            entry["portfolio_pnl"] = float(np.asarray(sim.trades["pnl"])[real].sum()) if real.any() else 0.0
+        entries.append(entry)
+    ranked = rank_entries(entries, job.rank_by)
+
+    def write() -> None:
+        names = [s for s, _ in good]
+        rows = list(res.trade_rows(names, 0, sim.trades, EXIT_REASONS)) if sim is not None else []
+        curves = []
+        if sim is not None:
+            curves.append(("portfolio", np.asarray(sim.times), np.asarray(sim.equity),
+                           {"symbols": names, "params": params}))
+        summary = _summary(job, entries, portfolio)
+        res.atomic_write(os.path.join(job.output, "trades.csv"), res.trades_text(rows))
+        res.write_curves(os.path.join(job.output, "results.h5"), curves)
+        res.atomic_write(os.path.join(job.output, "summary.json"), res.summary_text(summary))
+
+    return entries, ranked, failures, portfolio, write
+
+
+def _summary(job: Job, entries: list[dict], portfolio: dict | None) -> dict:
+    """The summary.json object: job identity, units and (portfolio mode) the portfolio."""
+    out: dict[str, Any] = {
+        "mode": job.mode, "strategy": job.strategy, "interval": job.interval,
+        "start": job.start, "end": job.end, "symbols": list(job.symbols),
+        "rank_by": job.rank_by, "combinations": job.n_combinations,
+        "failed": sum(1 for e in entries if e["error"] is not None),
+    }
+    if portfolio is not None:
+        out["portfolio"] = portfolio
+    out["units"] = entries
+    return out
+
+
+def _run_meta(outcome: Outcome, units: list[Unit]) -> dict:
+    import datetime as _dt
+
+    from binance_cluster import __version__
+
+    return {
+        "complete": True,
+        "finished_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(), "platform": platform.platform(),
+        "python": platform.python_version(), "version": __version__,
+        "ranks": outcome.ranks, "units": len(units), "failed_units": len(outcome.failures),
+        "failures": [{"unit": n, "error": e} for n, e in outcome.failures],
+        "seconds": {k: round(v, 4) for k, v in outcome.seconds.items()},
+        "job": outcome.job.source,
+    }

@@ -1,0 +1,659 @@
+"""Backtest job files: TOML in, a frozen, fully resolved `Job` out, and the `Job` back to TOML.
+
+A job file (see `jobs/demo.toml`)::
+
+    store = "data/demo"                 # candle store directory
+    symbols = ["BTCUSDT", "ETHUSDT"]    # or "all"
+    interval = "1m"                     # other intervals are read if stored, else resampled from 1m
+    start = "2025-05-04"                # optional, inclusive (UTC)
+    end = "2025-05-11"                  # optional, exclusive
+    mode = "sweep"                      # or "portfolio"
+    output = "results/demo"
+    top = 5                             # best units that get trades and equity curves
+    rank_by = "sharpe"                  # metric that orders the results table
+    chunk_size = 100                    # parameter combinations per work unit (sweep mode)
+
+    [strategy]
+    name = "sma_cross"
+    [strategy.params]
+    fast = {start = 5, stop = 50, step = 5}   # inclusive range
+    slow = [20, 40, 80]                        # list; a plain value is a one-value grid
+
+    [risk]                              # fields of binance_cluster.simulate.Risk over the
+    fee_rate = 0.001                    # strategy's risk defaults; stop_loss = false unsets one
+    [rules]                             # default symbol rules (SymbolRules fields)
+    tick_size = 0.01
+    [rules.BTCUSDT]                     # per-symbol overrides
+    tick_size = 0.1
+
+Every problem is a `ConfigError` with one line naming the file and the key, raised by
+`load_job` before anything is computed. `dump_job` writes the resolved job (every default
+filled in, grids as lists) so that `load_job` of it gives an equal `Job`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import itertools
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from binance_cluster.errors import ConfigError, InputError
+from binance_cluster.types import INTERVAL_MS, format_time_ms, parse_time_ms
+
+MODES = ("sweep", "portfolio")
+TOP_KEYS = ("store", "symbols", "interval", "start", "end", "mode", "output", "top", "rank_by",
+            "chunk_size", "strategy", "risk", "rules")
+STRATEGY_KEYS = ("name", "params")
+RANGE_KEYS = ("start", "stop", "step")
+RULE_KEYS = ("tick_size", "step_size", "min_notional")
+MAX_COMBINATIONS = 1_000_000
+DEFAULT_TOP = 5
+DEFAULT_RANK_BY = "sharpe"
+DEFAULT_CHUNK = 100
+_SYMBOL_KEY = re.compile(r"^[A-Z0-9]{2,30}$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A resolved backtest job: every default filled in, every value checked."""
+
+    store: str                                   # absolute store directory
+    symbols: tuple[str, ...]
+    interval: str
+    start: int | None                            # ms UTC, inclusive
+    end: int | None                              # ms UTC, exclusive
+    mode: str
+    output: str                                  # absolute output directory
+    top: int
+    rank_by: str
+    chunk_size: int
+    strategy: str
+    params: tuple[tuple[str, tuple], ...]        # (name, values) in the strategy's order
+    risk: Any                                    # binance_cluster.simulate.Risk
+    rules: Any                                   # default binance_cluster.simulate.SymbolRules
+    symbol_rules: tuple[tuple[str, Any], ...] = ()   # per-symbol overrides, symbol order
+    source: str = field(default="", compare=False)   # the file it was read from
+
+    @property
+    def n_combinations(self) -> int:
+        """Number of parameter combinations of the grid."""
+        return math.prod(len(values) for _, values in self.params)
+
+    def grid(self) -> list[dict]:
+        """Every parameter combination, last parameter varying fastest."""
+        names = [name for name, _ in self.params]
+        return [dict(zip(names, combo))
+                for combo in itertools.product(*(values for _, values in self.params))]
+
+    def rules_for(self, symbol: str) -> Any:
+        """Symbol rules of `symbol`: its override, or the defaults."""
+        for name, rules in self.symbol_rules:
+            if name == symbol:
+                return rules
+        return self.rules
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Command-line settings that replace the job file's (None: keep the file's)."""
+
+    store: str | None = None
+    output: str | None = None
+    symbols: tuple[str, ...] | None = None
+    top: int | None = None
+    rank_by: str | None = None
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+class _Where:
+    """Builds one-line errors naming the job file and a dotted key."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {key}: {problem}" if key else f"{self.path}: {problem}")
+
+
+def read_toml(path: str | os.PathLike) -> dict:
+    """Parse a TOML file; ConfigError for a missing file or a syntax error (with its line)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: job file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a directory, not a job file") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read job file ({exc.strerror})") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
+
+
+def load_job(path: str | os.PathLike, overrides: Overrides | None = None,
+             check_store: bool = True) -> Job:
+    """Read, check and resolve a job file (see the module docstring).
+
+    `check_store` also checks the store: it exists, holds the symbols and the interval (or
+    1m candles to resample), and has candles in the time range.
+    """
+    where = _Where(str(path))
+    raw = read_toml(path)
+    return resolve_job(raw, where, overrides or Overrides(), check_store)
+
+
+def resolve_job(raw: dict, where: _Where, overrides: Overrides, check_store: bool) -> Job:
+    """Turn the parsed TOML of a job into a Job; ConfigError naming the key on any problem."""
+    from binance_cluster.metrics import METRIC_NAMES
+
+    _no_unknown(raw, TOP_KEYS, "", where)
+    store = overrides.store if overrides.store is not None else raw.get("store")
+    if store is None:
+        raise where.error("store", "missing (the candle store directory, e.g. \"data/demo\")")
+    store = _string(store, "store", where)
+    output = overrides.output if overrides.output is not None else raw.get("output")
+    if output is None:
+        output = str(Path("results") / Path(where.path).stem)
+    output = _string(output, "output", where)
+
+    interval = _string(raw.get("interval", "1m"), "interval", where)
+    if interval not in INTERVAL_MS:
+        raise where.error("interval", f"unknown interval {interval!r} (known: {', '.join(INTERVAL_MS)})")
+    start = _time(raw.get("start"), "start", where)
+    end = _time(raw.get("end"), "end", where)
+    if start is not None and end is not None and end <= start:
+        raise where.error("end", f"{format_time_ms(end)} is not after start {format_time_ms(start)}")
+
+    mode = _string(raw.get("mode", "sweep"), "mode", where)
+    if mode not in MODES:
+        raise where.error("mode", f"unknown mode {mode!r} (known: {', '.join(MODES)})")
+    top = overrides.top if overrides.top is not None else raw.get("top", DEFAULT_TOP)
+    top = _integer(top, "top", where, low=0)
+    rank_by = overrides.rank_by if overrides.rank_by is not None else raw.get("rank_by", DEFAULT_RANK_BY)
+    rank_by = _string(rank_by, "rank_by", where)
+    if rank_by not in METRIC_NAMES:
+        raise where.error("rank_by", f"unknown metric {rank_by!r} (known: {', '.join(METRIC_NAMES)})")
+    chunk_size = _integer(raw.get("chunk_size", DEFAULT_CHUNK), "chunk_size", where, low=1)
+
+    strategy_name, params = _strategy(raw.get("strategy"), where)
+    _check_interval(strategy_name, params, interval, where)
+    n = math.prod(len(v) for _, v in params)
+    if mode == "portfolio" and n > 1:
+        many = next(name for name, values in params if len(values) > 1)
+        raise where.error(f"strategy.params.{many}", "portfolio mode takes one value per "
+                          f"parameter, not a grid ({n} combinations)")
+    risk = _risk(raw.get("risk", {}), strategy_name, where)
+
+    symbols_raw = overrides.symbols if overrides.symbols is not None else raw.get("symbols", "all")
+    symbols = _symbols(symbols_raw, where)
+    store_path = Path(store).expanduser().absolute()
+    known = None
+    if check_store:
+        symbols, known = _check_store(store_path, symbols, interval, start, end, where)
+    elif symbols == ("all",):
+        raise where.error("symbols", "\"all\" needs the store to be read")
+    rules, symbol_rules = _rules(raw.get("rules", {}), symbols, known, where)
+    return Job(store=str(store_path), symbols=symbols, interval=interval, start=start, end=end,
+               mode=mode, output=str(Path(output).expanduser().absolute()), top=top,
+               rank_by=rank_by, chunk_size=chunk_size, strategy=strategy_name, params=params,
+               risk=risk, rules=rules, symbol_rules=symbol_rules, source=where.path)
+
+
+def _no_unknown(table: dict, known: tuple[str, ...], prefix: str, where: _Where) -> None:
+    if not isinstance(table, dict):
+        raise where.error(prefix.rstrip("."), "must be a table")
+    for key in table:
+        if key not in known:
+            raise where.error(prefix + key, f"unknown key (known: {', '.join(known)})")
+
+
+def _string(value: Any, key: str, where: _Where) -> str:
+    if not isinstance(value, str) or not value:
+        raise where.error(key, f"must be a non-empty string, not {_show(value)}")
+    return value
+
+
+def _integer(value: Any, key: str, where: _Where, low: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise where.error(key, f"must be an integer, not {_show(value)}")
+    if low is not None and value < low:
+        raise where.error(key, f"{value} is below the minimum {low}")
+    return value
+
+
+def _number(value: Any, key: str, where: _Where) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise where.error(key, f"must be a number, not {_show(value)}")
+    if not math.isfinite(value):
+        raise where.error(key, f"must be a finite number, not {value}")
+    return float(value)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _time(value: Any, key: str, where: _Where) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, _dt.date, _dt.datetime)):
+        raise where.error(key, f"must be a UTC time (\"YYYY-MM-DD\", a TOML date-time or "
+                               f"milliseconds), not {_show(value)}")
+    try:
+        return parse_time_ms(value, key)
+    except ConfigError:
+        raise where.error(key, f"cannot read {value!r} as a UTC time (use YYYY-MM-DD, "
+                               "YYYY-MM-DDTHH:MM or milliseconds)") from None
+
+
+def _symbols(value: Any, where: _Where) -> tuple[str, ...]:
+    if value == "all":
+        return ("all",)
+    if isinstance(value, str):
+        raise where.error("symbols", f"must be a list of symbols or \"all\", not {value!r}")
+    if not isinstance(value, (list, tuple)) or not value:
+        raise where.error("symbols", f"must be a non-empty list of symbols or \"all\", not {_show(value)}")
+    out: list[str] = []
+    for s in value:
+        if not isinstance(s, str) or not _SYMBOL_KEY.match(s):
+            raise where.error("symbols", f"{s!r} is not a symbol name (upper-case letters and "
+                                         "digits, e.g. BTCUSDT)")
+        if s in out:
+            raise where.error("symbols", f"{s} is listed twice")
+        out.append(s)
+    return tuple(out)
+
+
+# -- strategy and grids ----------------------------------------------------------------------
+
+def _strategy(table: Any, where: _Where) -> tuple[str, tuple[tuple[str, tuple], ...]]:
+    from binance_cluster.strategy import get_strategy
+
+    if table is None:
+        raise where.error("strategy", "missing table [strategy] with name = \"...\"")
+    _no_unknown(table, STRATEGY_KEYS, "strategy.", where)
+    if "name" not in table:
+        raise where.error("strategy.name", "missing (e.g. name = \"sma_cross\")")
+    name = _string(table["name"], "strategy.name", where)
+    try:
+        strategy = get_strategy(name)
+    except ConfigError as exc:
+        raise where.error("strategy.name", str(exc)) from None
+    given = table.get("params", {})
+    specs = {spec.name: spec for spec in strategy.params}
+    _no_unknown(given, tuple(specs), "strategy.params.", where)
+    params = []
+    for spec in strategy.params:
+        key = f"strategy.params.{spec.name}"
+        values = _grid_values(given[spec.name], spec, key, where) if spec.name in given \
+            else (_coerce(spec.default, spec, key, where),)
+        params.append((spec.name, values))
+    n = math.prod(len(v) for _, v in params)
+    if n > MAX_COMBINATIONS:
+        raise where.error("strategy.params", f"the grid has {n:,} combinations, more than "
+                                             f"{MAX_COMBINATIONS:,}")
+    names = [p for p, _ in params]
+    for combo in itertools.product(*(v for _, v in params)):
+        try:
+            strategy.resolve(dict(zip(names, combo)))
+        except ConfigError as exc:
+            raise where.error("strategy.params", str(exc)) from None
+    return name, tuple(params)
+
+
+def _check_interval(name: str, params: tuple[tuple[str, tuple], ...], interval: str,
+                    where: _Where) -> None:
+    """ConfigError on `interval` when the strategy cannot run on bars of that length."""
+    from binance_cluster.strategy import get_strategy
+
+    first = {p: values[0] for p, values in params}
+    try:
+        get_strategy(name).warmup(first, interval)
+    except ConfigError as exc:
+        raise where.error("interval", str(exc)) from None
+
+
+def _grid_values(value: Any, spec, key: str, where: _Where) -> tuple:
+    """The values of one parameter: a scalar, a list, or an inclusive {start, stop, step}."""
+    if isinstance(value, dict):
+        _no_unknown(value, RANGE_KEYS, key + ".", where)
+        for k in ("start", "stop"):
+            if k not in value:
+                raise where.error(f"{key}.{k}", "missing (a range is {start = A, stop = B, step = S})")
+        lo = _number(value["start"], f"{key}.start", where)
+        hi = _number(value["stop"], f"{key}.stop", where)
+        step = _number(value.get("step", 1), f"{key}.step", where)
+        if step <= 0:
+            raise where.error(f"{key}.step", f"{value.get('step', 1)} must be above zero")
+        if spec.integer and any(isinstance(value.get(k, 1), float) and not float(value.get(k, 1)).is_integer()
+                                for k in RANGE_KEYS):
+            raise where.error(key, f"{spec.name} is an integer parameter; use integer start, stop, step")
+        if hi < lo:
+            raise where.error(key, f"the grid is empty (start {value['start']} is above stop "
+                                   f"{value['stop']})")
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        if count > MAX_COMBINATIONS:
+            raise where.error(key, f"the range has {count:,} values, more than {MAX_COMBINATIONS:,}")
+        raw = [lo + i * step for i in range(count)]
+        if not spec.integer:
+            raw = [float(f"{v:.12g}") for v in raw]
+    elif isinstance(value, list):
+        if not value:
+            raise where.error(key, "the grid is empty (an empty list)")
+        raw = value
+    else:
+        raw = [value]
+    out = []
+    for v in raw:
+        c = _coerce(v, spec, key, where)
+        if c in out:
+            raise where.error(key, f"{_fmt(c)} is listed twice")
+        out.append(c)
+    return tuple(out)
+
+
+def _coerce(value: Any, spec, key: str, where: _Where) -> int | float:
+    """One parameter value of the right type within the spec's bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise where.error(key, f"must be a number, a list of numbers or a range table, not {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise where.error(key, f"{value} is not a finite number")
+    if spec.integer:
+        if isinstance(value, float) and not value.is_integer():
+            raise where.error(key, f"{value} is not an integer ({spec.name} takes whole numbers)")
+        value = int(value)
+    else:
+        value = float(value)
+    if value < spec.low:
+        raise where.error(key, f"{_fmt(value)} is below the minimum {_fmt(spec.low)}")
+    if value > spec.high:
+        raise where.error(key, f"{_fmt(value)} is above the maximum {_fmt(spec.high)}")
+    return value
+
+
+def _fmt(value: float | int) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+# -- risk and symbol rules -------------------------------------------------------------------
+
+def _field_kind(f: dataclasses.Field) -> tuple[str, bool]:
+    """('float' | 'int' | 'bool' | 'str', optional) of a Risk/SymbolRules field."""
+    text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    optional = "None" in text
+    for kind in ("bool", "int", "float", "str"):
+        if re.search(rf"\b{kind}\b", text):
+            if kind == "int" and re.search(r"\bfloat\b", text):
+                return "float", optional
+            return kind, optional
+    return "float", optional
+
+
+def _field_value(value: Any, f: dataclasses.Field, key: str, where: _Where) -> Any:
+    kind, optional = _field_kind(f)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise where.error(key, f"must be true or false, not {_show(value)}")
+        return value
+    if kind == "str":
+        return _string(value, key, where)
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return _integer(value, key, where)
+    return _number(value, key, where)
+
+
+# Checks beyond the type, by field name: (test, problem) pairs; unknown fields are type-checked only.
+_RISK_CHECKS: dict[str, tuple] = {
+    "initial_cash": (lambda v: v > 0, "must be above zero"),
+    "stake": (lambda v: v > 0, "must be above zero (a negative or zero stake buys nothing)"),
+    "fee_rate": (lambda v: 0 <= v < 1, "must be at least 0 and below 1 (a fee rate is a fraction)"),
+    "slippage": (lambda v: 0 <= v < 1, "must be at least 0 and below 1"),
+    "stop_loss": (lambda v: 0 < v < 1, "must be above 0 and below 1 (a fraction below entry)"),
+    "take_profit": (lambda v: v > 0, "must be above zero (a fraction above entry)"),
+    "trailing_stop": (lambda v: 0 < v < 1, "must be above 0 and below 1"),
+    "max_hold_bars": (lambda v: v >= 1, "must be at least 1"),
+    "shifts_min_win_rate": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "shifts_min_trades": (lambda v: v >= 1, "must be at least 1"),
+    "max_positions": (lambda v: v >= 1, "must be at least 1"),
+}
+STAKE_MODES = ("fraction", "quote")
+
+
+def _risk(table: Any, strategy: str, where: _Where):
+    """Risk from the job's [risk] over the strategy's risk defaults; `false` unsets an optional."""
+    from binance_cluster.simulate import Risk
+    from binance_cluster.strategy import get_strategy
+
+    fields = {f.name: f for f in dataclasses.fields(Risk)}
+    _no_unknown(table, tuple(fields), "risk.", where)
+    values = dict(getattr(get_strategy(strategy), "risk_defaults", {}) or {})
+    for name, value in table.items():
+        key = f"risk.{name}"
+        if value is False and _field_kind(fields[name])[1]:
+            values[name] = None
+            continue
+        v = _field_value(value, fields[name], key, where)
+        check = _RISK_CHECKS.get(name)
+        if check is not None and not isinstance(v, (bool, str)) and not check[0](v):
+            raise where.error(key, f"{_fmt(v)} {check[1]}")
+        values[name] = v
+    mode = values.get("stake_mode", Risk().stake_mode)
+    if mode not in STAKE_MODES:
+        raise where.error("risk.stake_mode", f"unknown stake mode {mode!r} (known: {', '.join(STAKE_MODES)})")
+    if mode == "fraction" and values.get("stake", Risk().stake) > 1:
+        raise where.error("risk.stake", f"{_fmt(values['stake'])} is above 1: with stake_mode "
+                                        "\"fraction\" the stake is a fraction of equity")
+    try:
+        return Risk(**values)
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise where.error("risk", str(exc)) from None
+
+
+def _symbol_rules(table: Any, base, prefix: str, where: _Where):
+    from binance_cluster.simulate import SymbolRules
+
+    fields = {f.name: f for f in dataclasses.fields(SymbolRules)}
+    values = {}
+    for name, value in table.items():
+        key = prefix + name
+        v = _field_value(value, fields[name], key, where)
+        if v < 0:
+            raise where.error(key, f"{_fmt(v)} must not be negative (0 = no rounding / no minimum)")
+        values[name] = v
+    try:
+        return dataclasses.replace(base, **values)
+    except (ValueError, TypeError, ConfigError) as exc:
+        raise where.error(prefix.rstrip("."), str(exc)) from None
+
+
+def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where: _Where):
+    """Default rules and the overrides of the job's symbols (others, if in the store, are dropped)."""
+    from binance_cluster.simulate import SymbolRules
+
+    if not isinstance(table, dict):
+        raise where.error("rules", "must be a table")
+    names = tuple(f.name for f in dataclasses.fields(SymbolRules))
+    defaults = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    for key, value in table.items():
+        if isinstance(value, dict) and not _SYMBOL_KEY.match(key):
+            raise where.error(f"rules.{key}", "unknown key (a per-symbol table is named by its "
+                                              f"symbol, e.g. [rules.BTCUSDT]; fields: {', '.join(names)})")
+    _no_unknown(defaults, names, "rules.", where)
+    base = _symbol_rules(defaults, SymbolRules(), "rules.", where)
+    overrides = []
+    for key, value in table.items():
+        if not isinstance(value, dict):
+            continue
+        if known is not None and key not in known:
+            raise where.error(f"rules.{key}", f"{key} is not in the store")
+        _no_unknown(value, names, f"rules.{key}.", where)
+        rules = _symbol_rules(value, base, f"rules.{key}.", where)
+        if key in symbols:
+            overrides.append((key, rules))
+    order = {s: i for i, s in enumerate(symbols)}
+    overrides.sort(key=lambda kv: order.get(kv[0], len(order)))
+    return base, tuple(overrides)
+
+
+# -- the store -------------------------------------------------------------------------------
+
+def _check_store(root: Path, symbols: tuple[str, ...], interval: str, start: int | None,
+                 end: int | None, where: _Where) -> tuple[tuple[str, ...], list[str]]:
+    """The job's symbols checked against the store ("all": the usable ones), and the store's."""
+    from binance_cluster.store import CandleStore
+
+    if not root.is_dir():
+        raise where.error("store", f"{root}: store directory does not exist")
+    store = CandleStore(root)
+    stored = store.symbols()
+    every = symbols == ("all",)
+    if every:
+        if not stored:
+            raise where.error("store", f"{root}: the store holds no symbols")
+        symbols = tuple(stored)
+    for s in symbols:
+        if s not in stored:
+            listed = ", ".join(stored[:12]) + (", ..." if len(stored) > 12 else "")
+            raise where.error("symbols", f"{s} is not in the store {root} (it has: {listed or 'nothing'})")
+    usable = []
+    for s in symbols:
+        try:
+            n = count_candles(store, s, interval, start, end)
+        except InputError as exc:
+            raise where.error("symbols", f"{s}: {exc}") from None
+        if n == 0:
+            if every:
+                continue
+            raise where.error("start" if start is not None else "symbols",
+                              f"{s} has no candles between {format_time_ms(start)} and "
+                              f"{format_time_ms(end)} (stored: {_span_text(store, s, interval)})")
+        usable.append(s)
+    if not usable:
+        raise where.error("start" if start is not None else "symbols",
+                          f"no symbol of the store has candles between {format_time_ms(start)} and "
+                          f"{format_time_ms(end)}")
+    return tuple(usable), stored
+
+
+def source_interval(store, symbol: str, interval: str) -> str:
+    """The stored interval to read for `interval`: itself if stored, else 1m to resample."""
+    stored = store.intervals(symbol)
+    if interval in stored:
+        return interval
+    if "1m" in stored:
+        return "1m"
+    from binance_cluster.errors import UnknownSymbolError
+    raise UnknownSymbolError(f"has no {interval} candles and no 1m candles to resample from "
+                             f"(stored: {', '.join(stored) or 'none'})")
+
+
+def count_candles(store, symbol: str, interval: str, start: int | None, end: int | None) -> int:
+    """Stored candles of the interval read for `interval` within [start, end)."""
+    src = source_interval(store, symbol, interval)
+    span = store.span(symbol, src)
+    if span is None:
+        return 0
+    first, last = span
+    if (start is None or start <= first) and (end is None or end > last):
+        return store.count(symbol, src)
+    if (start is not None and start > last) or (end is not None and end <= first):
+        return 0
+    return len(store.read(symbol, src, start, end, columns=()).open_time)
+
+
+def _span_text(store, symbol: str, interval: str) -> str:
+    span = store.span(symbol, source_interval(store, symbol, interval))
+    return "nothing" if span is None else f"{format_time_ms(span[0])} to {format_time_ms(span[1])}"
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+def dump_job(job: Job) -> str:
+    """The job as TOML text that `load_job` reads back into an equal Job."""
+    from binance_cluster.simulate import Risk, SymbolRules
+
+    lines = ["# Resolved job: every default filled in, grids written as lists, false = unset.",
+             f"# Read from {job.source}" if job.source else "# ", ""]
+    top = [("store", job.store), ("symbols", list(job.symbols)), ("interval", job.interval)]
+    if job.start is not None:
+        top.append(("start", _TomlTime(job.start)))
+    if job.end is not None:
+        top.append(("end", _TomlTime(job.end)))
+    top += [("mode", job.mode), ("output", job.output), ("top", job.top),
+            ("rank_by", job.rank_by), ("chunk_size", job.chunk_size)]
+    lines += [f"{_key(k)} = {_value(v)}" for k, v in top]
+    lines += ["", "[strategy]", f"name = {_value(job.strategy)}", "", "[strategy.params]"]
+    lines += [f"{_key(name)} = {_value(list(values))}" for name, values in job.params]
+    lines += ["", "[risk]"]
+    # an unset optional is written as false, so that a strategy's risk default stays unset
+    lines += [f"{_key(f.name)} = {_value(getattr(job.risk, f.name))}"
+              if getattr(job.risk, f.name) is not None else f"{_key(f.name)} = false"
+              for f in dataclasses.fields(Risk)]
+    lines += ["", "[rules]"]
+    lines += [f"{_key(f.name)} = {_value(getattr(job.rules, f.name))}"
+              for f in dataclasses.fields(SymbolRules)]
+    for symbol, rules in job.symbol_rules:
+        lines += ["", f"[rules.{_key(symbol)}]"]
+        lines += [f"{_key(f.name)} = {_value(getattr(rules, f.name))}"
+                  for f in dataclasses.fields(SymbolRules)]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class _TomlTime:
+    ms: int
+
+
+def _key(name: str) -> str:
+    return name if _BARE_KEY.match(name) else _string_literal(name)
+
+
+def _string_literal(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, _TomlTime):
+        stamp = _dt.datetime.fromtimestamp(value.ms / 1000, tz=_dt.timezone.utc)
+        text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+        if value.ms % 1000:
+            text += f".{value.ms % 1000:03d}"
+        return text + "Z"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        text = repr(value)
+        return text if any(c in text for c in ".en") else text + ".0"
+    if isinstance(value, str):
+        return _string_literal(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")

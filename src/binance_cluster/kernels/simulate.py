@@ -1,0 +1,891 @@
+"""The decision step and the backtest loops (long only, spot), over explicit state arrays.
+
+`step` advances every symbol of a portfolio by one bar. A backtest calls it for each bar
+(`simulate`); a live loop calls it once per closed bar with the state rebuilt from real fills.
+One bar t runs these phases, in order:
+
+A. at the open of t, pending market exits (decided at the close of t-1) fill at
+   `market_sell_price(open)`;
+B. at the open of t, pending entries fill at `market_buy_price(open)`: paper entries (shifts)
+   always, real ones ranked by score (highest first, NaN last, then by symbol index) while
+   fewer than `max_positions` real positions are open; each is sized from `stake` (fraction of
+   the equity marked at the close of t-1, or a fixed quote amount), capped by the free cash so
+   that cash never goes negative (cost = notional + fee <= cash), rounded down to the lot step,
+   and rejected under the minimum notional. Entries that cannot fill are dropped, not queued;
+   an entry whose symbol has no candle at t is dropped, an exit waits for its next candle;
+B'. `held[t]` = number of real positions open after the open fills;
+C. inside t, each position's stop (the higher of the stop loss and the trailing stop) and take
+   profit are checked with `long_exit_fill` (stop first, gaps fill at the open); the trailing
+   high then takes bar t's high, so a trailing stop never uses the high of the bar it is
+   checked on;
+D. at the close of t, equity = cash + sum of real quantities x close (last known close for a
+   symbol without a candle at t);
+E. at the close of t, decisions for bar t+1: a position exits on an exit signal, or when it
+   will have been held `max_hold_bars` bars at the next open; a flat symbol with an entry
+   signal (and no exit signal on the same bar) becomes a pending entry. With `shifts` on, an
+   entry is a paper trade unless the UTC hour of its decision time (close of t) has at least
+   `shifts_min_trades` closed trades with a win rate >= `shifts_min_win_rate`; the statistics
+   count every trade (paper or real) closed up to the close of t, attributed to the hour of its
+   entry decision. Paper trades are simulated and recorded but never touch cash or equity.
+
+After the last bar, `finish` sells every open position at its symbol's last close (with
+slippage and fee, reason "end") and sets the last equity value to the resulting cash.
+
+Stop and target levels are set at entry from the fill price and rounded to the tick away from
+it (stop down, target up); the trailing level is the trailing high x (1 - trailing_stop)
+rounded down. Exits of open positions are never rejected for the minimum notional (a real
+exchange could leave dust). Trade times are the open times of the bars in which the fills
+happened.
+
+`sweep_cross` is the fused single-pass kernel of the crossover sweeps: for one symbol it runs
+signals, this decision logic and the metric accumulators of every parameter combination
+inline, with the same float operations in the same order as `step` + `kernels.metrics`, so a
+combination's results are bit-identical to a single run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from binance_cluster.kernels._jit import jit
+from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_units, fee,
+                                           floor_units, grid_inverse, long_exit_fill,
+                                           market_buy_price, market_sell_price, notional_ok)
+from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
+                                             add_trade, drawdown_bar, store)
+from binance_cluster.kernels.signals import cross_step, mean_relation
+
+HOUR_MS = 3_600_000
+
+# Exit reasons (index into binance_cluster.simulate.EXIT_REASONS).
+REASON_SIGNAL = 0
+REASON_STOP_LOSS = 1
+REASON_TAKE_PROFIT = 2
+REASON_TRAILING_STOP = 3
+REASON_MAX_HOLD = 4
+REASON_END = 5
+
+# Risk parameters, packed in one float64 array (NaN = option off).
+R_INITIAL_CASH = 0
+R_STAKE = 1
+R_STAKE_QUOTE = 2        # 0: fraction of equity, 1: fixed quote amount
+R_FEE = 3
+R_SLIPPAGE = 4
+R_STOP_LOSS = 5
+R_TAKE_PROFIT = 6
+R_TRAILING = 7
+R_MAX_HOLD = 8           # 0: off
+R_SHIFTS = 9
+R_SHIFTS_RATE = 10
+R_SHIFTS_MIN = 11
+R_MAX_POSITIONS = 12
+R_BAR_MS = 13
+R_SIZE = 14
+
+# Per-symbol float state.
+F_QTY = 0
+F_ENTRY_PRICE = 1
+F_ENTRY_FEE = 2
+F_STOP = 3
+F_TARGET = 4
+F_TRAIL_HIGH = 5
+F_PENDING_SCORE = 6
+F_LAST_CLOSE = 7
+F_SIZE = 8
+
+# Per-symbol int state.
+I_POS = 0                # 0 flat, 1 real long, 2 paper long
+I_ENTRY_BAR = 1
+I_ENTRY_TIME = 2
+I_HOUR = 3               # UTC hour of the entry decision (shifts statistics)
+I_PENDING = 4            # 0 none, 1 entry, 2 exit on signal, 3 exit on max hold
+I_PENDING_PAPER = 5
+I_PENDING_HOUR = 6
+I_SIZE = 7
+
+POS_FLAT = 0
+POS_REAL = 1
+POS_PAPER = 2
+PEND_NONE = 0
+PEND_ENTRY = 1
+PEND_EXIT_SIGNAL = 2
+PEND_EXIT_MAX_HOLD = 3
+
+# Portfolio state.
+P_CASH = 0
+P_EQUITY = 1             # equity marked at the last close (sizing of fraction stakes)
+P_OPEN = 2               # open real positions
+P_REJECTED = 3           # entries rejected under the minimum notional
+P_SIZE = 4
+
+# Trade record columns (float64 buffer; times and bars are exact integers).
+T_SYMBOL = 0
+T_ENTRY_TIME = 1
+T_EXIT_TIME = 2
+T_ENTRY_BAR = 3
+T_EXIT_BAR = 4
+T_ENTRY_PRICE = 5
+T_EXIT_PRICE = 6
+T_QTY = 7
+T_FEES = 8
+T_PNL = 9
+T_REASON = 10
+T_PAPER = 11
+T_SIZE = 12
+
+
+# ----------------------------------------------------------------------------------------
+# state
+
+
+@jit
+def new_state(n_symbols, initial_cash):
+    """(fstate, istate, pstate, hour_stats, trades buffer) of a fresh flat portfolio."""
+    fstate = np.full((n_symbols, F_SIZE), np.nan)
+    istate = np.zeros((n_symbols, I_SIZE), dtype=np.int64)
+    pstate = np.zeros(P_SIZE)
+    pstate[P_CASH] = initial_cash
+    pstate[P_EQUITY] = initial_cash
+    hour_stats = np.zeros((24, 2), dtype=np.int64)     # closed trades, winning trades
+    trades = np.empty((64, T_SIZE))
+    return fstate, istate, pstate, hour_stats, trades
+
+
+@jit
+def hour_qualified(hour_stats, hour, min_rate, min_trades):
+    """True when the hour's closed trades are enough and their win rate reaches min_rate."""
+    closed = hour_stats[hour, 0]
+    if closed < min_trades or closed == 0:
+        return False
+    return hour_stats[hour, 1] / closed >= min_rate
+
+
+@jit
+def decision_hour(time_ms, bar_ms):
+    """UTC hour of day of a decision taken at the close of the bar opening at time_ms."""
+    return ((time_ms + bar_ms) // HOUR_MS) % 24
+
+
+@jit
+def trade_pnl(qty, entry_price, entry_fee, exit_price, fee_rate):
+    """(exit fee, pnl) of a long trade: proceeds after fee minus cost with fee."""
+    exit_notional = qty * exit_price
+    exit_fee = fee(exit_notional, fee_rate)
+    pnl = (exit_notional - exit_fee) - (qty * entry_price + entry_fee)
+    return exit_fee, pnl
+
+
+@jit
+def _record(trades, n, row):
+    """Append one trade row, growing the buffer when full; returns (trades, n)."""
+    if n == trades.shape[0]:
+        bigger = np.empty((2 * trades.shape[0], T_SIZE))
+        bigger[:n] = trades[:n]
+        trades = bigger
+    trades[n, :] = row
+    return trades, n + 1
+
+
+@jit
+def _close(s, price, reason, t, time_t, rp, fstate, istate, pstate, hour_stats, trades, n):
+    """Close symbol s's position at `price`; updates cash and statistics, records the trade."""
+    qty = fstate[s, F_QTY]
+    entry_price = fstate[s, F_ENTRY_PRICE]
+    entry_fee = fstate[s, F_ENTRY_FEE]
+    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, rp[R_FEE])
+    paper = istate[s, I_POS] == POS_PAPER
+    if not paper:
+        notional = qty * price
+        pstate[P_CASH] = pstate[P_CASH] + (notional - exit_fee)
+        pstate[P_OPEN] -= 1
+    hour = istate[s, I_HOUR]
+    hour_stats[hour, 0] += 1
+    if pnl > 0.0:
+        hour_stats[hour, 1] += 1
+    row = np.empty(T_SIZE)
+    row[T_SYMBOL] = s
+    row[T_ENTRY_TIME] = istate[s, I_ENTRY_TIME]
+    row[T_EXIT_TIME] = time_t
+    row[T_ENTRY_BAR] = istate[s, I_ENTRY_BAR]
+    row[T_EXIT_BAR] = t
+    row[T_ENTRY_PRICE] = entry_price
+    row[T_EXIT_PRICE] = price
+    row[T_QTY] = qty
+    row[T_FEES] = entry_fee + exit_fee
+    row[T_PNL] = pnl
+    row[T_REASON] = reason
+    row[T_PAPER] = 1.0 if paper else 0.0
+    istate[s, I_POS] = POS_FLAT
+    istate[s, I_PENDING] = PEND_NONE
+    return _record(trades, n, row)
+
+
+@jit
+def protective_levels(price, rp, tick, tick_inv):
+    """(stop, target) levels of a long entered at `price`; NaN where the option is off."""
+    stop = math.nan
+    target = math.nan
+    if rp[R_STOP_LOSS] == rp[R_STOP_LOSS]:
+        stop = floor_units(price * (1.0 - rp[R_STOP_LOSS]), tick, tick_inv)
+    if rp[R_TAKE_PROFIT] == rp[R_TAKE_PROFIT]:
+        target = ceil_units(price * (1.0 + rp[R_TAKE_PROFIT]), tick, tick_inv)
+    return stop, target
+
+
+@jit
+def stake_amount(rp, equity):
+    """Quote amount an entry may spend before the cash cap."""
+    if rp[R_STAKE_QUOTE] != 0.0:
+        return rp[R_STAKE]
+    return rp[R_STAKE] * equity
+
+
+@jit
+def _open(s, price, qty, paper, t, time_t, rp, tick, fstate, istate, pstate):
+    """Open symbol s's position: `qty` at `price` (real: pays notional + fee from cash)."""
+    notional = qty * price
+    entry_fee = fee(notional, rp[R_FEE])
+    if not paper:
+        pstate[P_CASH] = pstate[P_CASH] - (notional + entry_fee)
+        pstate[P_OPEN] += 1
+    stop, target = protective_levels(price, rp, tick, grid_inverse(tick))
+    fstate[s, F_QTY] = qty
+    fstate[s, F_ENTRY_PRICE] = price
+    fstate[s, F_ENTRY_FEE] = entry_fee
+    fstate[s, F_STOP] = stop
+    fstate[s, F_TARGET] = target
+    fstate[s, F_TRAIL_HIGH] = price
+    istate[s, I_POS] = POS_PAPER if paper else POS_REAL
+    istate[s, I_ENTRY_BAR] = t
+    istate[s, I_ENTRY_TIME] = time_t
+    istate[s, I_HOUR] = istate[s, I_PENDING_HOUR]
+
+
+@jit
+def effective_stop(stop, trail_high, trailing, tick, tick_inv):
+    """(level, is_trailing): the higher of the stop loss and the trailing stop; NaN if neither."""
+    if trailing == trailing:
+        level = floor_units(trail_high * (1.0 - trailing), tick, tick_inv)
+        if stop != stop or level > stop:
+            return level, True
+    return stop, False
+
+
+@jit
+def _rank_before(a, b, score):
+    """True when candidate a ranks before b: higher score first, NaN last, then lower index."""
+    sa = score[a]
+    sb = score[b]
+    if sa != sa:
+        if sb != sb:
+            return a < b
+        return False
+    if sb != sb:
+        return True
+    if sa != sb:
+        return sa > sb
+    return a < b
+
+
+# ----------------------------------------------------------------------------------------
+# the step
+
+
+@jit
+def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional,
+         fstate, istate, pstate, hour_stats, trades, n_trades):
+    """Advance every symbol by bar t (phases A-E in the module docstring).
+
+    open_/high/low/close/entry/exit_/score hold bar t of each symbol (NaN prices: no candle).
+    Returns (trades, n_trades, held, equity).
+    """
+    n_sym = open_.shape[0]
+    fee_rate = rp[R_FEE]
+    slip = rp[R_SLIPPAGE]
+    # A. pending exits at the open
+    for s in range(n_sym):
+        o = open_[s]
+        if o == o and istate[s, I_PENDING] >= PEND_EXIT_SIGNAL:
+            reason = REASON_SIGNAL if istate[s, I_PENDING] == PEND_EXIT_SIGNAL else REASON_MAX_HOLD
+            price = market_sell_price(o, slip, tick[s])
+            trades, n_trades = _close(s, price, reason, t, time_t, rp, fstate, istate, pstate,
+                                      hour_stats, trades, n_trades)
+    # B. pending entries at the open
+    cand = np.empty(n_sym, dtype=np.int64)
+    cscore = np.full(n_sym, np.nan)
+    n_cand = 0
+    for s in range(n_sym):
+        if istate[s, I_PENDING] != PEND_ENTRY:
+            continue
+        istate[s, I_PENDING] = PEND_NONE
+        o = open_[s]
+        if o != o:
+            continue
+        if istate[s, I_PENDING_PAPER] != 0:
+            price = market_buy_price(o, slip, tick[s])
+            amount = stake_amount(rp, pstate[P_EQUITY])
+            qty = buy_quantity_inv(amount, price, fee_rate, lot[s], grid_inverse(lot[s]))
+            if notional_ok(qty, price, min_notional[s]):
+                _open(s, price, qty, True, t, time_t, rp, tick[s], fstate, istate, pstate)
+            else:
+                pstate[P_REJECTED] += 1.0
+            continue
+        cscore[s] = fstate[s, F_PENDING_SCORE]
+        # insertion sort of the real candidates
+        k = n_cand
+        while k > 0 and _rank_before(s, cand[k - 1], cscore):
+            cand[k] = cand[k - 1]
+            k -= 1
+        cand[k] = s
+        n_cand += 1
+    max_pos = rp[R_MAX_POSITIONS]
+    for k in range(n_cand):
+        if pstate[P_OPEN] >= max_pos:
+            break
+        s = cand[k]
+        price = market_buy_price(open_[s], slip, tick[s])
+        amount = stake_amount(rp, pstate[P_EQUITY])
+        cash = pstate[P_CASH]
+        spend = amount if amount < cash else cash
+        qty = buy_quantity_inv(spend, price, fee_rate, lot[s], grid_inverse(lot[s]))
+        if notional_ok(qty, price, min_notional[s]):
+            _open(s, price, qty, False, t, time_t, rp, tick[s], fstate, istate, pstate)
+        else:
+            pstate[P_REJECTED] += 1.0
+    held = np.int64(pstate[P_OPEN])
+    # C. stops and targets inside the bar
+    trailing = rp[R_TRAILING]
+    for s in range(n_sym):
+        o = open_[s]
+        if istate[s, I_POS] == POS_FLAT or o != o:
+            continue
+        level, is_trailing = effective_stop(fstate[s, F_STOP], fstate[s, F_TRAIL_HIGH],
+                                            trailing, tick[s], grid_inverse(tick[s]))
+        price, kind = long_exit_fill(o, high[s], low[s], level, fstate[s, F_TARGET])
+        if kind != 0:
+            if kind == TARGET_FILL:
+                reason = REASON_TAKE_PROFIT
+            elif is_trailing:
+                reason = REASON_TRAILING_STOP
+            else:
+                reason = REASON_STOP_LOSS
+            trades, n_trades = _close(s, price, reason, t, time_t, rp, fstate, istate, pstate,
+                                      hour_stats, trades, n_trades)
+        elif high[s] > fstate[s, F_TRAIL_HIGH]:
+            fstate[s, F_TRAIL_HIGH] = high[s]
+    # D. equity at the close
+    equity = pstate[P_CASH]
+    for s in range(n_sym):
+        c = close[s]
+        if c == c:
+            fstate[s, F_LAST_CLOSE] = c
+        if istate[s, I_POS] == POS_REAL:
+            equity = equity + fstate[s, F_QTY] * fstate[s, F_LAST_CLOSE]
+    pstate[P_EQUITY] = equity
+    # E. decisions for the next open
+    max_hold = rp[R_MAX_HOLD]
+    shifts = rp[R_SHIFTS] != 0.0
+    bar_ms = np.int64(rp[R_BAR_MS])
+    for s in range(n_sym):
+        if close[s] != close[s] or istate[s, I_PENDING] != PEND_NONE:
+            continue
+        if istate[s, I_POS] != POS_FLAT:
+            if exit_[s]:
+                istate[s, I_PENDING] = PEND_EXIT_SIGNAL
+            elif max_hold > 0 and t + 1 - istate[s, I_ENTRY_BAR] >= max_hold:
+                istate[s, I_PENDING] = PEND_EXIT_MAX_HOLD
+        elif entry[s] and not exit_[s]:
+            istate[s, I_PENDING] = PEND_ENTRY
+            fstate[s, F_PENDING_SCORE] = score[s]
+            paper = False
+            hour = 0
+            if shifts:
+                hour = decision_hour(time_t, bar_ms)
+                paper = not hour_qualified(hour_stats, hour, rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
+            istate[s, I_PENDING_HOUR] = hour
+            istate[s, I_PENDING_PAPER] = 1 if paper else 0
+    return trades, n_trades, held, equity
+
+
+@jit
+def finish(t, time_t, rp, tick, fstate, istate, pstate, hour_stats, trades, n_trades):
+    """Sell every open position at its last close (reason end); returns (trades, n, cash)."""
+    for s in range(fstate.shape[0]):
+        if istate[s, I_POS] != POS_FLAT:
+            price = market_sell_price(fstate[s, F_LAST_CLOSE], rp[R_SLIPPAGE], tick[s])
+            trades, n_trades = _close(s, price, REASON_END, t, time_t, rp, fstate, istate,
+                                      pstate, hour_stats, trades, n_trades)
+    pstate[P_EQUITY] = pstate[P_CASH]
+    return trades, n_trades, pstate[P_CASH]
+
+
+@jit
+def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional):
+    """Run `step` over every bar of 2-D [bar, symbol] arrays, then `finish`.
+
+    Returns (trades[n_trades, T_SIZE], equity[n], held[n], rejected).
+    """
+    n = times.shape[0]
+    n_sym = open_.shape[1]
+    fstate, istate, pstate, hour_stats, trades = new_state(n_sym, rp[R_INITIAL_CASH])
+    n_trades = 0
+    equity = np.empty(n)
+    held = np.zeros(n, dtype=np.int64)
+    for t in range(n):
+        trades, n_trades, h, eq = step(t, times[t], open_[t], high[t], low[t], close[t],
+                                       entry[t], exit_[t], score[t], rp, tick, lot,
+                                       min_notional, fstate, istate, pstate, hour_stats,
+                                       trades, n_trades)
+        held[t] = h
+        equity[t] = eq
+    if n > 0:
+        trades, n_trades, cash = finish(n - 1, times[n - 1], rp, tick, fstate, istate, pstate,
+                                        hour_stats, trades, n_trades)
+        equity[n - 1] = cash
+    return trades[:n_trades].copy(), equity, held, pstate[P_REJECTED]
+
+
+# ----------------------------------------------------------------------------------------
+# fused crossover sweep
+
+
+@jit
+def sum_relations(prefix, an, bn, start, safe_mul, out):
+    """out[t] = sign(mean of the last an ticks - mean of the last bn ticks) for t >= start.
+
+    `prefix[t]` is the int64 sum of ticks[:t]; window sums are exact differences of it.
+    """
+    n = prefix.shape[0] - 1
+    # Loops over slices from 0 let LLVM vectorise them.
+    hi = prefix[start + 1:]
+    lo_a = prefix[start + 1 - an:n + 1 - an]
+    lo_b = prefix[start + 1 - bn:n + 1 - bn]
+    o = out[start:]
+    if safe_mul:
+        for k in range(o.shape[0]):
+            u = (hi[k] - lo_a[k]) * bn
+            v = (hi[k] - lo_b[k]) * an
+            o[k] = np.int8(u > v) - np.int8(u < v)
+    else:
+        for k in range(o.shape[0]):
+            o[k] = mean_relation(hi[k] - lo_a[k], an, hi[k] - lo_b[k], bn, False)
+
+
+@jit
+def value_relations(a, b, start, out):
+    """out[t] = sign(a[t] - b[t]) for t >= start."""
+    x = a[start:]
+    y = b[start:]
+    o = out[start:]
+    for t in range(x.shape[0]):
+        u = x[t]
+        v = y[t]
+        o[t] = np.int8(u > v) - np.int8(u < v)
+
+
+_BYTE_HIGH = np.uint64(0x8080808080808080)
+_BYTE_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_BYTE_INDEX = np.uint64(0x0001020304050607)
+
+
+@jit
+def _first_flagged(rel_len, words, t, w, flags, pattern, any_nonzero):
+    """Index of the first flagged byte at or after t, from word w on (rel_len if none).
+
+    A byte is flagged when its high bit is set in `flags` after the optional nonzero test:
+    with any_nonzero, flags = word ^ pattern and a byte is flagged when it is not zero.
+    """
+    n_words = words.shape[0]
+    mask = _ALL_ONES << np.uint64((t & 7) * 8)           # drop the bytes before t
+    while True:
+        if any_nonzero:
+            flags = (((flags & _BYTE_LOW7) + _BYTE_LOW7) | flags) & _BYTE_HIGH
+        else:
+            flags = flags & _BYTE_HIGH
+        flags &= mask
+        if flags != 0:
+            break
+        w += 1
+        if w >= n_words:
+            return rel_len
+        flags = np.uint64(words[w])
+        if any_nonzero:
+            flags ^= pattern
+        mask = _ALL_ONES
+    lowest = flags & (~flags + np.uint64(1))
+    byte = np.int64(((lowest >> np.uint64(7)) * _BYTE_INDEX) >> np.uint64(56))
+    return min((w << 3) + byte, rel_len)
+
+
+@jit
+def next_change(rel, words, t, value):
+    """First index u >= t with rel[u] != value (len(rel) if none), a word of eight at a time.
+
+    `words` is the int64 view of `rel`'s buffer, zero beyond len(rel).
+    """
+    n = rel.shape[0]
+    if t >= n:
+        return n
+    pattern = np.uint64(0)
+    if value == 1:
+        pattern = np.uint64(0x0101010101010101)
+    elif value == -1:
+        pattern = _ALL_ONES
+    w = t >> 3
+    return _first_flagged(n, words, t, w, np.uint64(words[w]) ^ pattern, pattern, True)
+
+
+@jit
+def next_negative(rel, words, t):
+    """First index u >= t with rel[u] < 0 (len(rel) if none), a word of eight at a time."""
+    n = rel.shape[0]
+    if t >= n:
+        return n
+    w = t >> 3
+    return _first_flagged(n, words, t, w, np.uint64(words[w]), np.uint64(0), False)
+
+
+@jit
+def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
+    """Fold bars a..b-1 of a long position (cash and quantity fixed) into the accumulators.
+
+    Equity cash + qty * close is a non-decreasing function of the close (also in floats), so
+    when the highest close of the range makes no new equity peak, the deepest drawdown of
+    the range is at its lowest close: one division instead of one per bar.
+    """
+    lo = close[a]
+    hi = lo
+    for t in range(a, b):
+        c = close[t]
+        equity = cash + qty * c
+        s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
+        prev = equity
+        lo = c if c < lo else lo
+        hi = c if c > hi else hi
+    if cash + qty * hi <= peak:
+        max_dd = max(max_dd, (peak - (cash + qty * lo)) / peak)
+        keep = 1.0 - max_dd + DD_SLACK
+    else:
+        for t in range(a, b):
+            peak, max_dd, keep = add_drawdown(cash + qty * close[t], peak, max_dd, keep)
+    return s1, s2, d2, prev, peak, max_dd, keep
+
+
+@jit
+def cross_simple(open_, close, rel, words, start, rp, tick, lot, lot_inv, min_notional, acc):
+    """One crossover combination without stops, max hold or shifts, into `acc`.
+
+    The same decisions and float operations as the general loop of `sweep_cross` (and `step`),
+    organised as a cycle: scan to the next cross up, fill the entry at the next open, scan to
+    the first bar with fast < slow (the cross down while long), fold the bars held, fill the
+    exit at the next open.
+    """
+    n = close.shape[0]
+    cash0 = rp[R_INITIAL_CASH]
+    fee_rate = rp[R_FEE]
+    slip = rp[R_SLIPPAGE]
+    quote_stake = rp[R_STAKE_QUOTE] != 0.0
+    stake = rp[R_STAKE]
+    cash = cash0
+    prev = cash0
+    s1 = 0.0
+    s2 = 0.0
+    d2 = 0.0
+    peak = cash0
+    max_dd = 0.0
+    keep = 1.0 + DD_SLACK
+    n_held = 0
+    trades = 0.0
+    wins = 0.0
+    gp = 0.0
+    gl = 0.0
+    tf = 0.0
+    prev_rel = 0
+    below = False
+    t = start
+    while True:
+        # flat: scan to the next cross up (rel > 0 after rel <= 0, once rel < 0 was seen)
+        while True:
+            t = next_change(rel, words, t, prev_rel)
+            if t >= n:
+                break
+            r = np.int64(rel[t])
+            up = r > 0 and prev_rel <= 0 and below
+            if r < 0:
+                below = True
+            prev_rel = r
+            if up:
+                break
+            t += 1
+        if t >= n - 1:          # no cross, or one on the last bar: nothing fills after it
+            break
+        e = t + 1
+        entry_price = market_buy_price(open_[e], slip, tick)
+        amount = stake if quote_stake else stake * cash      # flat: equity is the cash
+        amount = amount if amount < cash else cash
+        q = buy_quantity_inv(amount, entry_price, fee_rate, lot, lot_inv)
+        if not notional_ok(q, entry_price, min_notional):
+            t = e               # rejected: the decision at bar e is scanned as usual
+            continue
+        notional = q * entry_price
+        entry_fee = fee(notional, fee_rate)
+        cash = cash - (notional + entry_fee)
+        # long from bar e: rel >= 0 since the cross up, so the first rel < 0 is the cross down
+        u = next_negative(rel, words, e)
+        if u >= n - 1:
+            # held to the end: bars e..n-2, then sold at the last close
+            if e < n - 1:
+                s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+                    close, e, n - 1, cash, q, s1, s2, d2, prev, peak, max_dd, keep)
+            price = market_sell_price(close[n - 1], slip, tick)
+            exit_fee, pnl = trade_pnl(q, entry_price, entry_fee, price, fee_rate)
+            cash = cash + (q * price - exit_fee)
+            trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades, wins, gp,
+                                                 gl, tf)
+            s1, s2, d2 = add_return(cash, prev, s1, s2, d2)
+            prev = cash
+            peak, max_dd, keep = drawdown_bar(cash, peak, max_dd)
+            n_held += n - e
+            break
+        s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+            close, e, u + 1, cash, q, s1, s2, d2, prev, peak, max_dd, keep)
+        n_held += u + 1 - e
+        # the exit fills at the next open; that bar is flat and its decision is scanned next
+        x = u + 1
+        price = market_sell_price(open_[x], slip, tick)
+        exit_fee, pnl = trade_pnl(q, entry_price, entry_fee, price, fee_rate)
+        cash = cash + (q * price - exit_fee)
+        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades, wins, gp, gl, tf)
+        s1, s2, d2 = add_return(cash, prev, s1, s2, d2)
+        prev = cash
+        peak, max_dd, keep = drawdown_bar(cash, peak, max_dd)
+        prev_rel = -1
+        below = True
+        t = x
+    store(acc, prev, s1, s2, d2, max_dd, n, n_held, trades, wins, gp, gl, tf)
+
+
+@jit
+def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
+                use_float, safe_mul, rp, tick, lot, min_notional):
+    """Accumulator vectors [n_combos, ACC_SIZE] of crossover combinations on one symbol.
+
+    Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
+    SMAs exactly from `prefix`, the int64 prefix sums of the ticks (use_float False), or
+    float series `fvals[w]` (EMA, NaN during warm-up). Per combination, one vectorised pass
+    computes the sign of fast - slow at every bar; then one pass runs the cross rule, the
+    decision step (same rules and float operations as `step` for one symbol) and the metric
+    accumulators. While flat with nothing to fill, it jumps to the next bar where the sign
+    changes (eight bars per test): the bars in between cannot cross and add exactly nothing
+    to the accumulators. While long without stops it jumps to the cross down and folds the
+    bars held in one tight loop (`fold_long`); without stops, max hold or shifts the whole
+    combination runs as that cycle (`cross_simple`).
+
+    The kernels are bound by the division of each held bar's return and by the branches of
+    each trade, not by memory: the sign pass reads one prefix-sum array that stays in cache.
+    """
+    n = close.shape[0]
+    n_combos = fast_idx.shape[0]
+    out = np.zeros((n_combos, ACC_SIZE))
+    rel_words = np.zeros(n // 8 + 1, dtype=np.int64)
+    rel = rel_words.view(np.int8)[:n]
+    cash0 = rp[R_INITIAL_CASH]
+    fee_rate = rp[R_FEE]
+    slip = rp[R_SLIPPAGE]
+    trailing = rp[R_TRAILING]
+    has_levels = (rp[R_STOP_LOSS] == rp[R_STOP_LOSS] or rp[R_TAKE_PROFIT] == rp[R_TAKE_PROFIT]
+                  or trailing == trailing)
+    max_hold = rp[R_MAX_HOLD]
+    shifts = rp[R_SHIFTS] != 0.0
+    quote_stake = rp[R_STAKE_QUOTE] != 0.0
+    stake = rp[R_STAKE]
+    bar_ms = np.int64(rp[R_BAR_MS])
+    tick_inv = grid_inverse(tick)
+    lot_inv = grid_inverse(lot)
+    simple = not has_levels and not shifts and not max_hold > 0
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(n_combos):
+        fw = fast_idx[c]
+        sw = slow_idx[c]
+        fn = windows[fw]
+        sn = windows[sw]
+        start = max(fn, sn) - 1
+        if start < 0:
+            start = 0
+        if use_float:
+            value_relations(fvals[fw], fvals[sw], start, rel)
+        else:
+            sum_relations(prefix, fn, sn, start, safe_mul, rel)
+        if simple:
+            cross_simple(open_, close, rel, rel_words, start, rp, tick, lot, lot_inv,
+                         min_notional, out[c])
+            continue
+        hour_stats[:, :] = 0
+        cash = cash0
+        equity = cash0          # marked at the last close (sizing)
+        prev = cash0            # last equity folded into the accumulators
+        s1 = 0.0
+        s2 = 0.0
+        d2 = 0.0
+        peak = cash0
+        max_dd = 0.0
+        keep = 1.0 + DD_SLACK
+        n_held = 0
+        trades = 0.0
+        wins = 0.0
+        gp = 0.0
+        gl = 0.0
+        tf = 0.0
+        pos = POS_FLAT
+        pending = PEND_NONE
+        pending_paper = False
+        pending_hour = 0
+        hour = 0
+        qty = 0.0
+        entry_price = 0.0
+        entry_fee = 0.0
+        stop = math.nan
+        target = math.nan
+        trail_high = 0.0
+        entry_bar = 0
+        prev_rel = 0
+        below = False
+        above = False
+        t = start
+        while t < n:
+            fill = False
+            # A/B. pending orders at the open
+            if pending != PEND_NONE:
+                o = open_[t]
+                if pending == PEND_ENTRY:
+                    price = market_buy_price(o, slip, tick)
+                    amount = stake if quote_stake else stake * equity
+                    if not pending_paper:
+                        amount = amount if amount < cash else cash
+                    q = buy_quantity_inv(amount, price, fee_rate, lot, lot_inv)
+                    if notional_ok(q, price, min_notional):
+                        notional = q * price
+                        entry_fee = fee(notional, fee_rate)
+                        if not pending_paper:
+                            cash = cash - (notional + entry_fee)
+                            fill = True
+                        qty = q
+                        entry_price = price
+                        stop, target = protective_levels(price, rp, tick, tick_inv)
+                        trail_high = price
+                        pos = POS_PAPER if pending_paper else POS_REAL
+                        entry_bar = t
+                        hour = pending_hour
+                else:
+                    price = market_sell_price(o, slip, tick)
+                    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
+                    if pos == POS_REAL:
+                        cash = cash + (qty * price - exit_fee)
+                        fill = True
+                        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
+                                                             wins, gp, gl, tf)
+                    hour_stats[hour, 0] += 1
+                    if pnl > 0.0:
+                        hour_stats[hour, 1] += 1
+                    pos = POS_FLAT
+                pending = PEND_NONE
+            if pos == POS_FLAT and not fill:
+                # Flat, nothing filled: jump to the next change of the relation.
+                t = next_change(rel, rel_words, t, prev_rel)
+                if t >= n:
+                    break
+                r = np.int64(rel[t])
+                up, down, below, above = cross_step(r, prev_rel, below, above)
+                prev_rel = r
+                if up:
+                    pending = PEND_ENTRY
+                    if shifts:
+                        pending_hour = decision_hour(times[t], bar_ms)
+                        pending_paper = not hour_qualified(hour_stats, pending_hour,
+                                                           rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
+                t += 1
+                continue
+            if pos == POS_REAL and not has_levels:
+                # Long without stops: a tight loop up to the exit signal, the max-hold bar or
+                # the last bar (those two run through the general code below).
+                bound = n - 1
+                if max_hold > 0:
+                    bound = min(bound, entry_bar + np.int64(max_hold) - 1)
+                ran = t < bound
+                # the first bar whose relation is < 0 (a cross down: rel >= 0 since the entry)
+                u = min(next_negative(rel, rel_words, t), bound)
+                last = u if u < bound else bound - 1
+                if ran:
+                    s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+                        close, t, last + 1, cash, qty, s1, s2, d2, prev, peak, max_dd, keep)
+                    n_held += last + 1 - t
+                    equity = prev
+                    prev_rel = np.int64(rel[last])
+                t = u
+                if t < bound:
+                    # rel < 0 after rel >= 0 while long (so a rel > 0 was seen): a cross down
+                    prev_rel = -1
+                    below = True
+                    pending = PEND_EXIT_SIGNAL
+                    t += 1
+                    continue
+                if ran:
+                    fill = False
+            held = pos == POS_REAL
+            # C. stops and targets inside the bar
+            if has_levels and pos != POS_FLAT:
+                level, is_trailing = effective_stop(stop, trail_high, trailing, tick, tick_inv)
+                price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
+                if kind != 0:
+                    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
+                    if pos == POS_REAL:
+                        cash = cash + (qty * price - exit_fee)
+                        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
+                                                             wins, gp, gl, tf)
+                    hour_stats[hour, 0] += 1
+                    if pnl > 0.0:
+                        hour_stats[hour, 1] += 1
+                    pos = POS_FLAT
+                elif high[t] > trail_high:
+                    trail_high = high[t]
+            # D. equity at the close (the last bar sells what is left)
+            if t == n - 1 and pos != POS_FLAT:
+                price = market_sell_price(close[t], slip, tick)
+                exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
+                if pos == POS_REAL:
+                    cash = cash + (qty * price - exit_fee)
+                    trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
+                                                         wins, gp, gl, tf)
+                    fill = True
+                pos = POS_FLAT
+            if pos == POS_REAL:
+                equity = cash + qty * close[t]
+            else:
+                equity = cash
+            if held or fill:
+                s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
+                prev = equity
+                peak, max_dd, keep = add_drawdown(equity, peak, max_dd, keep)
+                if held:
+                    n_held += 1
+            # E. signals and decisions for the next open
+            r = np.int64(rel[t])
+            up, down, below, above = cross_step(r, prev_rel, below, above)
+            prev_rel = r
+            if pos != POS_FLAT:
+                if down:
+                    pending = PEND_EXIT_SIGNAL
+                elif max_hold > 0 and t + 1 - entry_bar >= max_hold:
+                    pending = PEND_EXIT_MAX_HOLD
+            elif up:
+                pending = PEND_ENTRY
+                if shifts:
+                    pending_hour = decision_hour(times[t], bar_ms)
+                    pending_paper = not hour_qualified(hour_stats, pending_hour,
+                                                       rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
+            t += 1
+        store(out[c], prev, s1, s2, d2, max_dd, n, n_held, trades, wins, gp, gl, tf)
+    return out

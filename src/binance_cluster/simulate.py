@@ -1,0 +1,339 @@
+"""Backtest simulator: validating wrappers over `kernels.simulate` (decision step, fills).
+
+- `run_symbol`: one symbol, its signals, one position at a time.
+- `run_portfolio`: several symbols on one time axis with one shared cash balance, at most
+  `risk.max_positions` real positions, simultaneous entries ranked by score.
+- `sweep_symbol`: every combination of a parameter grid on one symbol, one metrics dict each;
+  indicator windows shared by combinations are computed once, and `sma_cross` / `ema_cross`
+  run in the fused single-pass kernel.
+
+The rules (timing, fills, sizing, stops, shifts) are documented in `kernels.simulate` and
+`kernels.fills`. In short: a signal on the close of bar t fills at the open of bar t+1 plus
+slippage; stops and targets fill inside later bars at their price (or the open on a gap),
+stop first; fees on every fill; quantities to the lot step, prices to the tick, entries under
+the minimum notional rejected; open positions are sold at the last close at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from binance_cluster.errors import ConfigError, DataError
+from binance_cluster.kernels import metrics as mk
+from binance_cluster.kernels import signals as sk
+from binance_cluster.kernels import simulate as kern
+from binance_cluster.types import Candles, interval_ms
+
+EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "max_hold", "end")
+STAKE_MODES = ("fraction", "quote")
+TRADE_COLUMNS = ("symbol_index", "entry_time", "exit_time", "entry_bar", "exit_bar",
+                 "entry_price", "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
+
+
+@dataclass(frozen=True, slots=True)
+class Risk:
+    """Sizing, costs and exits of a run (checked on construction: ConfigError naming the field)."""
+
+    initial_cash: float = 10_000.0
+    stake: float = 1.0            # "fraction": of equity (1.0 = all in); "quote": fixed amount
+    stake_mode: str = "fraction"
+    fee_rate: float = 0.001       # on every fill
+    slippage: float = 0.0         # fraction added to buys / subtracted from sells at market fills
+    stop_loss: float | None = None       # fraction below the entry price
+    take_profit: float | None = None     # fraction above the entry price
+    trailing_stop: float | None = None   # fraction below the highest high since entry
+    max_hold_bars: int | None = None
+    shifts: bool = False                 # SEEDS A trading hours: paper trades in weak hours
+    shifts_min_win_rate: float = 0.66
+    shifts_min_trades: int = 3           # hours with fewer closed trades are not yet qualified
+    max_positions: int = 1               # portfolio mode only
+
+    def __post_init__(self) -> None:
+        def bad(name: str, problem: str) -> ConfigError:
+            return ConfigError(f"risk.{name} = {getattr(self, name)!r}: {problem}")
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "stake_mode" or v is None or isinstance(v, bool):
+                continue
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+                raise bad(f.name, "must be a finite number")
+        if not isinstance(self.shifts, (bool, np.bool_)):
+            raise bad("shifts", "must be true or false")
+        if self.stake_mode not in STAKE_MODES:
+            raise bad("stake_mode", f"must be one of {', '.join(STAKE_MODES)}")
+        if self.initial_cash <= 0:
+            raise bad("initial_cash", "must be above zero")
+        if self.stake <= 0:
+            raise bad("stake", "must be above zero")
+        if self.stake_mode == "fraction" and self.stake > 1:
+            raise bad("stake", "a fraction of equity must be at most 1 (spot, no leverage)")
+        if not 0 <= self.fee_rate < 1:
+            raise bad("fee_rate", "must be at least 0 and below 1")
+        if not 0 <= self.slippage < 1:
+            raise bad("slippage", "must be at least 0 and below 1")
+        for name in ("stop_loss", "trailing_stop"):
+            v = getattr(self, name)
+            if v is not None and not 0 < v < 1:
+                raise bad(name, "must be above 0 and below 1 (a fraction of the price)")
+        if self.take_profit is not None and not self.take_profit > 0:
+            raise bad("take_profit", "must be above 0 (a fraction of the entry price)")
+        if self.max_hold_bars is not None and (self.max_hold_bars < 1
+                                               or int(self.max_hold_bars) != self.max_hold_bars):
+            raise bad("max_hold_bars", "must be a whole number of bars, at least 1")
+        if not 0 <= self.shifts_min_win_rate <= 1:
+            raise bad("shifts_min_win_rate", "must be between 0 and 1")
+        if self.shifts_min_trades < 1 or int(self.shifts_min_trades) != self.shifts_min_trades:
+            raise bad("shifts_min_trades", "must be a whole number, at least 1")
+        if self.max_positions < 1 or int(self.max_positions) != self.max_positions:
+            raise bad("max_positions", "must be a whole number, at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolRules:
+    """Exchange filters of one symbol: PRICE_FILTER tick, LOT_SIZE step, minimum notional."""
+
+    tick_size: float = 0.01
+    step_size: float = 0.00001
+    min_notional: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "step_size", "min_notional"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(v) or v < 0:
+                raise ConfigError(f"rules.{name} = {v!r}: must be a number >= 0 "
+                                  "(0 = no rounding / no minimum)")
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    """Trades (columns TRADE_COLUMNS), equity marked at every close, bar times.
+
+    `held[t]` counts the real positions open during bar t (after the open's fills);
+    `rejected` counts entries rejected under the minimum notional. Trade times are the open
+    times of the bars in which the fills happened; entry_bar / exit_bar index `times`.
+    """
+
+    trades: dict[str, np.ndarray]
+    equity: np.ndarray
+    times: np.ndarray
+    held: np.ndarray | None = None
+    rejected: int = 0
+
+    @property
+    def n_trades(self) -> int:
+        return int(self.trades["pnl"].shape[0])
+
+
+def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
+                     step_size: float = 0.00001) -> SymbolRules:
+    """SymbolRules with the tick of the prices' decimals (when exchange info is missing)."""
+    d = int(sk.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
+    tick = 10.0 ** -(d if d >= 0 else sk.MAX_DECIMALS)
+    return SymbolRules(tick_size=float(f"{tick:.12g}"), step_size=step_size,
+                       min_notional=min_notional)
+
+
+def risk_array(risk: Risk, bar_ms: int, max_positions: int | None = None) -> np.ndarray:
+    """The kernels' packed risk parameters (see `kernels.simulate.R_*`)."""
+    rp = np.full(kern.R_SIZE, np.nan)
+    rp[kern.R_INITIAL_CASH] = risk.initial_cash
+    rp[kern.R_STAKE] = risk.stake
+    rp[kern.R_STAKE_QUOTE] = 1.0 if risk.stake_mode == "quote" else 0.0
+    rp[kern.R_FEE] = risk.fee_rate
+    rp[kern.R_SLIPPAGE] = risk.slippage
+    if risk.stop_loss is not None:
+        rp[kern.R_STOP_LOSS] = risk.stop_loss
+    if risk.take_profit is not None:
+        rp[kern.R_TAKE_PROFIT] = risk.take_profit
+    if risk.trailing_stop is not None:
+        rp[kern.R_TRAILING] = risk.trailing_stop
+    rp[kern.R_MAX_HOLD] = 0.0 if risk.max_hold_bars is None else float(risk.max_hold_bars)
+    rp[kern.R_SHIFTS] = 1.0 if risk.shifts else 0.0
+    rp[kern.R_SHIFTS_RATE] = risk.shifts_min_win_rate
+    rp[kern.R_SHIFTS_MIN] = risk.shifts_min_trades
+    rp[kern.R_MAX_POSITIONS] = risk.max_positions if max_positions is None else max_positions
+    rp[kern.R_BAR_MS] = bar_ms
+    return rp
+
+
+def _trades_dict(buf: np.ndarray) -> dict[str, np.ndarray]:
+    t = buf
+    return {
+        "symbol_index": t[:, kern.T_SYMBOL].astype(np.int64),
+        "entry_time": t[:, kern.T_ENTRY_TIME].astype(np.int64),
+        "exit_time": t[:, kern.T_EXIT_TIME].astype(np.int64),
+        "entry_bar": t[:, kern.T_ENTRY_BAR].astype(np.int64),
+        "exit_bar": t[:, kern.T_EXIT_BAR].astype(np.int64),
+        "entry_price": t[:, kern.T_ENTRY_PRICE].copy(),
+        "exit_price": t[:, kern.T_EXIT_PRICE].copy(),
+        "quantity": t[:, kern.T_QTY].copy(),
+        "fees": t[:, kern.T_FEES].copy(),
+        "pnl": t[:, kern.T_PNL].copy(),
+        "exit_reason": t[:, kern.T_REASON].astype(np.int8),
+        "paper": t[:, kern.T_PAPER] != 0.0,
+    }
+
+
+def _bar_ms(times: np.ndarray) -> int:
+    """Bar length from the smallest step between times (1 when there are fewer than 2 bars)."""
+    if times.shape[0] < 2:
+        return 60_000
+    return int(np.min(np.diff(times)))
+
+
+def _check_signals(name: str, arr: Any, n: int, dtype) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.shape != (n,):
+        raise DataError(f"signals.{name} has shape {a.shape}, expected ({n},) like the candles")
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def run_symbol(candles: Candles, signals, risk: Risk, rules: SymbolRules,
+               bar_ms: int | None = None) -> SimResult:
+    """Simulate one symbol trading its signals (one position at a time).
+
+    `bar_ms` (used only for the shifts hour of a decision) defaults to the smallest step
+    between the candles' open times.
+    """
+    n = len(candles)
+    entry = _check_signals("entry", signals.entry, n, np.bool_)
+    exit_ = _check_signals("exit", signals.exit, n, np.bool_)
+    score = _check_signals("score", signals.score, n, np.float64)
+    times = np.ascontiguousarray(candles.open_time, dtype=np.int64)
+    if bar_ms is None:
+        bar_ms = _bar_ms(times)
+    cols = [np.ascontiguousarray(getattr(candles, k), dtype=np.float64).reshape(n, 1)
+            for k in ("open", "high", "low", "close")]
+    rp = risk_array(risk, bar_ms, max_positions=1)
+    buf, equity, held, rejected = kern.simulate(
+        times, *cols, entry.reshape(n, 1), exit_.reshape(n, 1), score.reshape(n, 1), rp,
+        np.array([rules.tick_size], float), np.array([rules.step_size], float),
+        np.array([rules.min_notional], float))
+    return SimResult(_trades_dict(buf), equity, times, held, int(rejected))
+
+
+def run_portfolio(times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray,
+                  closes: np.ndarray, entries: np.ndarray, exits: np.ndarray,
+                  scores: np.ndarray, risk: Risk, rules: Sequence[SymbolRules],
+                  bar_ms: int | None = None) -> SimResult:
+    """Simulate several symbols with one cash balance: 2-D [bar, symbol] arrays, NaN = no candle."""
+    times = np.ascontiguousarray(times, dtype=np.int64)
+    if times.ndim != 1:
+        raise DataError(f"portfolio times must be 1-D, not shape {times.shape}")
+    n = times.shape[0]
+    if n > 1 and np.any(np.diff(times) <= 0):
+        raise DataError("portfolio times must be strictly increasing")
+    arrays = {}
+    shape = None
+    for name, arr, dtype in (("opens", opens, np.float64), ("highs", highs, np.float64),
+                             ("lows", lows, np.float64), ("closes", closes, np.float64),
+                             ("entries", entries, np.bool_), ("exits", exits, np.bool_),
+                             ("scores", scores, np.float64)):
+        a = np.asarray(arr)
+        if a.ndim != 2 or a.shape[0] != n:
+            raise DataError(f"portfolio {name} has shape {a.shape}, expected ({n}, symbols)")
+        if shape is None:
+            shape = a.shape
+        elif a.shape != shape:
+            raise DataError(f"portfolio {name} has shape {a.shape}, expected {shape}")
+        arrays[name] = np.ascontiguousarray(a, dtype=dtype)
+    if len(rules) != shape[1]:
+        raise ConfigError(f"run_portfolio got {len(rules)} symbol rules for {shape[1]} symbols")
+    present = np.isfinite(arrays["opens"])
+    for name in ("highs", "lows", "closes"):
+        if not np.array_equal(present, np.isfinite(arrays[name])):
+            raise DataError(f"portfolio {name}: NaN must mark the same missing candles as opens")
+    if bar_ms is None:
+        bar_ms = _bar_ms(times)
+    rp = risk_array(risk, bar_ms)
+    buf, equity, held, rejected = kern.simulate(
+        times, arrays["opens"], arrays["highs"], arrays["lows"], arrays["closes"],
+        arrays["entries"], arrays["exits"], arrays["scores"], rp,
+        np.array([r.tick_size for r in rules], float),
+        np.array([r.step_size for r in rules], float),
+        np.array([r.min_notional for r in rules], float))
+    return SimResult(_trades_dict(buf), equity, times, held, int(rejected))
+
+
+def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], risk: Risk,
+                 rules: SymbolRules, interval: str) -> list[dict]:
+    """Metrics of every grid combination on one symbol, in grid order.
+
+    Indicator arrays are computed once per window and shared by the combinations; crossover
+    strategies run in the fused kernel. Results equal `compute_metrics(run_symbol(...))` of
+    each combination, bit for bit.
+    """
+    from binance_cluster.metrics import finish_many
+    from binance_cluster.strategy import SignalContext, check_candles, compute_signals
+
+    bar_ms = interval_ms(interval)
+    params = [strategy.resolve(p) for p in grid]
+    check_candles(candles)
+    if not params:
+        return []
+    ctx = SignalContext(candles, interval)
+    if strategy.fused in ("sma", "ema") and len(candles) > 0:
+        accs = _sweep_fused(strategy.fused, ctx, params, risk, rules, bar_ms)
+    else:
+        accs = []
+        for p in params:
+            sim = run_symbol(candles, compute_signals(strategy, candles, p, interval, ctx),
+                             risk, rules, bar_ms=bar_ms)
+            accs.append(_accumulators(sim, risk.initial_cash))
+    return finish_many(np.array(accs, dtype=np.float64).reshape(len(accs), -1), bar_ms,
+                       risk.initial_cash)
+
+
+def _accumulators(sim: SimResult, initial_cash: float) -> np.ndarray:
+    held = sim.held if sim.held is not None else held_from_trades(sim)
+    return mk.accumulate(np.ascontiguousarray(sim.equity, dtype=np.float64),
+                         np.ascontiguousarray(held, dtype=np.int64),
+                         np.ascontiguousarray(sim.trades["pnl"], dtype=np.float64),
+                         np.ascontiguousarray(sim.trades["fees"], dtype=np.float64),
+                         np.ascontiguousarray(sim.trades["paper"], dtype=np.bool_),
+                         float(initial_cash))
+
+
+def held_from_trades(sim: SimResult) -> np.ndarray:
+    """held[t] from the real trades: entry bar to exit bar (excluded for exits at the open)."""
+    n = sim.equity.shape[0]
+    held = np.zeros(n + 1, dtype=np.int64)
+    tr = sim.trades
+    at_open = (tr["exit_reason"] == 0) | (tr["exit_reason"] == 4)
+    for k in np.flatnonzero(~np.asarray(tr["paper"], bool)):
+        last = tr["exit_bar"][k] - (1 if at_open[k] else 0)
+        held[tr["entry_bar"][k]] += 1
+        held[last + 1] -= 1
+    return np.cumsum(held[:n])
+
+
+def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRules,
+                 bar_ms: int) -> list[np.ndarray]:
+    c = ctx.candles
+    windows = sorted({p["fast"] for p in params} | {p["slow"] for p in params})
+    index = {w: i for i, w in enumerate(windows)}
+    wins = np.array(windows, dtype=np.int64)
+    fast_idx = np.array([index[p["fast"]] for p in params], dtype=np.int64)
+    slow_idx = np.array([index[p["slow"]] for p in params], dtype=np.int64)
+    if kind == "sma":
+        prefix = sk.tick_prefix(ctx.ticks())
+        fvals = np.zeros((1, 1))
+        safe = ctx.safe_mul(windows[-1], windows[-1])
+        use_float = False
+    else:
+        fvals = np.stack([ctx.ema(w) for w in windows])
+        prefix = np.zeros(1, dtype=np.int64)
+        safe = True
+        use_float = True
+    rp = risk_array(risk, bar_ms, max_positions=1)
+    out = kern.sweep_cross(np.ascontiguousarray(c.open_time, dtype=np.int64), c.open, c.high,
+                           c.low, c.close, prefix, fvals, wins, fast_idx, slow_idx, use_float,
+                           safe, rp, float(rules.tick_size), float(rules.step_size),
+                           float(rules.min_notional))
+    return out

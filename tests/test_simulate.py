@@ -1,0 +1,449 @@
+"""Decision step, backtest loops and sweeps: against the plain-Python reference on real data,
+hand-built bars for each rule, portfolio limits, and sweep == single run, bit for bit."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from binance_cluster.errors import ConfigError, DataError
+from binance_cluster.metrics import compute_metrics
+from binance_cluster.simulate import (EXIT_REASONS, Risk, SymbolRules, run_portfolio,
+                                      run_symbol, rules_for_prices, sweep_symbol)
+from binance_cluster.strategy import Signals, compute_signals, get_strategy
+from binance_cluster.types import Candles
+from engine_data import load_real
+from reference_sim import reference_run
+
+MIN = 60_000
+T0 = 1_746_403_200_000          # 2025-05-05 00:00 UTC
+SMA_GRID = [{"fast": f, "slow": s} for f in range(5, 55, 5) for s in range(20, 220, 20)]
+TRADE_KEYS = ("symbol_index", "entry_time", "exit_time", "entry_bar", "exit_bar", "entry_price",
+              "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
+
+
+@pytest.fixture(scope="module")
+def data(shared_data):
+    return lambda symbol, n=15_000: load_real(symbol, str(shared_data)).slice(0, n)
+
+
+def assert_matches_reference(sim, ref) -> None:
+    tr = ref["trades"]
+    assert sim.n_trades == len(tr)
+    for key in TRADE_KEYS:
+        want = np.array([t[key] for t in tr], dtype=float)
+        np.testing.assert_allclose(sim.trades[key].astype(float), want, rtol=0, atol=1e-9,
+                                   err_msg=key)
+    np.testing.assert_allclose(sim.equity, ref["equity"], rtol=0, atol=1e-9)
+    assert sim.held.tolist() == ref["held"]
+
+
+def bars(rows, start=T0) -> Candles:
+    """Candles from (open, high, low, close) rows, one minute apart."""
+    a = np.array(rows, float)
+    return Candles.from_columns(dict(open_time=start + MIN * np.arange(len(a)), open=a[:, 0],
+                                     high=a[:, 1], low=a[:, 2], close=a[:, 3],
+                                     volume=np.ones(len(a))))
+
+
+def signals(n, entries=(), exits=(), score=None) -> Signals:
+    e = np.zeros(n, bool)
+    x = np.zeros(n, bool)
+    e[list(entries)] = True
+    x[list(exits)] = True
+    return Signals(e, x, np.ones(n) if score is None else np.asarray(score, float))
+
+
+FREE = SymbolRules(tick_size=0.0, step_size=0.0, min_notional=0.0)
+
+
+# -- against the reference on real data ----------------------------------------------------
+
+CASES = [
+    ("LAYERUSDT", "sma_cross", {}, Risk()),
+    ("LAYERUSDT", "rsi_reversion", {}, Risk(stop_loss=0.01, take_profit=0.02, slippage=0.001)),
+    ("SUIUSDT", "bollinger_reversion", {"k": 2.5},
+     Risk(trailing_stop=0.004, max_hold_bars=30, stake=500.0, stake_mode="quote")),
+    ("LAYERUSDT", "momentum_burst", {"min_weight": 12},
+     Risk(take_profit=0.07, stop_loss=0.05, shifts=True, shifts_min_trades=2, stake=0.5)),
+    ("XRPUSDT", "ema_cross", {}, Risk(shifts=True, shifts_min_trades=2, stop_loss=0.004,
+                                      fee_rate=0.00075)),
+    ("ETHUSDT", "sma_cross", {"fast": 20, "slow": 60},
+     Risk(stop_loss=0.003, take_profit=0.004, trailing_stop=0.002, max_hold_bars=45,
+          slippage=0.0002, stake=0.8)),
+]
+
+
+@pytest.mark.parametrize("symbol,name,params,risk", CASES,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASES])
+def test_run_symbol_matches_reference(data, symbol, name, params, risk):
+    candles = data(symbol)
+    rules = rules_for_prices(candles.close)
+    sig = compute_signals(get_strategy(name), candles, params, "1m")
+    sim = run_symbol(candles, sig, risk, rules)
+    ref = reference_run(candles.open_time, candles.open, candles.high, candles.low,
+                        candles.close, sig.entry, sig.exit, sig.score, risk, rules, MIN)
+    assert sim.n_trades > 5
+    assert_matches_reference(sim, ref)
+    if risk.shifts:
+        assert sim.trades["paper"].any()
+        assert not np.all(sim.trades["paper"]) or name == "momentum_burst"
+
+
+def test_min_notional_rejects_entries(data):
+    btc = data("BTCUSDT", 43_200)
+    sig = compute_signals(get_strategy("sma_cross"), btc, {"fast": 10, "slow": 40}, "1m")
+    # 150 USDT buys 0.001 BTC (lot 0.001): worth 94..112 USDT, under 100 below a 100k price
+    rules = SymbolRules(tick_size=0.1, step_size=0.001, min_notional=100.0)
+    risk = Risk(stake=150.0, stake_mode="quote")
+    sim = run_symbol(btc, sig, risk, rules)
+    ref = reference_run(btc.open_time, btc.open, btc.high, btc.low, btc.close, sig.entry,
+                        sig.exit, sig.score, risk, rules, MIN)
+    assert_matches_reference(sim, ref)
+    assert sim.rejected > 0 and sim.n_trades > 0
+    assert np.all(sim.trades["quantity"] == 0.001)
+    assert np.all(sim.trades["entry_price"] * sim.trades["quantity"] >= 100.0)
+
+
+# -- rules on hand-built bars --------------------------------------------------------------
+
+def test_signal_fills_at_next_open_and_fees_reduce_equity_exactly():
+    c = bars([(100, 101, 99, 100), (102, 103, 101, 102), (104, 110, 103, 108),
+              (109, 111, 108, 110), (111, 112, 110, 111)])
+    sim = run_symbol(c, signals(5, entries=[0], exits=[2]), Risk(initial_cash=1000.0), FREE)
+    t = sim.trades
+    assert sim.n_trades == 1
+    assert (t["entry_bar"][0], t["exit_bar"][0]) == (1, 3)
+    assert (t["entry_price"][0], t["exit_price"][0]) == (102.0, 109.0)   # next opens
+    q = t["quantity"][0]                       # all in: cost = notional + fee <= cash
+    assert q == pytest.approx(1000.0 / (102.0 * 1.001), rel=1e-14)
+    assert q * 102.0 + q * 102.0 * 0.001 <= 1000.0
+    entry_fee = q * 102.0 * 0.001
+    exit_fee = q * 109.0 * 0.001
+    assert t["fees"][0] == entry_fee + exit_fee
+    assert t["pnl"][0] == (q * 109.0 - exit_fee) - (q * 102.0 + entry_fee)
+    cash_after_buy = 1000.0 - (q * 102.0 + entry_fee)
+    assert sim.equity[1] == cash_after_buy + q * 102.0     # marked at bar 1's close
+    assert sim.equity[2] == cash_after_buy + q * 108.0
+    assert sim.equity[3] == cash_after_buy + (q * 109.0 - exit_fee)
+    assert sim.equity[4] == sim.equity[3]
+    assert sim.held.tolist() == [0, 1, 1, 0, 0]
+    assert t["entry_time"][0] == T0 + MIN and t["exit_time"][0] == T0 + 3 * MIN
+
+
+def test_stop_first_when_stop_and_target_touched_in_one_bar():
+    c = bars([(100, 100, 100, 100), (100, 100, 100, 100), (100, 108, 94, 101),
+              (101, 101, 101, 101)])
+    risk = Risk(initial_cash=1000.0, stop_loss=0.05, take_profit=0.07, fee_rate=0.0)
+    sim = run_symbol(c, signals(4, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    assert sim.trades["exit_price"][0] == 95.0
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "stop_loss"
+    assert sim.trades["exit_bar"][0] == 2
+
+
+def test_gap_through_stop_fills_at_the_open_and_target_at_its_price():
+    c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (90, 92, 88, 91)])
+    risk = Risk(initial_cash=1000.0, stop_loss=0.05, fee_rate=0.0)
+    sim = run_symbol(c, signals(3, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    assert sim.trades["exit_price"][0] == 90.0                 # the open, not the 95 stop
+    c = bars([(100, 100, 100, 100), (100, 101, 99, 100), (101, 108, 100, 104)])
+    risk = Risk(initial_cash=1000.0, take_profit=0.07, fee_rate=0.0)
+    sim = run_symbol(c, signals(3, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    assert sim.trades["exit_price"][0] == 107.0
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "take_profit"
+
+
+def test_trailing_stop_follows_earlier_highs_only():
+    c = bars([(100, 100, 100, 100), (100, 110, 99, 109), (109, 120, 104, 118),
+              (118, 119, 107, 110), (110, 111, 109, 110)])
+    risk = Risk(initial_cash=1000.0, trailing_stop=0.1, fee_rate=0.0)
+    sim = run_symbol(c, signals(5, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    # bar 2 uses the high of bar 1 (110 -> level 99, not touched by 104); bar 3 uses 120 -> 108
+    assert sim.trades["exit_bar"][0] == 3 and sim.trades["exit_price"][0] == 108.0
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "trailing_stop"
+
+
+def test_max_hold_and_end_of_data():
+    c = bars([(100 + i, 101 + i, 99 + i, 100 + i) for i in range(8)])
+    risk = Risk(initial_cash=1000.0, max_hold_bars=3, fee_rate=0.0)
+    sim = run_symbol(c, signals(8, entries=[0, 4, 6]), risk, FREE)
+    t = sim.trades
+    assert t["entry_bar"].tolist() == [1, 5]
+    assert t["exit_bar"].tolist() == [4, 7]                      # held 3 bars; end of data
+    assert [EXIT_REASONS[r] for r in t["exit_reason"]] == ["max_hold", "end"]
+    assert t["exit_price"][1] == 107.0                           # the last close
+    assert sim.equity[-1] == 1000.0 + t["pnl"].sum()
+
+
+def test_quote_stake_and_lot_rounding():
+    c = bars([(3.2713, 3.3, 3.2, 3.25), (3.2701, 3.3, 3.2, 3.28), (3.3, 3.3, 3.3, 3.3)])
+    rules = SymbolRules(tick_size=0.0001, step_size=0.1, min_notional=5.0)
+    sim = run_symbol(c, signals(3, entries=[0]), Risk(stake=20.0, stake_mode="quote"), rules)
+    assert sim.trades["quantity"][0] == 6.1              # floor(20 / (3.2701 * 1.001), 0.1)
+    sim = run_symbol(c, signals(3, entries=[0]), Risk(stake=4.0, stake_mode="quote"), rules)
+    assert sim.n_trades == 0 and sim.rejected == 1        # 1.2 * 3.2701 < 5
+
+
+def test_shifts_paper_trades_never_touch_equity(data):
+    candles = data("LAYERUSDT")
+    sig = compute_signals(get_strategy("sma_cross"), candles, {"fast": 5, "slow": 20}, "1m")
+    rules = rules_for_prices(candles.close)
+    real = run_symbol(candles, sig, Risk(), rules)
+    shifted = run_symbol(candles, sig, Risk(shifts=True), rules)
+    paper = shifted.trades["paper"]
+    assert paper.any() and (~paper).any()
+    # rebuild equity from real trades only: the final value equals cash + real pnl
+    assert shifted.equity[-1] == pytest.approx(10_000 + shifted.trades["pnl"][~paper].sum(),
+                                               abs=1e-6)
+    # before the first real trade, equity never moves
+    first_real = shifted.trades["entry_bar"][~paper][0]
+    assert np.all(shifted.equity[:first_real] == 10_000.0)
+    # causality: an entry is real only if its hour had >= 3 closed trades, >= 66 % won, before it
+    tr = shifted.trades
+    hours = ((tr["entry_time"]) // 3_600_000) % 24   # decision at the close = next bar's open
+    for k in np.flatnonzero(~paper):
+        before = (tr["exit_bar"] < tr["entry_bar"][k]) & (hours == hours[k])
+        assert before.sum() >= 3 and (tr["pnl"][before] > 0).mean() >= 0.66
+    assert real.n_trades == shifted.n_trades       # the same trades, some on paper
+
+
+# -- portfolio -----------------------------------------------------------------------------
+
+def aligned(parts: list[Candles], sigs: list[Signals]):
+    times = np.unique(np.concatenate([p.open_time for p in parts]))
+    n, m = times.size, len(parts)
+    cols = {k: np.full((n, m), np.nan) for k in ("open", "high", "low", "close", "score")}
+    ent = np.zeros((n, m), bool)
+    ext = np.zeros((n, m), bool)
+    for j, (p, s) in enumerate(zip(parts, sigs)):
+        rows = np.searchsorted(times, p.open_time)
+        for k in ("open", "high", "low", "close"):
+            cols[k][rows, j] = getattr(p, k)
+        cols["score"][rows, j] = s.score
+        ent[rows, j] = s.entry
+        ext[rows, j] = s.exit
+    return times, cols, ent, ext
+
+
+@pytest.mark.parametrize("risk", [
+    Risk(max_positions=1, stop_loss=0.01, take_profit=0.01, max_hold_bars=60),   # SEEDS B
+    Risk(max_positions=2, stake=0.5, trailing_stop=0.005, shifts=True, shifts_min_trades=2),
+    Risk(max_positions=3, stake=1.0, slippage=0.0005)],
+    ids=["one-all-in", "two-halves-shifts", "three-all-in"])
+def test_portfolio_matches_reference_and_limits(data, shared_data, risk):
+    names = ["ADAUSDT", "BTCUSDT", "LAYERUSDT", "SUIUSDT"]       # ADA starts 5 days later
+    full = [load_real(s, str(shared_data)) for s in names]
+    parts = [c.slice(0, 8000) if s != "ADAUSDT" else c.slice(0, 1500)
+             for s, c in zip(names, full)]
+    st = get_strategy("rsi_reversion")
+    sigs = [compute_signals(st, p, {"n": 14, "lower": 25, "upper": 60}, "1m") for p in parts]
+    times, cols, ent, ext = aligned(parts, sigs)
+    assert np.isnan(cols["open"]).any()
+    rules = [rules_for_prices(p.close) for p in parts]
+    sim = run_portfolio(times, cols["open"], cols["high"], cols["low"], cols["close"], ent, ext,
+                        cols["score"], risk, rules)
+    ref = reference_run(times, cols["open"], cols["high"], cols["low"], cols["close"], ent, ext,
+                        cols["score"], risk, rules, MIN)
+    assert sim.n_trades > 20
+    assert_matches_reference(sim, ref)
+    # never more real positions than allowed, at any bar
+    real = ~sim.trades["paper"]
+    assert 1 <= sim.held.max() <= risk.max_positions
+    for t in range(0, len(times), 7):
+        inside = real & (sim.trades["entry_bar"] <= t) & (sim.trades["exit_bar"] > t)
+        assert inside.sum() <= risk.max_positions
+    assert len(set(sim.trades["symbol_index"].tolist())) >= 3 and real.any()
+    # shared cash never negative: replay fills in order (exits at the open, entries, intrabar)
+    cash = risk.initial_cash
+    events = []
+    for k in np.flatnonzero(real):
+        tr = {key: sim.trades[key][k] for key in TRADE_KEYS}
+        cost = tr["quantity"] * tr["entry_price"]
+        events.append((tr["entry_bar"], 1, -(cost + cost * risk.fee_rate)))
+        proceeds = tr["quantity"] * tr["exit_price"]
+        at_open = EXIT_REASONS[tr["exit_reason"]] in ("signal", "max_hold")
+        events.append((tr["exit_bar"], 0 if at_open else 2, proceeds - proceeds * risk.fee_rate))
+    low = cash
+    for _, _, amount in sorted(events):
+        cash += amount
+        low = min(low, cash)
+    assert low >= -1e-9
+    assert cash == pytest.approx(sim.equity[-1], abs=1e-6)
+
+
+def test_portfolio_ranks_candidates_by_score():
+    rows = [(10, 10, 10, 10)] * 4
+    c = bars(rows)
+    times = c.open_time
+    px = np.repeat(c.open[:, None], 4, axis=1)
+    ent = np.zeros((4, 4), bool)
+    ent[0, :] = True
+    score = np.array([[1.0, 3.0, np.nan, 2.0]] * 4)
+    free = [FREE] * 4
+    for k, want in ((1, [1]), (2, [1, 3]), (3, [1, 3, 0]), (4, [1, 3, 0, 2])):
+        risk = Risk(max_positions=k, stake=1 / k, fee_rate=0.0)
+        sim = run_portfolio(times, px, px, px, px, ent, np.zeros_like(ent), score, risk, free)
+        assert sim.trades["symbol_index"].tolist() == sorted(want)      # closed at the end
+        assert sim.held.tolist() == [0, k, k, k]
+    # all in: the best takes all the cash, the others cannot buy anything and are rejected
+    risk = Risk(max_positions=3, stake=1.0, fee_rate=0.001)
+    sim = run_portfolio(times, px, px, px, px, ent, np.zeros_like(ent), score, risk,
+                        [SymbolRules(0.01, 0.001, 5.0)] * 4)
+    assert sim.trades["symbol_index"].tolist() == [1]
+    assert sim.rejected == 3 and sim.held.tolist() == [0, 1, 1, 1]
+
+
+def test_portfolio_input_errors():
+    t = np.arange(3, dtype=np.int64) * MIN
+    a = np.ones((3, 2))
+    b = np.zeros((3, 2), bool)
+    with pytest.raises(DataError, match="entries has shape"):
+        run_portfolio(t, a, a, a, a, np.zeros((3, 1), bool), b, a, Risk(), [FREE, FREE])
+    with pytest.raises(ConfigError, match="2 symbols"):
+        run_portfolio(t, a, a, a, a, b, b, a, Risk(), [FREE])
+    bad = a.copy()
+    bad[1, 0] = np.nan
+    with pytest.raises(DataError, match="same missing candles"):
+        run_portfolio(t, bad, a, a, a, b, b, a, Risk(), [FREE, FREE])
+    with pytest.raises(DataError, match="strictly increasing"):
+        run_portfolio(t[::-1], a, a, a, a, b, b, a, Risk(), [FREE, FREE])
+
+
+def test_risk_and_rules_validation():
+    with pytest.raises(ConfigError, match="risk.stake_mode"):
+        Risk(stake_mode="all")
+    with pytest.raises(ConfigError, match="risk.stop_loss"):
+        Risk(stop_loss=1.5)
+    with pytest.raises(ConfigError, match="risk.stake .*at most 1"):
+        Risk(stake=2.0)
+    with pytest.raises(ConfigError, match="risk.max_hold_bars"):
+        Risk(max_hold_bars=0)
+    with pytest.raises(ConfigError, match="rules.tick_size"):
+        SymbolRules(tick_size=-0.1)
+    c = bars([(1, 1, 1, 1)] * 3)
+    with pytest.raises(DataError, match="signals.entry has shape"):
+        run_symbol(c, signals(2), Risk(), FREE)
+
+
+# -- sweeps: fused and shared-indicator paths equal single runs -----------------------------
+
+SWEEP_RISKS = [
+    Risk(),
+    Risk(stop_loss=0.004, take_profit=0.006, trailing_stop=0.003, max_hold_bars=120),
+    Risk(stake=300.0, stake_mode="quote", slippage=0.0003, fee_rate=0.00075),
+    Risk(shifts=True, shifts_min_trades=2, stake=0.7),
+]
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "ema_cross"])
+@pytest.mark.parametrize("risk", SWEEP_RISKS, ids=["plain", "exits", "quote", "shifts"])
+def test_fused_sweep_equals_single_runs(data, name, risk):
+    candles = data("SOLUSDT", 20_000)
+    rules = rules_for_prices(candles.close)
+    st = get_strategy(name)
+    grid = SMA_GRID if name == "sma_cross" else SMA_GRID[::3]
+    swept = sweep_symbol(st, candles, grid, risk, rules, "1m")
+    assert len(swept) == len(grid)
+    for p, m in zip(grid, swept):
+        sim = run_symbol(candles, compute_signals(st, candles, p, "1m"), risk, rules)
+        assert m == compute_metrics(sim, MIN, risk.initial_cash), p      # bit for bit
+    assert sum(m["trades"] for m in swept) > len(grid)
+
+
+def test_sweep_is_the_same_alone_or_in_any_grid(data):
+    candles = data("BTCUSDT", 43_200)
+    rules = rules_for_prices(candles.close)
+    st = get_strategy("sma_cross")
+    risk = Risk(stop_loss=0.01)
+    swept = sweep_symbol(st, candles, SMA_GRID, risk, rules, "1m")
+    order = np.random.default_rng(3).permutation(len(SMA_GRID))
+    shuffled = sweep_symbol(st, candles, [SMA_GRID[i] for i in order], risk, rules, "1m")
+    for i, j in enumerate(order):
+        assert shuffled[i] == swept[j]
+    for i in (0, 37, 99):
+        assert sweep_symbol(st, candles, [SMA_GRID[i]], risk, rules, "1m") == [swept[i]]
+
+
+@pytest.mark.parametrize("name,grid", [
+    ("rsi_reversion", [{"n": n, "lower": lo, "upper": 70} for n in (7, 14) for lo in (20, 30)]),
+    ("bollinger_reversion", [{"n": n, "k": k} for n in (20, 50) for k in (1.5, 2.5)]),
+    ("momentum_burst", [{"min_weight": w} for w in (10, 14, 18)])])
+def test_generic_sweep_equals_single_runs(data, name, grid):
+    candles = data("LAYERUSDT")
+    rules = rules_for_prices(candles.close)
+    st = get_strategy(name)
+    risk = dataclasses.replace(Risk(), **dict(st.risk_defaults))
+    swept = sweep_symbol(st, candles, grid, risk, rules, "1m")
+    for p, m in zip(grid, swept):
+        sim = run_symbol(candles, compute_signals(st, candles, p, "1m"), risk, rules)
+        assert m == compute_metrics(sim, MIN, risk.initial_cash)
+    assert any(m["trades"] > 0 for m in swept)
+    assert all(math.isfinite(m["sharpe"]) for m in swept)
+
+
+def test_fused_scans_find_the_next_bar_from_any_start():
+    from binance_cluster.kernels.simulate import next_change, next_negative
+
+    rng = np.random.default_rng(5)
+    for n in list(range(1, 40)) + [63, 64, 65, 200]:
+        words = np.zeros(n // 8 + 1, dtype=np.int64)
+        rel = words.view(np.int8)[:n]
+        for trial in range(3):
+            p = [0.9, 0.05, 0.05] if trial == 0 else [1 / 3] * 3
+            rel[:] = rng.choice(np.array([1, 0, -1], np.int8), n, p=p)
+            for t in range(n + 1):
+                later = np.flatnonzero(rel[t:] < 0)
+                assert next_negative(rel, words, t) == (t + later[0] if later.size else n)
+                for value in (-1, 0, 1):
+                    other = np.flatnonzero(rel[t:] != value)
+                    want = t + other[0] if other.size else n
+                    assert next_change(rel, words, t, value) == want, (n, t, value)
+
+
+@pytest.mark.parametrize("rules", ["free", "data"])
+def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules):
+    from engine_data import real_symbols
+
+    st = get_strategy("sma_cross")
+    grid = SMA_GRID[::4]
+    risk = Risk(slippage=0.0002) if rules == "data" else Risk()
+    for symbol in real_symbols(str(shared_data)):
+        candles = load_real(symbol, str(shared_data))
+        r = FREE if rules == "free" else rules_for_prices(candles.close)
+        swept = sweep_symbol(st, candles, grid, risk, r, "1m")
+        for p, m in zip(grid, swept):
+            sim = run_symbol(candles, compute_signals(st, candles, p, "1m"), risk, r)
+            assert m == compute_metrics(sim, MIN, risk.initial_cash), (symbol, p)
+
+
+def test_one_step_per_closed_bar_reproduces_the_backtest(data):
+    """The live loop's use: `step` called bar by bar from Python gives the backtest's results."""
+    from binance_cluster.kernels import simulate as kern
+    from binance_cluster.simulate import risk_array
+
+    candles = data("LAYERUSDT", 3000)
+    sig = compute_signals(get_strategy("rsi_reversion"), candles, {}, "1m")
+    risk = Risk(stop_loss=0.01, take_profit=0.015, max_hold_bars=90)
+    rules = rules_for_prices(candles.close)
+    whole = run_symbol(candles, sig, risk, rules)
+    rp = risk_array(risk, MIN, max_positions=1)
+    fstate, istate, pstate, hours, buf = kern.new_state(1, risk.initial_cash)
+    tick, lot, floor = (np.array([v]) for v in (rules.tick_size, rules.step_size,
+                                                  rules.min_notional))
+    n_trades = 0
+    equity = []
+    for t in range(len(candles)):
+        row = [np.array([getattr(candles, k)[t]]) for k in ("open", "high", "low", "close")]
+        buf, n_trades, held, eq = kern.step(
+            t, int(candles.open_time[t]), *row, sig.entry[t:t + 1], sig.exit[t:t + 1],
+            sig.score[t:t + 1], rp, tick, lot, floor, fstate, istate, pstate, hours, buf,
+            n_trades)
+        equity.append(eq)
+    assert whole.n_trades > 10
+    open_at_end = whole.trades["exit_reason"][-1] == EXIT_REASONS.index("end")
+    assert n_trades == whole.n_trades - (1 if open_at_end else 0)
+    np.testing.assert_array_equal(buf[:n_trades, kern.T_PNL], whole.trades["pnl"][:n_trades])
+    np.testing.assert_array_equal(equity[:-1], whole.equity[:-1])
