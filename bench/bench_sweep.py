@@ -19,9 +19,9 @@ and the trades that agree (entry and exit bar of every trade of every combinatio
   1. vectorbt's simulation fed with our signals must reproduce our trades exactly (the fill
      and sizing rules are the same); the total returns of combinations that end flat are
      compared too;
-  2. vectorbt's own float moving averages: trades differ only where the two SMAs are exactly
-     equal on some bar (our integer comparison sees a tie, float sums see a random side);
-     the count of such trades is printed.
+  2. vectorbt's own float moving averages: the trades that differ, and the signal bars that
+     differ with how many of them sit at an exact tie of the two SMAs (our integer comparison
+     sees the tie, float sums see a random side).
 """
 
 from __future__ import annotations
@@ -113,15 +113,20 @@ def our_trades(c: Candles) -> tuple[list[list[tuple[int, int]]], np.ndarray, np.
 
 # -- vectorbt ---------------------------------------------------------------------------------
 
+def vbt_signals(vbt, pd, c: Candles) -> tuple[np.ndarray, np.ndarray]:
+    """vectorbt's own entries and exits [bar, combination]: float SMAs, crossed_above/below."""
+    close = pd.Series(c.close)
+    fast = vbt.MA.run(close, window=FAST).ma.to_numpy()
+    slow = vbt.MA.run(close, window=SLOW).ma.to_numpy()
+    f = pd.DataFrame(np.repeat(fast, len(SLOW), axis=1))
+    s = pd.DataFrame(np.tile(slow, (1, len(FAST))))
+    return f.vbt.crossed_above(s).to_numpy(), f.vbt.crossed_below(s).to_numpy()
+
+
 def vbt_portfolio(vbt, pd, c: Candles, entries=None, exits=None):
     close = pd.Series(c.close)
     if entries is None:
-        fast = vbt.MA.run(close, window=FAST).ma.to_numpy()
-        slow = vbt.MA.run(close, window=SLOW).ma.to_numpy()
-        f = pd.DataFrame(np.repeat(fast, len(SLOW), axis=1))
-        s = pd.DataFrame(np.tile(slow, (1, len(FAST))))
-        entries = f.vbt.crossed_above(s).to_numpy()
-        exits = f.vbt.crossed_below(s).to_numpy()
+        entries, exits = vbt_signals(vbt, pd, c)
     shifted_e = np.zeros_like(entries)
     shifted_x = np.zeros_like(exits)
     shifted_e[1:] = entries[:-1]
@@ -147,6 +152,27 @@ def vbt_trades(pf) -> list[list[tuple[int, int, bool]]]:
     for col, e, x, status in zip(rec["col"], rec["entry_idx"], rec["exit_idx"], rec["status"]):
         out[int(col)].append((int(e), int(x), int(status) == 0))   # status 0: open
     return out
+
+
+def signals_at_ties(vbt, pd, c: Candles, entries: np.ndarray, exits: np.ndarray
+                    ) -> tuple[int, int]:
+    """(bars where vectorbt's own signals differ from ours, those at an exact SMA tie)."""
+    from binance_cluster.kernels import signals as sk
+    from binance_cluster.kernels.simulate import sum_relations
+    from binance_cluster.strategy import SignalContext
+
+    ve, vx = vbt_signals(vbt, pd, c)
+    prefix = sk.tick_prefix(SignalContext(c, "1m").ticks())
+    rel = np.zeros(len(c), np.int8)
+    differ = tied = 0
+    for k, p in enumerate(GRID):
+        bars = np.flatnonzero((ve[:, k] != entries[:, k]) | (vx[:, k] != exits[:, k]))
+        if bars.size:
+            rel[:] = 1
+            sum_relations(prefix, p["fast"], p["slow"], max(p["fast"], p["slow"]) - 1, True, rel)
+            differ += bars.size
+            tied += int(np.count_nonzero((rel[bars] == 0) | (rel[bars - 1] == 0)))
+    return differ, tied
 
 
 def compare(ours_t: list, theirs: list, n: int) -> tuple[int, int, int]:
@@ -179,7 +205,7 @@ def report(label: str, series: list[Candles], repeat: int, vbt, pd) -> None:
           f"= {cc:,} candle-combinations", flush=True)
     st = get_strategy("sma_cross")
     totals = dict(ours=[0.0, 0.0], sim=[0.0, 0.0], all=[0.0, 0.0])
-    agree_own = total_own = agree_vbt = total_vbt = left_out = 0
+    agree_own = total_own = agree_vbt = total_vbt = left_out = differ = at_ties = 0
     worst = 0.0
     for c in series:
         sweep_symbol(st, c, GRID, RISK, RULES, "1m")          # warm: compile / load the cache
@@ -196,6 +222,8 @@ def report(label: str, series: list[Candles], repeat: int, vbt, pd) -> None:
         mine, ent, ext, flat = our_trades(c)
         a, t, _ = compare(mine, vbt_trades(pf), len(c))
         agree_vbt, total_vbt = agree_vbt + a, total_vbt + t
+        d, tied = signals_at_ties(vbt, pd, c, ent, ext)
+        differ, at_ties = differ + d, at_ties + tied
         del pf
         fed = vbt_portfolio(vbt, pd, c, ent, ext)
         a, t, out = compare(mine, vbt_trades(fed), len(c))
@@ -226,8 +254,9 @@ def report(label: str, series: list[Candles], repeat: int, vbt, pd) -> None:
         print(f"  ({left_out:,} vectorbt trades left out: after fees had cut a combination's "
               f"equity under {RUINED:g} USDT, where vectorbt rejects orders under its minimum "
               "size)")
-    print(f"  trades, vectorbt with its own float SMAs: {agree_vbt:,} of {total_vbt:,} agree "
-          f"({total_vbt - agree_vbt:,} differ where the SMAs tie exactly)", flush=True)
+    print(f"  trades, vectorbt with its own float SMAs: {agree_vbt:,} of {total_vbt:,} agree; "
+          f"the signals differ on {differ:,} bars, {at_ties:,} of them at an exact tie of the "
+          f"two SMAs on that bar or the one before (float sums pick a side)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
