@@ -43,6 +43,8 @@ from binance_cluster.types import (Candles, format_duration_ms, format_time_ms, 
 
 log = logging.getLogger(__name__)
 
+MAX_RESERVE_ROWS = 1_100_000  # about two years of 1m candles: the most a fetch preallocates
+
 DEFAULT_BASE_URL = "https://api.binance.com"
 PAGE_LIMIT = 1000
 KLINES_WEIGHT = 2
@@ -451,7 +453,6 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank
     what = f"{job.symbol} {job.interval}"
     if cursor < job.end:
         with store.writer(job.symbol) as writer:
-            writer.reserve(job.interval, (job.end - cursor) // step)
             create = job.stored_last is None
             while cursor < job.end:
                 rows = client.klines(job.symbol, job.interval, cursor, job.end - 1,
@@ -463,6 +464,9 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank
                         raise ExchangeError(f"{what}: the exchange answered candles from "
                                             f"{int(candles.open_time[0])}, before startTime "
                                             f"{cursor}")
+                    if first is None:  # room for the rest of the span, counted from real data
+                        writer.reserve(job.interval, min(
+                            (job.end - int(candles.open_time[0])) // step, MAX_RESERVE_ROWS))
                     gaps.add(previous, candles.open_time)
                     attrs = {"source": f"binance klines via {config.base_url}"} if create else {}
                     result = writer.append(job.interval, candles, **attrs)

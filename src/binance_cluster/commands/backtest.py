@@ -15,6 +15,8 @@ the exit code is then 1.
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 import argparse
 import math
 
@@ -105,13 +107,8 @@ def print_outcome(outcome, show: int) -> None:
             params = " ".join(f"{k}={_cell(v)}" for k, v in job.grid()[0].items())
             print(f"each symbol alone, best by {job.rank_by} ({params}; last column: its trades "
                   "in the portfolio):")
-        widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-        for k, r in enumerate(rows):
-            first_number = 3 if sweep else 2
-            print("  ".join(cell.rjust(w) if c == 0 or c >= first_number else cell.ljust(w)
-                            for c, (cell, w) in enumerate(zip(r, widths))).rstrip())
-            if k == 0:
-                print("  ".join("-" * w for w in widths))
+        first_number = 3 if sweep else 2
+        print(format_table(rows, right={0, *range(first_number, len(header))}))
     if outcome.failures:
         print(f"FAILED: {len(outcome.failures)} of {outcome.units} units (exit code 1):")
         for name, error in outcome.failures:

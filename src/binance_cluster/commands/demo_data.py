@@ -11,6 +11,8 @@ the same store changes nothing; another seed, span or end into it is refused.
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 NAME = "demo-data"
 HELP = "write a deterministic synthetic candle store for demos and tests"
 
@@ -89,12 +91,7 @@ def run(args) -> int:
         table = [header] + [(s.symbol, f"{s.rows:,}", f"{s.added:,}", f"{s.first_open:g}",
                              f"{s.last_close:g}", f"{s.last_close / s.first_open - 1:+.1%}",
                              f"{s.max_drawdown:.1%}", str(s.gaps), s.regime) for s in rows]
-        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-        for k, row in enumerate(table):
-            print("  ".join(cell.rjust(w) if 1 <= i <= 7 else cell.ljust(w)
-                            for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-            if k == 0:
-                print("  ".join("-" * w for w in widths))
+        print(format_table(table, right=range(1, 8)))
         added = sum(s.added for s in rows)
         total = sum(s.rows for s in rows)
         verdict = "already up to date, nothing written" if rows and added == 0 else \

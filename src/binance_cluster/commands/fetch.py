@@ -15,6 +15,8 @@ mpirun the symbols are split among ranks and each rank writes only its own symbo
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 import json
 
 NAME = "fetch"
@@ -72,12 +74,7 @@ def _print_table(rows: list[dict]) -> None:
                       f"{r['gaps']} ({r['missing']})" if r["gaps"] else "-",
                       str(r["requests"]), str(r["retries"]),
                       str(r["rate_limit_waits"] + r["throttle_waits"]), str(r["rank"])))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for k, row in enumerate(table):
-        print("  ".join(c.ljust(w) if i in (0, 2, 3) else c.rjust(w)
-                        for i, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(table, right=set(range(len(header))) - {0, 2, 3}))
 
 
 def run(args) -> int:

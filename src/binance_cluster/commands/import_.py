@@ -13,6 +13,8 @@ anything is written: one bad file leaves the store untouched. Re-importing is a 
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 NAME = "import"
 HELP = "import Binance kline CSV/ZIP files and header CSVs into a store"
 
@@ -61,12 +63,7 @@ def run(args) -> int:
     table = [header] + [(s.symbol, s.interval, str(len(s.files)), f"{s.rows_read:,}",
                          f"{s.added:,}", f"{s.unchanged:,}", format_time_ms(s.first),
                          format_time_ms(s.last)) for s in summary.series]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for k, row in enumerate(table):
-        print("  ".join(cell.rjust(w) if 2 <= i <= 5 else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(table, right=range(2, 6)))
     symbols = len({s.symbol for s in summary.series})
     print(f"{summary.files} files, {symbols} symbols: {summary.rows_read:,} rows read, "
           f"{summary.added:,} added, {summary.unchanged:,} unchanged in {summary.seconds:.2f} s "

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 import json
 
 NAME = "info"
@@ -45,12 +47,7 @@ def run(args) -> int:
         r.symbol + (" *" if r.synthetic else ""), r.interval, f"{r.rows:,}", format_time_ms(r.first),
         format_time_ms(r.last), str(r.gaps), format_duration_ms(r.largest_gap_ms) if r.gaps else "-",
         f"{r.file_bytes / 1e6:.1f} MB") for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for k, row in enumerate(table):
-        print("  ".join(cell.rjust(w) if 2 <= i <= 2 or i >= 5 else cell.ljust(w)
-                        for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
+    print(format_table(table, right={2, *range(5, len(header))}))
     total = sum(r.rows for r in rows)
     print(f"{len(set(r.symbol for r in rows))} symbols, {total:,} rows"
           + ("  (* synthetic data)" if any(r.synthetic for r in rows) else ""))

@@ -11,6 +11,8 @@ re-running without them changes nothing. Symbols run in parallel under mpirun.
 
 from __future__ import annotations
 
+from binance_cluster.table import format_table
+
 from dataclasses import dataclass
 
 NAME = "resample"
@@ -105,12 +107,7 @@ def run(args) -> int:
                       f"{args.interval} total")
             table = [header] + [(r.symbol, str(r.rank), f"{r.read:,}", f"{r.added:,}",
                                  f"{r.unchanged:,}", f"{r.total:,}") for r in done]
-            widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-            for k, row in enumerate(table):
-                print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                                for i, (cell, w) in enumerate(zip(row, widths))))
-                if k == 0:
-                    print("  ".join("-" * w for w in widths))
+            print(format_table(table, right=range(1, len(header))))
         added = sum(r.added for r in done)
         print(f"{len(done)} symbols: {added:,} {args.interval} candles added "
               f"({sum(r.unchanged for r in done):,} already stored) in "
