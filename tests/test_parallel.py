@@ -89,3 +89,14 @@ def test_input_error_validated_at_root_exits_2_everywhere(mpirun, ranks):
     proc = mpirun(ranks, str(SCRIPTS / "fatal.py"), "root-validates", timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("error: job.toml: key 'x' is unknown") == 1
+
+
+def test_raise_failures_names_every_failed_unit():
+    from binance_cluster.errors import UnitError
+    from binance_cluster.parallel import UnitResult, raise_failures
+
+    ok = UnitResult(0, "BTCUSDT", value=1)
+    raise_failures([ok], "symbols")  # nothing failed: no error
+    bad = [ok, UnitResult(1, "ETHUSDT", error="conflict at 17\ntrace"), UnitResult(2, "SOLUSDT", error="x")]
+    with pytest.raises(UnitError, match=r"^2 of 3 symbols failed: ETHUSDT: conflict at 17; SOLUSDT: x$"):
+        raise_failures(bad, "symbols")

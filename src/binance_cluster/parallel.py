@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
-from binance_cluster.errors import BinanceClusterError
+from binance_cluster.errors import BinanceClusterError, UnitError
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,14 @@ def map_units(comm: Comm, units: Sequence[Any], fn: Callable[[Any], Any],
     ordered = [r for share in gathered for r in share]
     ordered.sort(key=lambda r: r.index)
     return ordered
+
+
+def raise_failures(results: Sequence[UnitResult], what: str = "units") -> None:
+    """Raise one UnitError naming every failed unit and the first line of its error."""
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise UnitError(f"{len(failed)} of {len(results)} {what} failed: " + "; ".join(
+            f"{r.name}: {(r.error or '').splitlines()[0] if r.error else ''}" for r in failed))
 
 
 class SharedError(BinanceClusterError):

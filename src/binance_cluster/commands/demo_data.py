@@ -49,8 +49,8 @@ def run(args) -> int:
     import time
 
     from binance_cluster import demo
-    from binance_cluster.errors import InputError, UnitError
-    from binance_cluster.parallel import get_comm, map_units, on_root
+    from binance_cluster.errors import InputError
+    from binance_cluster.parallel import get_comm, map_units, on_root, raise_failures
     from binance_cluster.progress import Progress
     from binance_cluster.store import CandleStore
     from binance_cluster.types import format_time_ms
@@ -83,7 +83,6 @@ def run(args) -> int:
                             progress=lambda r: bar.update(1, r.name), debug=args.debug)
 
     def report():
-        failed = [r for r in results if not r.ok]
         rows = [r.value for r in results if r.ok]
         seconds = time.perf_counter() - started
         header = ("symbol", "rows", "added", "first open", "last close", "change", "max dd",
@@ -99,9 +98,7 @@ def run(args) -> int:
         print(f"synthetic 1m candles, seed {spec.seed}, {format_time_ms(spec.start_ms)} to "
               f"{format_time_ms(spec.end_ms)} UTC: {len(rows)} symbols, {total:,} rows, "
               f"{verdict} in {seconds:.2f} s to {store.root}")
-        if failed:
-            raise UnitError(f"{len(failed)} of {len(results)} symbols failed: " + "; ".join(
-                f"{r.name}: {(r.error or '').splitlines()[0]}" for r in failed))
+        raise_failures(results, "symbols")
 
     on_root(comm, report)
     return 0

@@ -61,8 +61,8 @@ def resample_symbol(store, symbol: str, interval: str, source: str, rank: int = 
 def run(args) -> int:
     import time
 
-    from binance_cluster.errors import InputError, UnitError, UnknownSymbolError
-    from binance_cluster.parallel import get_comm, map_units, on_root
+    from binance_cluster.errors import InputError, UnknownSymbolError
+    from binance_cluster.parallel import get_comm, map_units, on_root, raise_failures
     from binance_cluster.progress import Progress
     from binance_cluster.resample import plan_resample
     from binance_cluster.store import CandleStore, check_symbol
@@ -101,7 +101,6 @@ def run(args) -> int:
 
     def report():
         done = [r.value for r in results if r.ok]
-        failed = [r for r in results if not r.ok]
         if done:
             header = ("symbol", "rank", f"{args.source} read", "added", "already stored",
                       f"{args.interval} total")
@@ -112,9 +111,7 @@ def run(args) -> int:
         print(f"{len(done)} symbols: {added:,} {args.interval} candles added "
               f"({sum(r.unchanged for r in done):,} already stored) in "
               f"{time.perf_counter() - started:.2f} s")
-        if failed:
-            raise UnitError(f"{len(failed)} of {len(results)} symbols failed: " + "; ".join(
-                f"{r.name}: {(r.error or '').splitlines()[0]}" for r in failed))
+        raise_failures(results, "symbols")
 
     on_root(comm, report)
     return 0
