@@ -92,6 +92,16 @@ def tick_prefix(ticks):
 
 
 @jit
+def sign_of_difference(a, b):
+    """Sign of a - b (0 when equal), for ints or floats."""
+    if a > b:
+        return 1
+    if a < b:
+        return -1
+    return 0
+
+
+@jit
 def mean_relation(fs, fn, ss, sn, safe_mul):
     """Sign of fs/fn - ss/sn, exactly, for non-negative int64 window sums."""
     if safe_mul:
@@ -106,11 +116,7 @@ def mean_relation(fs, fn, ss, sn, safe_mul):
         else:
             a = (fs - qa * fn) * sn
             b = (ss - qb * sn) * fn
-    if a > b:
-        return 1
-    if a < b:
-        return -1
-    return 0
+    return sign_of_difference(a, b)
 
 
 @jit
@@ -173,16 +179,6 @@ def ema_seeded(x, n):
 
 
 @jit
-def float_relation(a, b):
-    """Sign of a - b (0 when equal)."""
-    if a > b:
-        return 1
-    if a < b:
-        return -1
-    return 0
-
-
-@jit
 def ema_cross_signals(fe, se, start):
     """Entry on a cross up, exit on a cross down of EMA arrays fe over se, from bar `start`.
 
@@ -196,7 +192,7 @@ def ema_cross_signals(fe, se, start):
     below = False
     above = False
     for t in range(max(start, 0), size):
-        rel = float_relation(fe[t], se[t])
+        rel = sign_of_difference(fe[t], se[t])
         up, down, below, above = cross_step(rel, prev, below, above)
         entry[t] = up
         exit_[t] = down
