@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import Candles
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from binance_cluster.importer import import_files, parse_csv, read_bytes
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.importer import import_files, parse_csv, read_bytes
+from binance_cluster.candles.store import CandleStore
 
 GOAL = 1_000_000
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm-1m"

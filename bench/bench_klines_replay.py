@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import Candles
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm-1m"
@@ -182,7 +182,7 @@ def main() -> None:
             figures.append(("python-binance get_historical_klines (1 symbol, no store)",
                             pages / secs, len(rows) / secs))
 
-            from binance_cluster.fetch import FetchConfig, run_fetch
+            from binance_cluster.candles.fetch import FetchConfig, run_fetch
             from binance_cluster.parallel import SerialComm
 
             def fetch_in_process(k=iter(range(100))):

@@ -86,17 +86,17 @@ def probe(kind: str, store: str | None) -> None:
         import numpy  # noqa: F401
     elif kind == "worker-imports":
         import binance_cluster.parallel  # noqa: F401
-        import binance_cluster.resample  # noqa: F401
-        import binance_cluster.store  # noqa: F401
+        import binance_cluster.candles.resample  # noqa: F401
+        import binance_cluster.candles.store  # noqa: F401
     elif kind == "worker-imports+mpi4py":
         import binance_cluster.parallel  # noqa: F401
-        import binance_cluster.resample  # noqa: F401
-        import binance_cluster.store  # noqa: F401
+        import binance_cluster.candles.resample  # noqa: F401
+        import binance_cluster.candles.store  # noqa: F401
         from mpi4py import MPI  # noqa: F401
     elif kind == "worker-imports+kernels":
         import numpy as np
 
-        from binance_cluster.resample import resample
+        from binance_cluster.candles.resample import resample
         from binance_cluster.types import Candles
 
         t = np.arange(60, dtype=np.int64) * 60_000
@@ -120,8 +120,8 @@ def probe(kind: str, store: str | None) -> None:
 def worker(store_root: str, core_only: bool = False) -> dict:
     """Read the symbol-year, resample it; under mpirun rank 0 prints every rank's peak."""
     from binance_cluster.parallel import get_comm
-    from binance_cluster.resample import resample
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.resample import resample
+    from binance_cluster.candles.store import CandleStore
 
     comm = get_comm()
     store = CandleStore(store_root)
@@ -149,8 +149,8 @@ def worker(store_root: str, core_only: bool = False) -> dict:
 def stream_worker(store_root: str) -> dict:
     """The worker as the resample command runs it: the year streamed in 28-day blocks."""
     from binance_cluster.parallel import get_comm
-    from binance_cluster.resample import resample_blocks
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.resample import resample_blocks
+    from binance_cluster.candles.store import CandleStore
 
     comm = get_comm()
     store = CandleStore(store_root)
@@ -176,7 +176,7 @@ def pandas_worker(store_root: str) -> dict:
     """The peer: the same read, then pandas resampling to the same intervals."""
     import pandas as pd
 
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
 
     candles = CandleStore(store_root).read(SYMBOL, "1m")
     frame = pd.DataFrame(candles.columns())
@@ -218,8 +218,8 @@ def best(kind: str, store: Path, repeat: int, **kw) -> dict:
 
 
 def make_store(root: Path, days: int) -> int:
-    from binance_cluster import demo
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles import demo_data as demo
+    from binance_cluster.candles.store import CandleStore
 
     spec = demo.make_spec(symbols=1, days=days, seed=1, end="2025-06-01", outages=False)
     candles = demo.generate_symbol(spec, 0)

@@ -21,8 +21,8 @@ from binance_cluster.broker.base import Balance, Fill, Order
 from binance_cluster.broker.binance import (BinanceBroker, BinanceBrokerConfig, fill_from_trade,
                                             order_from)
 from binance_cluster.emulator import EmulatorConfig, EmulatorControl, run_emulator
-from binance_cluster.fetch import FetchDeps, RetryPolicy
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.fetch import FetchDeps, RetryPolicy
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS
 
 KEY = "bcTestKey7Qm2Xv9Lp4Rt8Wn3Zy6Hs1Jd5Fg0Kc2Ve7Bu4Na9Mx3Py8Ow1Lz6"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from binance_cluster.emulator import EmulatorConfig, EmulatorControl, run_emulator
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS, Candles
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")

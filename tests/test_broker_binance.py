@@ -24,7 +24,7 @@ from binance_cluster.broker.ids import CLIENT_ID_RE, leg_ids
 from binance_cluster.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.fetch import RetryPolicy
+from binance_cluster.candles.fetch import RetryPolicy
 from binance_cluster.types import MINUTE_MS
 from broker_fixtures import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
 from emulator_fixtures import source_store  # noqa: F401

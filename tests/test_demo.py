@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from binance_cluster import demo
+from binance_cluster.candles import demo_data as demo
 from binance_cluster.cli import main
-from binance_cluster.store import CandleStore, validate_candles
+from binance_cluster.candles.store import CandleStore, validate_candles
 from binance_cluster.types import DAY_MS, MINUTE_MS, parse_time_ms
 
 NAMES = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "LINKUSDT")

@@ -17,7 +17,7 @@ from binance.exceptions import BinanceAPIException
 
 from binance_cluster.emulator import EmulatorConfig, FaultConfig, run_emulator
 from binance_cluster.errors import ConfigError
-from binance_cluster.resample import resample
+from binance_cluster.candles.resample import resample
 from binance_cluster.types import MINUTE_MS
 from emulator_fixtures import (binance_client, emulator, first_open,  # noqa: F401
                                fresh_weight_window, source_store)

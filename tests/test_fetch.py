@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import RetryableExchangeError
-from binance_cluster.fetch import FetchConfig, FetchDeps, RetryPolicy, run_fetch
+from binance_cluster.candles.fetch import FetchConfig, FetchDeps, RetryPolicy, run_fetch
 from binance_cluster.log import setup_logging
 from binance_cluster.parallel import SerialComm, partition
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS
 from emulator_fixtures import (SYMBOLS, binance_client, build_store, emulator,  # noqa: F401
                                fresh_weight_window, same_candles, source_store)
@@ -235,7 +235,7 @@ def test_fetch_under_mpirun_splits_symbols_and_equals_serial(emulator, source_st
 
 
 def test_fetch_other_interval_from_the_emulators_resampling(emulator, source_store, store_dir):
-    from binance_cluster.resample import resample
+    from binance_cluster.candles.resample import resample
 
     with emulator() as (url, _):
         (report,) = fetch(url, store_dir, symbols=["ETHUSDT"], interval="1h").reports

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from binance_cluster.importer import name_parts, parse_csv
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.importer import name_parts, parse_csv
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import format_time_ms
 
 FLOATS = ("open", "high", "low", "close", "volume")

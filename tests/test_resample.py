@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import ConfigError, DataError
-from binance_cluster.resample import last_closed, plan_resample, resample
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.resample import last_closed, plan_resample, resample
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import (COLUMNS, DAY_MS, MINUTE_MS, Candles, interval_ms,
                                    interval_origin_ms)
 
@@ -387,7 +387,7 @@ def test_resample_command_under_mpirun(real, store_dir, mpirun):
 @pytest.mark.parametrize("interval,block_days", [("5m", 1), ("1h", 3), ("1d", 2), ("1w", 1)])
 def test_block_streaming_equals_whole_series(real, store_dir, interval, block_days):
     """Reading in blocks (bounded memory) gives exactly the candles of one whole resample."""
-    from binance_cluster.resample import resample_blocks
+    from binance_cluster.candles.resample import resample_blocks
 
     store = CandleStore(store_dir)
     c = with_gaps(real["BTCUSDT"], seed=3)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import DataError, NotAStoreFileError, StoreError, UnknownSymbolError
-from binance_cluster.store import CHUNK_ROWS, AppendResult, CandleStore, CandleValidationError, validate_candles
+from binance_cluster.candles.store import CHUNK_ROWS, AppendResult, CandleStore, CandleValidationError, validate_candles
 from binance_cluster.types import Candles
 
 M = 60_000
@@ -229,7 +229,7 @@ WRITER = textwrap.dedent("""
     import numpy as np
     sys.path.insert(0, {tests!r})
     from test_store import make_candles
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
     store = CandleStore(sys.argv[1])
     full = make_candles(int(sys.argv[2]), seed=7)
     n = store.count("BTCUSDT", "1m") if store.symbols() else 0

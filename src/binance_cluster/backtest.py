@@ -34,7 +34,7 @@ from binance_cluster.config import Job, dump_job, source_interval
 from binance_cluster.errors import DataError
 from binance_cluster.parallel import Comm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
-from binance_cluster.store import CandleStore, validate_candles
+from binance_cluster.candles.store import CandleStore, validate_candles
 from binance_cluster.types import Candles, interval_ms
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
     except DataError as exc:
         raise DataError(f"{store.path(symbol)}: {src} {exc}") from None
     if src != job.interval:
-        from binance_cluster.resample import resample
+        from binance_cluster.candles.resample import resample
 
         candles = resample(candles, job.interval, src)
     if len(candles) == 0:
@@ -245,7 +245,7 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
     for interval in intervals:
         candles = base
         if interval != "1m":
-            from binance_cluster.resample import resample
+            from binance_cluster.candles.resample import resample
 
             candles = resample(base, interval, "1m")
         bar_ms = interval_ms(interval)

@@ -522,7 +522,7 @@ def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where:
 def _check_store(root: Path, symbols: tuple[str, ...], interval: str, start: int | None,
                  end: int | None, where: _Where) -> tuple[tuple[str, ...], list[str]]:
     """The job's symbols checked against the store ("all": the usable ones), and the store's."""
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
 
     if not root.is_dir():
         raise where.error("store", f"{root}: store directory does not exist")

@@ -50,7 +50,7 @@ from binance_cluster.broker.ids import MAX_LIST_ID, leg_ids
 from binance_cluster.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.fetch import FetchDeps, RetryPolicy, _network_problem
+from binance_cluster.candles.fetch import FetchDeps, RetryPolicy, _network_problem
 
 log = logging.getLogger(__name__)
 

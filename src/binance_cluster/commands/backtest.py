@@ -39,7 +39,7 @@ def add_arguments(p) -> None:
 
 def _validate(args):
     from binance_cluster.config import Overrides, count_candles, load_job
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
 
     overrides = Overrides(store=args.store, output=args.output,
                           symbols=tuple(args.symbols.split(",")) if args.symbols else None,

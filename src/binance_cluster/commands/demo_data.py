@@ -48,11 +48,11 @@ def _check_store(store, spec) -> None:
 def run(args) -> int:
     import time
 
-    from binance_cluster import demo
+    from binance_cluster.candles import demo_data as demo
     from binance_cluster.errors import InputError
     from binance_cluster.parallel import get_comm, map_units, on_root, raise_failures
     from binance_cluster.progress import Progress
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
     from binance_cluster.types import format_time_ms
 
     comm = get_comm()

@@ -102,7 +102,7 @@ def _faults(text: str | None):
 def run(args) -> int:
     from binance_cluster.emulator.config import EmulatorConfig
     from binance_cluster.emulator.server import serve_forever
-    from binance_cluster.store import check_symbol
+    from binance_cluster.candles.store import check_symbol
     from binance_cluster.types import format_time_ms, parse_time_ms
 
     symbols = None

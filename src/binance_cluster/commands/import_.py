@@ -35,10 +35,10 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import threading
 
-    from binance_cluster.importer import expand_paths, import_files
+    from binance_cluster.candles.importer import expand_paths, import_files
     from binance_cluster.parallel import get_comm, on_root
     from binance_cluster.progress import Progress
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
     from binance_cluster.types import format_time_ms
 
     comm = get_comm()

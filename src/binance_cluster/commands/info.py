@@ -23,7 +23,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from binance_cluster.errors import InputError
-    from binance_cluster.store import CandleStore
+    from binance_cluster.candles.store import CandleStore
     from binance_cluster.types import format_duration_ms, format_time_ms
 
     store = CandleStore(args.store)

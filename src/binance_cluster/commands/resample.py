@@ -46,7 +46,7 @@ def resample_symbol(store, symbol: str, interval: str, source: str, rank: int = 
 
     Streams the source in blocks (`resample_blocks`), so memory stays flat on long series.
     """
-    from binance_cluster.resample import resample_blocks
+    from binance_cluster.candles.resample import resample_blocks
 
     span = store.span(symbol, interval) if store.has(symbol, interval) else None
     start = None if span is None else span[1]  # re-derive the last stored candle as a check
@@ -64,8 +64,8 @@ def run(args) -> int:
     from binance_cluster.errors import InputError, UnknownSymbolError
     from binance_cluster.parallel import get_comm, map_units, on_root, raise_failures
     from binance_cluster.progress import Progress
-    from binance_cluster.resample import plan_resample
-    from binance_cluster.store import CandleStore, check_symbol
+    from binance_cluster.candles.resample import plan_resample
+    from binance_cluster.candles.store import CandleStore, check_symbol
 
     comm = get_comm()
     store = CandleStore(args.store)

@@ -3,7 +3,7 @@
 A symbol's series are read from the store on first use and kept in memory, with every row
 pre-encoded as Binance's 12-element JSON kline, so a `/klines` answer is one slice and one
 join. Intervals the store lacks are resampled from the symbol's shortest stored interval
-with `binance_cluster.resample.resample` (complete buckets only; 3d and 1M, which the
+with `binance_cluster.candles.resample.resample` (complete buckets only; 3d and 1M, which the
 project's interval table lacks, are not served).
 
 Look-ahead rule (binance-api.md section 13.2): a candle is served only once closed, i.e. when
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from binance_cluster.emulator.symbols import price_decimals
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import Candles, interval_ms, interval_origin_ms
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class ReplayData:
         return found
 
     def _resample(self, symbol: str, interval: str) -> Candles:
-        from binance_cluster.resample import resample  # numba: imported on first use only
+        from binance_cluster.candles.resample import resample  # numba: imported on first use only
 
         base = self.base_interval(symbol)
         stored = ", ".join(self.stored_intervals(symbol))

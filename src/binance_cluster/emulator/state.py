@@ -16,7 +16,7 @@ from binance_cluster.emulator.replay import ReplayData
 from binance_cluster.emulator.symbols import (SymbolSpec, apply_overrides, derive_spec,
                                               load_overrides)
 from binance_cluster.errors import ConfigError
-from binance_cluster.store import CandleStore
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import DAY_MS
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
 from binance_cluster.parallel import Comm, UnitResult, get_comm, map_units, on_root
 from binance_cluster.progress import Progress
-from binance_cluster.store import CandleStore, check_symbol
+from binance_cluster.candles.store import CandleStore, check_symbol
 from binance_cluster.types import (Candles, format_duration_ms, format_time_ms, interval_ms,
                                    interval_origin_ms)
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError, InputError
 from binance_cluster.kernels import csvparse
-from binance_cluster.store import CandleStore, CandleValidationError, check_symbol, validate_candles
+from binance_cluster.candles.store import CandleStore, CandleValidationError, check_symbol, validate_candles
 from binance_cluster.types import (COLUMN_DTYPES, COLUMNS, EXTRA_COLUMNS, Candles, format_time_ms,
                                    interval_ms)
 
