@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from binance_cluster.simulate import Risk, SymbolRules, run_symbol, sweep_symbol
-from binance_cluster.strategy import compute_signals, get_strategy
+from binance_cluster.engine.simulate import Risk, SymbolRules, run_symbol, sweep_symbol
+from binance_cluster.strategies.registry import compute_signals, get_strategy
 from binance_cluster.types import Candles
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance-usdm-1m"
@@ -159,7 +159,7 @@ def signals_at_ties(vbt, pd, c: Candles, entries: np.ndarray, exits: np.ndarray
     """(bars where vectorbt's own signals differ from ours, those at an exact SMA tie)."""
     from binance_cluster.kernels import signals as sk
     from binance_cluster.kernels.simulate import sum_relations
-    from binance_cluster.strategy import SignalContext
+    from binance_cluster.strategies.registry import SignalContext
 
     ve, vx = vbt_signals(vbt, pd, c)
     prefix = sk.tick_prefix(SignalContext(c, "1m").ticks())

@@ -96,7 +96,7 @@ def check_trade_rows(rows: list[dict], symbols) -> None:
 
 
 def test_sweep_results_agree_with_each_other(cli, tmp_path, store):
-    from binance_cluster.metrics import METRIC_NAMES
+    from binance_cluster.engine.metrics import METRIC_NAMES
 
     code, stdout, stderr, out = run_job(cli, tmp_path, SWEEP, store)
     assert code == 0, stderr

@@ -63,8 +63,8 @@ def write(tmp_path, text: str):
 
 
 def test_resolves_defaults_grids_and_overrides(tmp_path, store):
-    from binance_cluster.simulate import Risk, SymbolRules
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.engine.simulate import Risk, SymbolRules
+    from binance_cluster.strategies.registry import get_strategy
 
     job = load_job(write(tmp_path, good(tmp_path, store)))
     assert job.symbols == ("BTCUSDT", "ETHUSDT")
@@ -109,7 +109,7 @@ def test_resolved_job_round_trips(tmp_path, store):
 
 def test_float_range_is_inclusive_and_exact():
     from binance_cluster.config import _grid_values, _Where
-    from binance_cluster.strategy import ParamSpec
+    from binance_cluster.strategies.registry import ParamSpec
 
     spec = ParamSpec(name="k", default=0.5, low=0.0, high=1.0, integer=False, help="")
     values = _grid_values({"start": 0.1, "stop": 0.3, "step": 0.1}, spec, "strategy.params.k",

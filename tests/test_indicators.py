@@ -14,7 +14,7 @@ import pytest
 import talib
 
 import reference_indicators as ref
-from binance_cluster import indicators as ind
+from binance_cluster.strategies import indicators as ind
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import indicators as K
 from binance_cluster.kernels._jit import jit

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import ConfigError
-from binance_cluster.metrics import METRIC_NAMES, compute_metrics, jsonable, periods_per_year
-from binance_cluster.simulate import SimResult
+from binance_cluster.engine.metrics import METRIC_NAMES, compute_metrics, jsonable, periods_per_year
+from binance_cluster.engine.simulate import SimResult
 
 DAY = 86_400_000
 

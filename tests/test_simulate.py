@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import ConfigError, DataError
-from binance_cluster.metrics import compute_metrics
-from binance_cluster.simulate import (EXIT_REASONS, Risk, SymbolRules, run_portfolio,
+from binance_cluster.engine.metrics import compute_metrics
+from binance_cluster.engine.simulate import (EXIT_REASONS, Risk, SymbolRules, run_portfolio,
                                       run_symbol, rules_for_prices, sweep_symbol)
-from binance_cluster.strategy import Signals, compute_signals, get_strategy
+from binance_cluster.strategies.registry import Signals, compute_signals, get_strategy
 from binance_cluster.types import Candles
 from engine_data import load_real
 from reference_sim import reference_run
@@ -422,7 +422,7 @@ def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules):
 def test_one_step_per_closed_bar_reproduces_the_backtest(data):
     """The live loop's use: `step` called bar by bar from Python gives the backtest's results."""
     from binance_cluster.kernels import simulate as kern
-    from binance_cluster.simulate import risk_array
+    from binance_cluster.engine.simulate import risk_array
 
     candles = data("LAYERUSDT", 3000)
     sig = compute_signals(get_strategy("rsi_reversion"), candles, {}, "1m")

@@ -12,7 +12,7 @@ import pytest
 from binance_cluster.errors import ConfigError
 from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
-from binance_cluster.strategy import (STRATEGIES, Signals, SignalContext, compute_signals,
+from binance_cluster.strategies.registry import (STRATEGIES, Signals, SignalContext, compute_signals,
                                       get_strategy, price_scale)
 from binance_cluster.types import Candles
 from engine_data import load_real

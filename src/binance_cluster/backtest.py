@@ -230,9 +230,9 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
 
     Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
     """
-    from binance_cluster.metrics import compute_metrics
-    from binance_cluster.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
-    from binance_cluster.strategy import STRATEGIES, compute_signals, get_strategy
+    from binance_cluster.engine.metrics import compute_metrics
+    from binance_cluster.engine.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
+    from binance_cluster.strategies.registry import STRATEGIES, compute_signals, get_strategy
 
     names = list(STRATEGIES) if strategies is None else list(strategies)
     if risks is None:
@@ -280,9 +280,9 @@ def _metrics_dict(m: dict) -> dict:
 
 def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules) -> dict:
     """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics."""
-    from binance_cluster.metrics import compute_metrics
-    from binance_cluster.simulate import run_symbol
-    from binance_cluster.strategy import compute_signals
+    from binance_cluster.engine.metrics import compute_metrics
+    from binance_cluster.engine.simulate import run_symbol
+    from binance_cluster.strategies.registry import compute_signals
 
     signals = compute_signals(strategy, candles, params, interval)
     alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval))
@@ -412,8 +412,8 @@ def _progress(total: int, label: str, comm: Comm, show: bool) -> tuple[Progress,
 
 def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int], show: bool,
            debug: bool, seconds: dict[str, float]):
-    from binance_cluster.simulate import EXIT_REASONS, run_symbol, sweep_symbol
-    from binance_cluster.strategy import compute_signals, get_strategy
+    from binance_cluster.engine.simulate import EXIT_REASONS, run_symbol, sweep_symbol
+    from binance_cluster.strategies.registry import compute_signals, get_strategy
 
     strategy = get_strategy(job.strategy)
     grid = job.grid()
@@ -495,9 +495,9 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
 
 def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
                seconds: dict[str, float]):
-    from binance_cluster.metrics import compute_metrics
-    from binance_cluster.simulate import EXIT_REASONS, run_portfolio
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.engine.metrics import compute_metrics
+    from binance_cluster.engine.simulate import EXIT_REASONS, run_portfolio
+    from binance_cluster.strategies.registry import get_strategy
 
     strategy = get_strategy(job.strategy)
     params = job.grid()[0]

@@ -19,7 +19,7 @@ A job file (see `jobs/demo.toml`)::
     fast = {start = 5, stop = 50, step = 5}   # inclusive range
     slow = [20, 40, 80]                        # list; a plain value is a one-value grid
 
-    [risk]                              # fields of binance_cluster.simulate.Risk over the
+    [risk]                              # fields of binance_cluster.engine.simulate.Risk over the
     fee_rate = 0.001                    # strategy's risk defaults; stop_loss = false unsets one
     [rules]                             # default symbol rules (SymbolRules fields)
     tick_size = 0.01
@@ -78,8 +78,8 @@ class Job:
     chunk_size: int
     strategy: str
     params: tuple[tuple[str, tuple], ...]        # (name, values) in the strategy's order
-    risk: Any                                    # binance_cluster.simulate.Risk
-    rules: Any                                   # default binance_cluster.simulate.SymbolRules
+    risk: Any                                    # binance_cluster.engine.simulate.Risk
+    rules: Any                                   # default binance_cluster.engine.simulate.SymbolRules
     symbol_rules: tuple[tuple[str, Any], ...] = ()   # per-symbol overrides, symbol order
     source: str = field(default="", compare=False)   # the file it was read from
 
@@ -158,7 +158,7 @@ def load_job(path: str | os.PathLike, overrides: Overrides | None = None,
 
 def resolve_job(raw: dict, where: _Where, overrides: Overrides, check_store: bool) -> Job:
     """Turn the parsed TOML of a job into a Job; ConfigError naming the key on any problem."""
-    from binance_cluster.metrics import METRIC_NAMES
+    from binance_cluster.engine.metrics import METRIC_NAMES
 
     _no_unknown(raw, TOP_KEYS, "", where)
     store = overrides.store if overrides.store is not None else raw.get("store")
@@ -285,7 +285,7 @@ def _symbols(value: Any, where: _Where) -> tuple[str, ...]:
 # -- strategy and grids ----------------------------------------------------------------------
 
 def _strategy(table: Any, where: _Where) -> tuple[str, tuple[tuple[str, tuple], ...]]:
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.strategies.registry import get_strategy
 
     if table is None:
         raise where.error("strategy", "missing table [strategy] with name = \"...\"")
@@ -322,7 +322,7 @@ def _strategy(table: Any, where: _Where) -> tuple[str, tuple[tuple[str, tuple], 
 def _check_interval(name: str, params: tuple[tuple[str, tuple], ...], interval: str,
                     where: _Where) -> None:
     """ConfigError on `interval` when the strategy cannot run on bars of that length."""
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.strategies.registry import get_strategy
 
     first = {p: values[0] for p, values in params}
     try:
@@ -443,8 +443,8 @@ STAKE_MODES = ("fraction", "quote")
 
 def _risk(table: Any, strategy: str, where: _Where):
     """Risk from the job's [risk] over the strategy's risk defaults; `false` unsets an optional."""
-    from binance_cluster.simulate import Risk
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.engine.simulate import Risk
+    from binance_cluster.strategies.registry import get_strategy
 
     fields = {f.name: f for f in dataclasses.fields(Risk)}
     _no_unknown(table, tuple(fields), "risk.", where)
@@ -472,7 +472,7 @@ def _risk(table: Any, strategy: str, where: _Where):
 
 
 def _symbol_rules(table: Any, base, prefix: str, where: _Where):
-    from binance_cluster.simulate import SymbolRules
+    from binance_cluster.engine.simulate import SymbolRules
 
     fields = {f.name: f for f in dataclasses.fields(SymbolRules)}
     values = {}
@@ -490,7 +490,7 @@ def _symbol_rules(table: Any, base, prefix: str, where: _Where):
 
 def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where: _Where):
     """Default rules and the overrides of the job's symbols (others, if in the store, are dropped)."""
-    from binance_cluster.simulate import SymbolRules
+    from binance_cluster.engine.simulate import SymbolRules
 
     if not isinstance(table, dict):
         raise where.error("rules", "must be a table")
@@ -592,7 +592,7 @@ def _span_text(store, symbol: str, interval: str) -> str:
 
 def dump_job(job: Job) -> str:
     """The job as TOML text that `load_job` reads back into an equal Job."""
-    from binance_cluster.simulate import Risk, SymbolRules
+    from binance_cluster.engine.simulate import Risk, SymbolRules
 
     lines = ["# Resolved job: every default filled in, grids written as lists, false = unset.",
              f"# Read from {job.source}" if job.source else "# ", ""]

@@ -28,7 +28,7 @@ def run(args) -> int:
     from binance_cluster.backtest import node_leader, warm_up
     from binance_cluster.parallel import quiet_barrier
     from binance_cluster.parallel import get_comm
-    from binance_cluster.strategy import get_strategy
+    from binance_cluster.strategies.registry import get_strategy
     from binance_cluster.types import interval_ms
 
     strategies = args.strategies.split(",") if args.strategies else None

@@ -1,7 +1,7 @@
 """Indicator kernels: causal, float64 arrays in and out, NaN during warm-up.
 
 Call them from numba code with positional arguments (contiguous float64 arrays, integer
-windows); Python callers use the validating wrappers in `binance_cluster.indicators`.
+windows); Python callers use the validating wrappers in `binance_cluster.strategies.indicators`.
 
 Causal, bit for bit: the value at bar t depends only on inputs 0..t, and a kernel run on
 the first k bars returns exactly the first k values of a run on all bars. Definitions,

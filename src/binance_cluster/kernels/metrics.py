@@ -1,7 +1,7 @@
 """Performance accumulators over an equity curve and a trade list.
 
 Metrics are computed in two steps: kernels fold the equity curve and the trades into a small
-accumulator vector (`ACC_*` slots), and `binance_cluster.metrics.finish` turns one vector into
+accumulator vector (`ACC_*` slots), and `binance_cluster.engine.metrics.finish` turns one vector into
 named metrics. The fused sweep kernels update the same accumulators with the same per-bar and
 per-trade functions (`add_return`, `add_trade`), so a combination's metrics are
 bit-identical whether it ran alone or inside a sweep.

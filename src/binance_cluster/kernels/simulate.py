@@ -59,7 +59,7 @@ from binance_cluster.kernels.signals import cross_step, mean_relation
 
 HOUR_MS = 3_600_000
 
-# Exit reasons (index into binance_cluster.simulate.EXIT_REASONS).
+# Exit reasons (index into binance_cluster.engine.simulate.EXIT_REASONS).
 REASON_SIGNAL = 0
 REASON_STOP_LOSS = 1
 REASON_TAKE_PROFIT = 2

@@ -269,8 +269,8 @@ def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], 
     strategies run in the fused kernel. Results equal `compute_metrics(run_symbol(...))` of
     each combination, bit for bit.
     """
-    from binance_cluster.metrics import finish_many
-    from binance_cluster.strategy import SignalContext, check_candles, compute_signals
+    from binance_cluster.engine.metrics import finish_many
+    from binance_cluster.strategies.registry import SignalContext, check_candles, compute_signals
 
     bar_ms = interval_ms(interval)
     params = [strategy.resolve(p) for p in grid]

@@ -88,7 +88,7 @@ def finish_many(accs: np.ndarray, bar_ms: int, initial_cash: float) -> list[dict
 
 def compute_metrics(result, bar_ms: int, initial_cash: float) -> dict[str, float]:
     """METRIC_NAMES of a SimResult whose run started with `initial_cash`, on bars of `bar_ms`."""
-    from binance_cluster.simulate import _accumulators
+    from binance_cluster.engine.simulate import _accumulators
 
     if not (isinstance(bar_ms, (int, np.integer)) and bar_ms > 0):
         raise ConfigError(f"compute_metrics: bar_ms must be a positive whole number, "

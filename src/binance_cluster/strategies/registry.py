@@ -2,7 +2,7 @@
 
 Every strategy turns candles into `Signals` (entry, exit, score per bar) with the causal
 kernels of `binance_cluster.kernels.signals`: the signals of the first k candles equal the
-first k signals of all candles. The decision step (`binance_cluster.simulate`) acts on them
+first k signals of all candles. The decision step (`binance_cluster.engine.simulate`) acts on them
 at the next bar's open.
 
 Strategies:
