@@ -6,7 +6,7 @@ empty temporary directory) and again with the cache warm.
 Prints, side by side in one run, the wall time from launching the command to its exit (all
 results written), for the first run with a cold cache, the cold `warm-up` command, and the
 second run with a warm cache (goal: under 3 s), serially and under `mpirun -n N`; and, for
-reference, the bare interpreter start-up (`python -c "import binance_cluster.backtest"`)
+reference, the bare interpreter start-up (`python -c "import binance_cluster.backtest.driver"`)
 that every rank pays. Creates the demo store `data/demo` with `binance-cluster demo-data`
 when it is missing.
 """
@@ -68,7 +68,7 @@ def main() -> None:
             after = timed(launcher + backtest, env2)
             rows.append((label, cold, statistics.median(warm), min(warm), warm_up, after,
                          meta["seconds"]))
-        bare = statistics.median(timed([sys.executable, "-c", "import binance_cluster.backtest"],
+        bare = statistics.median(timed([sys.executable, "-c", "import binance_cluster.backtest.driver"],
                                        dict(os.environ)) for _ in range(3))
     print(f"jobs/demo.toml (sweep on data/demo); wall time from launch to exit, all results written")
     print(f"{'configuration':<14} {'cold cache':>11} {'warm (median)':>14} {'warm (best)':>12} "
@@ -79,7 +79,7 @@ def main() -> None:
     for label, cold, warm, *_ in rows:
         print(f"{label}: warm run {warm:.2f} s (goal < 3 s: {'met' if warm < 3 else 'NOT met'}), "
               f"cold/warm = {cold / warm:.1f}x")
-    print(f"interpreter + imports alone (python -c 'import binance_cluster.backtest'): {bare:.2f} s")
+    print(f"interpreter + imports alone (python -c 'import binance_cluster.backtest.driver'): {bare:.2f} s")
     print("phases of the cold run (run.json): " + ", ".join(
         f"{k} {v:.2f}s" for k, v in rows[-1][6].items()))
 

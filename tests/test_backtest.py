@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from backtest_helpers import SYMBOLS, build_store
-from binance_cluster.backtest import align, chunk_bounds, plan_units
-from binance_cluster.results import atomic_write, iso_ms
+from binance_cluster.backtest.driver import align, chunk_bounds, plan_units
+from binance_cluster.backtest.results import iso_ms
+from binance_cluster.fileio import atomic_write
 
 INITIAL = 10_000.0
 RULES = """
@@ -155,7 +156,7 @@ def test_sweep_results_agree_with_each_other(cli, tmp_path, store):
 
 
 def load_again(directory, name: str = "job.toml"):
-    from binance_cluster.config import load_job
+    from binance_cluster.backtest.job import load_job
 
     return load_job(directory / name)
 
@@ -252,7 +253,7 @@ def test_rerun_replaces_earlier_results(cli, tmp_path, store):
 
 
 def test_unit_plan_depends_on_the_job_only(tmp_path, store):
-    from binance_cluster.config import load_job
+    from binance_cluster.backtest.job import load_job
 
     path = tmp_path / "job.toml"
     path.write_text(SWEEP.format(store=store, out=tmp_path / "o"))
@@ -267,7 +268,7 @@ def test_unit_plan_depends_on_the_job_only(tmp_path, store):
 
 
 def test_ranking_puts_units_without_trades_nan_and_errors_last():
-    from binance_cluster.backtest import rank_entries
+    from binance_cluster.backtest.driver import rank_entries
 
     def e(sharpe, trades, dd=0.1, error=None):
         return {"metrics": None if error else {"sharpe": sharpe, "trades": trades,
@@ -296,7 +297,7 @@ def test_align_fills_missing_bars():
 
 
 def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
-    import binance_cluster.results as results
+    import binance_cluster.backtest.results as results
 
     target = tmp_path / "summary.json"
     atomic_write(target, "old\n")
@@ -312,7 +313,7 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path, monkeypatch):
 
 
 def test_warm_up_command_compiles_and_stamps_the_cache(cli):
-    from binance_cluster.backtest import is_warm, warm_keys
+    from binance_cluster.kernels.cache import is_warm, warm_keys
 
     code, out, err = cli("warm-up", "--strategies", "sma_cross")
     assert code == 0, err

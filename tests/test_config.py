@@ -9,7 +9,7 @@ import math
 import pytest
 
 from backtest_helpers import build_store
-from binance_cluster.config import dump_job, load_job
+from binance_cluster.backtest.job import dump_job, load_job
 from binance_cluster.errors import ConfigError
 
 
@@ -108,7 +108,7 @@ def test_resolved_job_round_trips(tmp_path, store):
 
 
 def test_float_range_is_inclusive_and_exact():
-    from binance_cluster.config import _grid_values, _Where
+    from binance_cluster.backtest.job import _grid_values, _Where
     from binance_cluster.strategies.registry import ParamSpec
 
     spec = ParamSpec(name="k", default=0.5, low=0.0, high=1.0, integer=False, help="")
@@ -192,7 +192,7 @@ def test_missing_job_file(tmp_path, cli):
 
 
 def test_command_line_overrides(tmp_path, store):
-    from binance_cluster.config import Overrides
+    from binance_cluster.backtest.job import Overrides
 
     path = write(tmp_path, good(tmp_path, store))
     job = load_job(path, Overrides(output=str(tmp_path / "elsewhere"), symbols=("ETHUSDT",), top=1,

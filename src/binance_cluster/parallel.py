@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 import traceback
@@ -306,3 +307,9 @@ def _sleep_until(comm: Comm, tag: int) -> None:
     while not comm.poll(tag):
         time.sleep(pause)
         pause = min(pause * 2, 0.02)
+
+
+def node_leader(comm: Comm) -> bool:
+    """Whether this rank is the lowest rank on its host (collective: every rank must call it)."""
+    hosts = comm.allgather(socket.gethostname())
+    return hosts.index(hosts[comm.rank]) == comm.rank

@@ -38,7 +38,7 @@ def add_arguments(p) -> None:
 
 
 def _validate(args):
-    from binance_cluster.config import Overrides, count_candles, load_job
+    from binance_cluster.backtest.job import Overrides, count_candles, load_job
     from binance_cluster.candles.store import CandleStore
 
     overrides = Overrides(store=args.store, output=args.output,
@@ -51,7 +51,7 @@ def _validate(args):
 
 
 def run(args) -> int:
-    from binance_cluster.backtest import run_backtest
+    from binance_cluster.backtest.driver import run_backtest
     from binance_cluster.parallel import get_comm, on_root
 
     comm = get_comm()

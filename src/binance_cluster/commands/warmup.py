@@ -25,9 +25,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import time
 
-    from binance_cluster.backtest import node_leader, warm_up
-    from binance_cluster.parallel import quiet_barrier
-    from binance_cluster.parallel import get_comm
+    from binance_cluster.backtest.warmup import warm_up
+    from binance_cluster.parallel import get_comm, node_leader, quiet_barrier
     from binance_cluster.strategies.registry import get_strategy
     from binance_cluster.types import interval_ms
 

@@ -23,34 +23,11 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from binance_cluster.fileio import atomic_write, fsync_dir
+
 RESULT_FILES = ("summary.json", "trades.csv", "results.h5", "run.json")
 TRADE_COLUMNS = ("symbol", "params_id", "entry_time", "entry_time_ms", "exit_time", "exit_time_ms",
                  "entry_price", "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write `data` to `path` through a temp file in the same directory, then rename it over."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        with open(tmp, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    _fsync_dir(path.parent)
 
 
 def prepare_output(out: str | os.PathLike, job_toml: str) -> Path:
@@ -151,7 +128,7 @@ def write_curves(path: str | os.PathLike, curves: list[tuple[str, np.ndarray, np
     finally:
         if tmp.exists():
             tmp.unlink()
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def run_text(meta: dict) -> str:

@@ -16,7 +16,6 @@ finish; the exit code is then 1. Rank 0 alone writes files and shows progress.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -24,15 +23,15 @@ import platform
 import socket
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from binance_cluster import results as res
-from binance_cluster.config import Job, dump_job, source_interval
+from binance_cluster.backtest import results as res
+from binance_cluster.backtest.job import Job, dump_job, source_interval
 from binance_cluster.errors import DataError
-from binance_cluster.parallel import Comm, UnitResult, map_units, quiet_barrier
+from binance_cluster.kernels.cache import is_warm, warm_keys
+from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.candles.store import CandleStore, validate_candles
 from binance_cluster.types import Candles, interval_ms
@@ -136,139 +135,6 @@ def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
     if len(candles) == 0:
         raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
     return candles
-
-
-# -- warm-up ---------------------------------------------------------------------------------
-#
-# numba loads a cached kernel in ~0.1 s but compiles one in seconds, and ranks compiling the
-# same kernel at once race on the cache files. So the first rank of each node (the cache is
-# per node) compiles first while the others wait, unless a stamp written after an earlier
-# warm-up on this host says the cache already holds the job's kernels for the current kernel
-# sources: then every rank loads them at once.
-
-def _cache_dir() -> Path | None:
-    """Where numba keeps this project's kernel cache (NUMBA_CACHE_DIR, else beside the sources)."""
-    from numba.core import config as numba_config
-
-    if numba_config.CACHE_DIR:
-        return Path(numba_config.CACHE_DIR)
-    here = Path(__file__).resolve().parent / "kernels" / "__pycache__"
-    return here if os.access(here.parent, os.W_OK) else None
-
-
-def _sources_stamp() -> list:
-    """What invalidates the cache: numba, Python, the machine and every kernel source file."""
-    import numba
-
-    kernels = Path(__file__).resolve().parent / "kernels"
-    files = sorted(kernels.glob("*.py"))
-    return [numba.__version__, platform.python_version(), platform.machine(),
-            [(f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files]]
-
-
-def _stamp_path() -> Path | None:
-    where = _cache_dir()
-    return None if where is None else where / f"binance-cluster-warm-{socket.gethostname()}.json"
-
-
-def node_leader(comm: Comm) -> bool:
-    """Whether this rank is the lowest rank on its host (collective: every rank must call it)."""
-    hosts = comm.allgather(socket.gethostname())
-    return hosts.index(hosts[comm.rank]) == comm.rank
-
-
-def warm_keys(strategies: list[str], modes, intervals) -> list[str]:
-    """Names of the kernel sets a warm-up covers: strategy:mode:interval."""
-    return [f"{s}:{m}:{i}" for s in strategies for m in modes for i in intervals]
-
-
-def is_warm(keys: list[str]) -> bool:
-    """Whether the stamp says an earlier warm-up on this host cached every kernel set in `keys`."""
-    path = _stamp_path()
-    try:
-        stamp = json.loads(path.read_text()) if path is not None else None
-    except (OSError, ValueError):
-        return False
-    return bool(stamp) and stamp.get("sources") == json.loads(json.dumps(_sources_stamp())) \
-        and set(keys) <= set(stamp.get("warm", []))
-
-
-def mark_warm(keys: list[str]) -> None:
-    """Record that `keys` are cached for the current kernel sources (best effort)."""
-    path = _stamp_path()
-    if path is None:
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sources = _sources_stamp()
-        old = json.loads(path.read_text()) if path.exists() else {}
-        warm = set(keys)
-        if old.get("sources") == json.loads(json.dumps(sources)):
-            warm |= set(old.get("warm", []))
-        res.atomic_write(path, json.dumps({"sources": sources, "warm": sorted(warm)}))
-    except (OSError, ValueError) as exc:
-        log.debug("cannot write the warm-up stamp %s: %s", path, exc)
-
-
-def synthetic_candles(n: int = 3000, seed: int = 7, start_ms: int = 1_735_689_600_000) -> Candles:
-    """Plausible 1m candles (a random walk) to compile kernels with; never used for results."""
-    rng = np.random.default_rng(seed)
-    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.002, n)))
-    open_ = np.concatenate([[100.0], close[:-1]])
-    wiggle = np.abs(rng.normal(0, 0.001, n))
-    high = np.maximum(open_, close) * (1 + wiggle)
-    low = np.minimum(open_, close) * (1 - wiggle)
-    times = start_ms + 60_000 * np.arange(n, dtype=np.int64)
-    return Candles.from_columns(dict(open_time=times, open=np.round(open_, 2), high=np.round(high, 2) + 0.01,
-                                     low=np.round(low, 2) - 0.01, close=np.round(close, 2),
-                                     volume=rng.uniform(1, 100, n)))
-
-
-def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("sweep", "portfolio"),
-            intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
-    """Compile (or load from numba's cache) every kernel the given strategies and modes use.
-
-    Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
-    """
-    from binance_cluster.engine.metrics import compute_metrics
-    from binance_cluster.engine.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
-    from binance_cluster.strategies.registry import STRATEGIES, compute_signals, get_strategy
-
-    names = list(STRATEGIES) if strategies is None else list(strategies)
-    if risks is None:
-        risks = [Risk(), Risk(stop_loss=0.05, take_profit=0.07, trailing_stop=0.03,
-                          max_hold_bars=60, shifts=True, stake_mode="quote", stake=100.0,
-                          slippage=0.0005, max_positions=2)]
-    rules = SymbolRules()
-    base = synthetic_candles()
-    done = []
-    for interval in intervals:
-        candles = base
-        if interval != "1m":
-            from binance_cluster.candles.resample import resample
-
-            candles = resample(base, interval, "1m")
-        bar_ms = interval_ms(interval)
-        for name in names:
-            strategy = get_strategy(name)
-            params = strategy.resolve({})
-            for risk in risks:
-                if "sweep" in modes:
-                    sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
-                    sim = run_symbol(candles, compute_signals(strategy, candles, params, interval),
-                                     risk, rules, bar_ms=bar_ms)
-                    compute_metrics(sim, bar_ms, risk.initial_cash)
-                if "portfolio" in modes:
-                    parts = [portfolio_part(strategy, c, params, interval, risk, rules)
-                             for c in (candles, candles.slice(len(candles) // 3, len(candles)))]
-                    grid = align(parts)
-                    sim = run_portfolio(grid["times"], grid["open"], grid["high"], grid["low"],
-                                        grid["close"], grid["entry"], grid["exit"], grid["score"],
-                                        risk, [rules, rules], bar_ms=bar_ms)
-                    compute_metrics(sim, bar_ms, risk.initial_cash)
-            done.append(f"{name} {interval}")
-    mark_warm(warm_keys(names, modes, intervals))
-    return done
 
 
 # -- units -----------------------------------------------------------------------------------
@@ -385,6 +251,8 @@ def _load_kernels(job: Job, comm: Comm) -> None:
 
 def _try_warm_up(job: Job) -> bool:
     try:
+        from binance_cluster.backtest.warmup import warm_up
+
         warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk])
         return True
     except Exception as exc:  # only an optimisation: the units will show a real error
