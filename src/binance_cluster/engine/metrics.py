@@ -86,16 +86,38 @@ def finish_many(accs: np.ndarray, bar_ms: int, initial_cash: float) -> list[dict
     return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
+def accumulators(sim, initial_cash: float) -> np.ndarray:
+    """The metric accumulator vector (kernels.metrics ACC_* slots) of a SimResult."""
+    held = sim.held if sim.held is not None else held_from_trades(sim)
+    return mk.accumulate(np.ascontiguousarray(sim.equity, dtype=np.float64),
+                         np.ascontiguousarray(held, dtype=np.int64),
+                         np.ascontiguousarray(sim.trades["pnl"], dtype=np.float64),
+                         np.ascontiguousarray(sim.trades["fees"], dtype=np.float64),
+                         np.ascontiguousarray(sim.trades["paper"], dtype=np.bool_),
+                         float(initial_cash))
+
+
+def held_from_trades(sim) -> np.ndarray:
+    """held[t] from the real trades: entry bar to exit bar (excluded for exits at the open)."""
+    n = sim.equity.shape[0]
+    held = np.zeros(n + 1, dtype=np.int64)
+    tr = sim.trades
+    at_open = (tr["exit_reason"] == 0) | (tr["exit_reason"] == 4)
+    for k in np.flatnonzero(~np.asarray(tr["paper"], bool)):
+        last = tr["exit_bar"][k] - (1 if at_open[k] else 0)
+        held[tr["entry_bar"][k]] += 1
+        held[last + 1] -= 1
+    return np.cumsum(held[:n])
+
+
 def compute_metrics(result, bar_ms: int, initial_cash: float) -> dict[str, float]:
     """METRIC_NAMES of a SimResult whose run started with `initial_cash`, on bars of `bar_ms`."""
-    from binance_cluster.engine.simulate import _accumulators
-
     if not (isinstance(bar_ms, (int, np.integer)) and bar_ms > 0):
         raise ConfigError(f"compute_metrics: bar_ms must be a positive whole number, "
                           f"not {bar_ms!r}")
     if not (initial_cash > 0 and math.isfinite(initial_cash)):
         raise ConfigError(f"compute_metrics: initial_cash must be above zero, not {initial_cash!r}")
-    return finish(_accumulators(result, initial_cash), int(bar_ms), float(initial_cash))
+    return finish(accumulators(result, initial_cash), int(bar_ms), float(initial_cash))
 
 
 def jsonable(metrics: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
-from binance_cluster.kernels import metrics as mk
+from binance_cluster.engine.metrics import accumulators, finish_many
 from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.types import Candles, interval_ms
@@ -269,7 +269,6 @@ def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], 
     strategies run in the fused kernel. Results equal `compute_metrics(run_symbol(...))` of
     each combination, bit for bit.
     """
-    from binance_cluster.engine.metrics import finish_many
     from binance_cluster.strategies.registry import SignalContext, check_candles, compute_signals
 
     bar_ms = interval_ms(interval)
@@ -285,32 +284,9 @@ def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], 
         for p in params:
             sim = run_symbol(candles, compute_signals(strategy, candles, p, interval, ctx),
                              risk, rules, bar_ms=bar_ms)
-            accs.append(_accumulators(sim, risk.initial_cash))
+            accs.append(accumulators(sim, risk.initial_cash))
     return finish_many(np.array(accs, dtype=np.float64).reshape(len(accs), -1), bar_ms,
                        risk.initial_cash)
-
-
-def _accumulators(sim: SimResult, initial_cash: float) -> np.ndarray:
-    held = sim.held if sim.held is not None else held_from_trades(sim)
-    return mk.accumulate(np.ascontiguousarray(sim.equity, dtype=np.float64),
-                         np.ascontiguousarray(held, dtype=np.int64),
-                         np.ascontiguousarray(sim.trades["pnl"], dtype=np.float64),
-                         np.ascontiguousarray(sim.trades["fees"], dtype=np.float64),
-                         np.ascontiguousarray(sim.trades["paper"], dtype=np.bool_),
-                         float(initial_cash))
-
-
-def held_from_trades(sim: SimResult) -> np.ndarray:
-    """held[t] from the real trades: entry bar to exit bar (excluded for exits at the open)."""
-    n = sim.equity.shape[0]
-    held = np.zeros(n + 1, dtype=np.int64)
-    tr = sim.trades
-    at_open = (tr["exit_reason"] == 0) | (tr["exit_reason"] == 4)
-    for k in np.flatnonzero(~np.asarray(tr["paper"], bool)):
-        last = tr["exit_bar"][k] - (1 if at_open[k] else 0)
-        held[tr["entry_bar"][k]] += 1
-        held[last + 1] -= 1
-    return np.cumsum(held[:n])
 
 
 def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRules,
