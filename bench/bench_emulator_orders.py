@@ -147,9 +147,9 @@ def bench_in_process(store: Path, start_ms: int, accounts: Path, n: int,
                      repeat: int) -> float:
     from decimal import Decimal
 
-    from binance_cluster.emulator import EmulatorConfig
-    from binance_cluster.emulator.orders import NewOrder
-    from binance_cluster.emulator.state import EmulatorState
+    from binance_cluster.exchange.emulator import EmulatorConfig
+    from binance_cluster.exchange.emulator.orders import NewOrder
+    from binance_cluster.exchange.emulator.state import EmulatorState
 
     state = EmulatorState(EmulatorConfig(store=store, speed=0, start_ms=start_ms,
                                          accounts=accounts, order_limit_10s=0))

@@ -119,7 +119,7 @@ def raw_requests(url: str, symbol: str, first: int, n: int, limit: int) -> tuple
 
 def server_side(store: Path, symbol: str, first: int, end: int, n: int) -> float:
     """Seconds per 1000-row klines answer inside the emulator (cached rows, no HTTP)."""
-    from binance_cluster.emulator.replay import ReplayData
+    from binance_cluster.exchange.emulator.replay import ReplayData
 
     data = ReplayData(CandleStore(store))
     data.klines_json(symbol, "1m", end, first, None, 1000, False)  # load and encode once

@@ -17,10 +17,10 @@ from decimal import Decimal
 
 import pytest
 
-from binance_cluster.broker.base import Balance, Fill, Order
-from binance_cluster.broker.binance import (BinanceBroker, BinanceBrokerConfig, fill_from_trade,
+from binance_cluster.exchange.broker.base import Balance, Fill, Order
+from binance_cluster.exchange.broker.binance import (BinanceBroker, BinanceBrokerConfig, fill_from_trade,
                                             order_from)
-from binance_cluster.emulator import EmulatorConfig, EmulatorControl, run_emulator
+from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
 from binance_cluster.candles.fetch import FetchDeps, RetryPolicy
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS

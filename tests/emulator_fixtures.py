@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from binance_cluster.emulator import EmulatorConfig, EmulatorControl, run_emulator
+from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS, Candles
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from backtest_helpers import SYMBOLS, build_store
-from binance_cluster.backtest.driver import align, chunk_bounds, plan_units
+from binance_cluster.backtest.driver import chunk_bounds, plan_units
+from binance_cluster.engine.portfolio import align
 from binance_cluster.backtest.results import iso_ms
 from binance_cluster.fileio import atomic_write
 

@@ -13,15 +13,15 @@ from decimal import Decimal
 import pytest
 from binance.exceptions import BinanceAPIException
 
-from binance_cluster.broker import OrderRequest, client_order_id
-from binance_cluster.broker.base import Broker, SymbolFilters, decimal_text, prepare
-from binance_cluster.broker.binance import (BinanceBroker, BinanceBrokerConfig, order_params,
+from binance_cluster.exchange.broker import OrderRequest, client_order_id
+from binance_cluster.exchange.broker.base import Broker, SymbolFilters, decimal_text, prepare
+from binance_cluster.exchange.broker.binance import (BinanceBroker, BinanceBrokerConfig, order_params,
                                             translate)
-from binance_cluster.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
+from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
                                            InsufficientBalanceError, OrderNotFoundError,
                                            OrderRejectedError, OrderRequestError)
-from binance_cluster.broker.ids import CLIENT_ID_RE, leg_ids
-from binance_cluster.broker.keys import ApiKeys, read_keys
+from binance_cluster.exchange.broker.ids import CLIENT_ID_RE, leg_ids
+from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
 from binance_cluster.candles.fetch import RetryPolicy
@@ -240,7 +240,7 @@ def test_the_broker_layer_keeps_python_binance_off_worker_ranks():
     import subprocess
     import sys
 
-    code = ("import sys, binance_cluster.broker as b; from binance_cluster.broker import base, "
+    code = ("import sys, binance_cluster.exchange.broker as b; from binance_cluster.exchange.broker import base, "
             "ids, keys, errors; assert not any(m == 'binance' or m.startswith(('binance.', "
             "'requests', 'numba', 'h5py')) for m in sys.modules), sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

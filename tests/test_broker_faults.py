@@ -13,10 +13,10 @@ from typing import Callable
 
 import pytest
 
-from binance_cluster.broker import OrderRequest, client_order_id
-from binance_cluster.broker.binance import BinanceBroker
-from binance_cluster.broker.errors import OrderNotFoundError, OrderStatusUnknownError
-from binance_cluster.broker.ids import leg_ids
+from binance_cluster.exchange.broker import OrderRequest, client_order_id
+from binance_cluster.exchange.broker.binance import BinanceBroker
+from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStatusUnknownError
+from binance_cluster.exchange.broker.ids import leg_ids
 from binance_cluster.candles.fetch import RetryPolicy
 from binance_cluster.types import MINUTE_MS
 from broker_fixtures import Sleeps, Venue, fill_key, order_key, trading  # noqa: F401

@@ -9,12 +9,12 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 import numpy as np
 import pytest
 
-from binance_cluster.broker import OrderRequest, client_order_id
-from binance_cluster.broker.base import Broker, SymbolFilters
-from binance_cluster.broker.errors import (FilterError, InsufficientBalanceError,
+from binance_cluster.exchange.broker import OrderRequest, client_order_id
+from binance_cluster.exchange.broker.base import Broker, SymbolFilters
+from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBalanceError,
                                            OrderNotFoundError, OrderRejectedError)
-from binance_cluster.broker.feeds import CandleFeed, ExchangeFeed
-from binance_cluster.broker.paper import PaperBroker, PaperConfig
+from binance_cluster.exchange.broker.feeds import CandleFeed, ExchangeFeed
+from binance_cluster.exchange.broker.paper import PaperBroker, PaperConfig
 from binance_cluster.types import MINUTE_MS, Candles
 from broker_fixtures import START_MINUTE, fill_key, trading  # noqa: F401
 from emulator_fixtures import source_store  # noqa: F401

@@ -17,8 +17,9 @@ import requests
 from binance import Client
 from binance.exceptions import BinanceAPIException
 
-from binance_cluster.emulator.accounts import load_accounts
-from binance_cluster.emulator.auth import HmacKey, hmac_sha256, strip_signature, verifier_for
+from binance_cluster.exchange.emulator.accounts import load_accounts
+from binance_cluster.exchange.emulator.auth import strip_signature
+from binance_cluster.exchange.emulator.keys import HmacKey, hmac_sha256, verifier_for
 from binance_cluster.errors import ConfigError
 from emulator_fixtures import emulator, first_open, source_store  # noqa: F401
 

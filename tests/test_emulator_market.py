@@ -15,7 +15,7 @@ import pytest
 import requests
 from binance.exceptions import BinanceAPIException
 
-from binance_cluster.emulator import EmulatorConfig, FaultConfig, run_emulator
+from binance_cluster.exchange.emulator import EmulatorConfig, FaultConfig, run_emulator
 from binance_cluster.errors import ConfigError
 from binance_cluster.candles.resample import resample
 from binance_cluster.types import MINUTE_MS

@@ -16,8 +16,8 @@ import requests
 from binance import Client
 from binance.exceptions import BinanceAPIException
 
-from binance_cluster.emulator import EmulatorConfig
-from binance_cluster.emulator.server import run_emulator_server
+from binance_cluster.exchange.emulator import EmulatorConfig
+from binance_cluster.exchange.emulator.server import run_emulator_server
 from binance_cluster.kernels import fills
 from binance_cluster.types import MINUTE_MS
 from emulator_fixtures import build_store, emulator, source_store  # noqa: F401

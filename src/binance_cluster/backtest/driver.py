@@ -29,6 +29,7 @@ import numpy as np
 
 from binance_cluster.backtest import results as res
 from binance_cluster.backtest.job import Job, dump_job, source_interval
+from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
 from binance_cluster.errors import DataError
 from binance_cluster.kernels.cache import is_warm, warm_keys
 from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
@@ -138,42 +139,6 @@ def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
 
 
 # -- units -----------------------------------------------------------------------------------
-
-def _metrics_dict(m: dict) -> dict:
-    return {str(k): (float(v) if isinstance(v, (float, np.floating)) else
-                     int(v) if isinstance(v, (int, np.integer)) else v) for k, v in m.items()}
-
-
-def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules) -> dict:
-    """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics."""
-    from binance_cluster.engine.metrics import compute_metrics
-    from binance_cluster.engine.simulate import run_symbol
-    from binance_cluster.strategies.registry import compute_signals
-
-    signals = compute_signals(strategy, candles, params, interval)
-    alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval))
-    return dict(times=np.asarray(candles.open_time, np.int64), open=candles.open,
-                high=candles.high, low=candles.low, close=candles.close,
-                entry=np.asarray(signals.entry, bool), exit=np.asarray(signals.exit, bool),
-                score=np.asarray(signals.score, np.float64), candles=len(candles),
-                metrics=_metrics_dict(compute_metrics(alone, interval_ms(interval), risk.initial_cash)))
-
-
-def align(parts: list[dict]) -> dict[str, np.ndarray]:
-    """Symbols' columns on the union of their times: 2-D [bar, symbol], NaN / False where absent."""
-    times = np.unique(np.concatenate([p["times"] for p in parts])) if parts else np.zeros(0, np.int64)
-    n, m = times.size, len(parts)
-    out: dict[str, np.ndarray] = {"times": times}
-    for name in ("open", "high", "low", "close", "score"):
-        out[name] = np.full((n, m), np.nan)
-    for name in ("entry", "exit"):
-        out[name] = np.zeros((n, m), dtype=bool)
-    for j, p in enumerate(parts):
-        rows = np.searchsorted(times, p["times"])
-        for name in ("open", "high", "low", "close", "score", "entry", "exit"):
-            out[name][rows, j] = p[name]
-    return out
-
 
 # -- the run ---------------------------------------------------------------------------------
 
@@ -294,7 +259,7 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
         if len(out) != unit.hi - unit.lo:
             raise RuntimeError(f"sweep_symbol returned {len(out)} results for "
                                f"{unit.hi - unit.lo} parameter sets")
-        return [_metrics_dict(m) for m in out]
+        return [plain_metrics(m) for m in out]
 
     t0 = time.perf_counter()
     bar, tick = _progress(len(units), f"sweep {job.strategy}", comm, show)
@@ -396,7 +361,7 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
                                 grid["close"], grid["entry"], grid["exit"], grid["score"],
                                 job.risk, [job.rules_for(s) for s, _ in good],
                                 bar_ms=interval_ms(job.interval))
-            portfolio["metrics"] = _metrics_dict(compute_metrics(sim, interval_ms(job.interval),
+            portfolio["metrics"] = plain_metrics(compute_metrics(sim, interval_ms(job.interval),
                                                                  job.risk.initial_cash))
         except Exception as exc:  # reported like a failed unit; the per-symbol results stand
             text = str(exc) if debug is False else repr(exc)

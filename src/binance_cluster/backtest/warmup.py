@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from binance_cluster.backtest.driver import align, portfolio_part
+from binance_cluster.engine.portfolio import align, portfolio_part
 from binance_cluster.kernels.cache import mark_warm, warm_keys
 from binance_cluster.types import Candles, interval_ms
 

@@ -79,7 +79,7 @@ def add_arguments(p) -> None:
 
 
 def _faults(text: str | None):
-    from binance_cluster.emulator.faults import FaultConfig
+    from binance_cluster.exchange.emulator.faults import FaultConfig
     from binance_cluster.errors import ConfigError
 
     if not text:
@@ -100,8 +100,8 @@ def _faults(text: str | None):
 
 
 def run(args) -> int:
-    from binance_cluster.emulator.config import EmulatorConfig
-    from binance_cluster.emulator.server import serve_forever
+    from binance_cluster.exchange.emulator.config import EmulatorConfig
+    from binance_cluster.exchange.emulator.server import serve_forever
     from binance_cluster.candles.store import check_symbol
     from binance_cluster.types import format_time_ms, parse_time_ms
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from binance_cluster.broker.errors import OrderRequestError
+from binance_cluster.exchange.broker.errors import OrderRequestError
 
 CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9_-]{1,36}$")
 LEG_SUFFIXES = ("-tp", "-sl")

@@ -24,13 +24,13 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from binance_cluster.emulator.accounts import Account, OrderCounter
-from binance_cluster.emulator.auth import Signed, authenticate
-from binance_cluster.emulator.http import ApiError, RouteGroup, invalid_value, json_response
-from binance_cluster.emulator.order_params import (default_response_type, parse_new_order,
+from binance_cluster.exchange.emulator.accounts import Account, OrderCounter
+from binance_cluster.exchange.emulator.auth import Signed, authenticate
+from binance_cluster.exchange.emulator.http import ApiError, RouteGroup, invalid_value, json_response
+from binance_cluster.exchange.emulator.order_params import (default_response_type, parse_new_order,
                                                    parse_oco)
-from binance_cluster.emulator.orders import Order, d8
-from binance_cluster.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.emulator.orders import Order, d8
+from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
-from binance_cluster.broker.base import SymbolFilters
+from binance_cluster.exchange.broker.base import SymbolFilters
 from binance_cluster.errors import UnknownSymbolError
 from binance_cluster.types import Candles, interval_ms
 

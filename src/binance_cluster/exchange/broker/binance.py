@@ -39,15 +39,15 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
-from binance_cluster.broker.base import (Balance, Fill, Order, OrderRequest,
+from binance_cluster.exchange.broker.base import (Balance, Fill, Order, OrderRequest,
                                          SymbolFilters, decimal_text, list_order,
                                          parse_decimal, prepare)
-from binance_cluster.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
+from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
                                            InsufficientBalanceError, OrderNotFoundError,
                                            OrderRejectedError, OrderRequestError,
                                            OrderStatusUnknownError)
-from binance_cluster.broker.ids import MAX_LIST_ID, leg_ids
-from binance_cluster.broker.keys import ApiKeys, read_keys
+from binance_cluster.exchange.broker.ids import MAX_LIST_ID, leg_ids
+from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
 from binance_cluster.candles.fetch import FetchDeps, RetryPolicy, _network_problem

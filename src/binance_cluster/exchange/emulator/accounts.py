@@ -30,7 +30,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterable
 
-from binance_cluster.emulator.orders import Lock, Order, OrderList, Trade
+from binance_cluster.exchange.emulator.orders import Lock, Order, OrderList, Trade
 from binance_cluster.errors import ConfigError
 
 DEMO_API_KEY = "demo"

@@ -37,12 +37,12 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, ROUND_UP, Decimal
 from typing import Mapping
 
-from binance_cluster.broker.base import (ZERO, Balance, Fill, Order, OrderRequest,
+from binance_cluster.exchange.broker.base import (ZERO, Balance, Fill, Order, OrderRequest,
                                          SymbolFilters, list_order, prepare, to_decimal)
-from binance_cluster.broker.errors import (FilterError, InsufficientBalanceError,
+from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBalanceError,
                                            OrderNotFoundError, OrderRejectedError,
                                            OrderRequestError)
-from binance_cluster.broker.feeds import MarketFeed, Quote
+from binance_cluster.exchange.broker.feeds import MarketFeed, Quote
 from binance_cluster.errors import ConfigError
 from binance_cluster.kernels import fills
 

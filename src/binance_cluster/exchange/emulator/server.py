@@ -11,9 +11,9 @@ from typing import Callable, Iterator
 
 from aiohttp import web
 
-from binance_cluster.emulator.app import create_app
-from binance_cluster.emulator.config import EmulatorConfig
-from binance_cluster.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.emulator.app import create_app
+from binance_cluster.exchange.emulator.config import EmulatorConfig
+from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 from binance_cluster.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from binance_cluster.emulator.faults import FaultConfig
+from binance_cluster.exchange.emulator.faults import FaultConfig
 from binance_cluster.errors import ConfigError
 
 FORMING_MODES = ("none", "synthetic")

@@ -18,9 +18,9 @@ import json
 
 from aiohttp import web
 
-from binance_cluster.emulator.faults import FaultConfig
-from binance_cluster.emulator.http import ApiError, RouteGroup, json_response
-from binance_cluster.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.emulator.faults import FaultConfig
+from binance_cluster.exchange.emulator.http import ApiError, RouteGroup, json_response
+from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 from binance_cluster.errors import ConfigError
 from binance_cluster.types import format_time_ms
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
-from binance_cluster.broker.errors import FilterError, OrderRequestError
-from binance_cluster.broker.ids import check_client_id, leg_ids
+from binance_cluster.exchange.broker.errors import FilterError, OrderRequestError
+from binance_cluster.exchange.broker.ids import check_client_id, leg_ids
 
 SIDES = ("BUY", "SELL")
 ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "OCO")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from binance_cluster.emulator.http import ApiError
-from binance_cluster.emulator.symbols import SymbolSpec
+from binance_cluster.exchange.emulator.http import ApiError
+from binance_cluster.exchange.emulator.symbols import SymbolSpec
 
 
 def filter_failure(name: str) -> ApiError:

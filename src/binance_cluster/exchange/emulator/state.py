@@ -7,13 +7,13 @@ import logging
 
 from aiohttp import web
 
-from binance_cluster.emulator.clock import ReplayClock, ServerClock
-from binance_cluster.emulator.config import EmulatorConfig
-from binance_cluster.emulator.faults import FaultInjector
-from binance_cluster.emulator.http import ApiError
-from binance_cluster.emulator.limits import WeightLimiter
-from binance_cluster.emulator.replay import ReplayData
-from binance_cluster.emulator.symbols import (SymbolSpec, apply_overrides, derive_spec,
+from binance_cluster.exchange.emulator.clock import ReplayClock, ServerClock
+from binance_cluster.exchange.emulator.config import EmulatorConfig
+from binance_cluster.exchange.emulator.faults import FaultInjector
+from binance_cluster.exchange.emulator.http import ApiError
+from binance_cluster.exchange.emulator.limits import WeightLimiter
+from binance_cluster.exchange.emulator.replay import ReplayData
+from binance_cluster.exchange.emulator.symbols import (SymbolSpec, apply_overrides, derive_spec,
                                               load_overrides)
 from binance_cluster.errors import ConfigError
 from binance_cluster.candles.store import CandleStore
@@ -57,7 +57,7 @@ class EmulatorState:
         self.start_ms = start
         for symbol in self.overrides:  # a bad override fails at start-up, not on a request
             self.spec(symbol)
-        from binance_cluster.emulator.matching import Exchange  # numba: the fill rules
+        from binance_cluster.exchange.emulator.matching import Exchange  # numba: the fill rules
 
         self.exchange = Exchange(self)
 

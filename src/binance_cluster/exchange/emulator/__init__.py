@@ -11,16 +11,16 @@ filters), `orders` (records and JSON shapes), `matching` (the engine, on the sha
 of `binance_cluster.kernels.fills`).
 
     from binance import Client
-    from binance_cluster.emulator import EmulatorConfig, run_emulator
+    from binance_cluster.exchange.emulator import EmulatorConfig, run_emulator
     with run_emulator(EmulatorConfig(store="data/demo", speed=0)) as base_url:
         client = Client("demo", "demo", ping=False)     # the built-in demo account
         client.API_URL = base_url + "/api"
         client.order_market_buy(symbol="BTCUSDT", quantity="0.001")
 """
 
-from binance_cluster.emulator.config import EmulatorConfig
-from binance_cluster.emulator.control import EmulatorControl
-from binance_cluster.emulator.faults import FaultConfig
+from binance_cluster.exchange.emulator.config import EmulatorConfig
+from binance_cluster.exchange.emulator.control import EmulatorControl
+from binance_cluster.exchange.emulator.faults import FaultConfig
 
 __all__ = ["EmulatorConfig", "EmulatorControl", "FaultConfig", "create_app", "run_emulator",
            "run_emulator_server"]
@@ -29,9 +29,9 @@ __all__ = ["EmulatorConfig", "EmulatorControl", "FaultConfig", "create_app", "ru
 def __getattr__(name: str):
     # aiohttp is imported only when a server is actually built
     if name == "create_app":
-        from binance_cluster.emulator.app import create_app
+        from binance_cluster.exchange.emulator.app import create_app
         return create_app
     if name in ("run_emulator", "run_emulator_server"):
-        from binance_cluster.emulator import server
+        from binance_cluster.exchange.emulator import server
         return getattr(server, name)
     raise AttributeError(name)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Iterable
 from urllib.parse import parse_qsl
 
-from binance_cluster.emulator.http import ApiError, Params, bad_param, invalid_value
+from binance_cluster.exchange.emulator.http import ApiError, Params, bad_param, invalid_value
 
 DECIMAL_LEGAL = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"
 DECIMAL_RE = re.compile(DECIMAL_LEGAL)

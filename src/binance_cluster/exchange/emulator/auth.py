@@ -18,28 +18,23 @@ Checks, in the contract's recommended order; the first failure answers:
    percent-encoded), else -1022. A value python-binance form-encodes differently from what it
    signed (a client id with `:`) therefore fails here, as on Binance.
 
-Ed25519 verification uses pycryptodome, which python-binance already requires (it signs
-Ed25519 with it); it is imported only when an Ed25519 key is configured.
+Key verifiers (HMAC, Ed25519) and the key table are in `keys`, beside the accounts.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from binance_cluster.emulator.accounts import KEY_RE, Account, AccountSpec
-from binance_cluster.emulator.http import ApiError, bad_param, missing_param
-from binance_cluster.emulator.params import INT_LEGAL, INT_RE, TradeParams, merge_sources
-from binance_cluster.errors import ConfigError
+from binance_cluster.exchange.emulator.accounts import KEY_RE, Account
+from binance_cluster.exchange.emulator.http import ApiError, bad_param, missing_param
+from binance_cluster.exchange.emulator.params import INT_LEGAL, INT_RE, TradeParams, merge_sources
 
 if TYPE_CHECKING:
-    from binance_cluster.emulator.state import EmulatorState
+    from binance_cluster.exchange.emulator.state import EmulatorState
 
 KEY_HEADER = "X-MBX-APIKEY"
 MAX_RECV_WINDOW = 60_000
@@ -51,67 +46,11 @@ RECV_WINDOW_RE = re.compile(RECV_WINDOW_LEGAL)
 AUTH_PARAMS = ("timestamp", "recvWindow", "signature")
 
 
-def hmac_sha256(secret: str, payload: bytes) -> str:
-    """Lowercase hex HMAC-SHA256 of `payload` with `secret` (Binance's HMAC signature)."""
-    return hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
-
-
 def strip_signature(raw: str) -> str:
     """`raw` (a query string or form body) without its `signature=...` pair(s)."""
     if "signature" not in raw:
         return raw
     return "&".join(p for p in raw.split("&") if p.partition("=")[0] != "signature")
-
-
-class HmacKey:
-    """Verifies HMAC-SHA256 signatures with one secret."""
-
-    def __init__(self, secret: str):
-        self._secret = secret
-
-    def verify(self, payload: bytes, signature: str) -> bool:
-        return hmac.compare_digest(hmac_sha256(self._secret, payload), signature.lower())
-
-
-class Ed25519Key:
-    """Verifies Ed25519 (RFC 8032) signatures with one public key (PEM)."""
-
-    def __init__(self, pem: str, where: str = "accounts"):
-        try:
-            from Crypto.PublicKey import ECC
-            from Crypto.Signature import eddsa
-        except ImportError:
-            raise ConfigError(f"{where}: Ed25519 keys need pycryptodome (installed with "
-                              "python-binance)") from None
-        try:
-            key = ECC.import_key(pem)
-        except (ValueError, IndexError, TypeError):
-            raise ConfigError(f"{where}: ed25519_public_key is not a PEM public key") from None
-        if getattr(key, "curve", "") not in ("Ed25519", "ed25519"):
-            raise ConfigError(f"{where}: ed25519_public_key is not an Ed25519 key")
-        self._verifier = eddsa.new(key, "rfc8032")
-
-    def verify(self, payload: bytes, signature: str) -> bool:
-        try:
-            raw = base64.b64decode(signature.replace(" ", "+"), validate=True)
-            self._verifier.verify(payload, raw)
-        except (ValueError, TypeError):
-            return False
-        return True
-
-
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
-    """A configured API key: how its requests are verified and the account it trades."""
-
-    verifier: HmacKey | Ed25519Key = field(repr=False)
-    account: Account
-
-
-def verifier_for(spec: AccountSpec, where: str) -> HmacKey | Ed25519Key:
-    if spec.secret is not None:
-        return HmacKey(spec.secret)
-    return Ed25519Key(spec.ed25519_public_key or "", where)
 
 
 @dataclass(frozen=True, slots=True)

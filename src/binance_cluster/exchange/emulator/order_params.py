@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from binance_cluster.emulator.http import ApiError, invalid_value, missing_param
-from binance_cluster.emulator.orders import (ORDER_TYPES, RESPONSE_TYPES, SIDES, TIME_IN_FORCE,
+from binance_cluster.exchange.emulator.http import ApiError, invalid_value, missing_param
+from binance_cluster.exchange.emulator.orders import (ORDER_TYPES, RESPONSE_TYPES, SIDES, TIME_IN_FORCE,
                                              NewOco, NewOrder)
-from binance_cluster.emulator.params import TradeParams, check_enum, check_precision
-from binance_cluster.emulator.symbols import SymbolSpec
+from binance_cluster.exchange.emulator.params import TradeParams, check_enum, check_precision
+from binance_cluster.exchange.emulator.symbols import SymbolSpec
 
 MIN_STRATEGY_TYPE = 1_000_000
 ABOVE_TYPES = ("STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")

@@ -53,17 +53,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from binance_cluster.emulator import rules
-from binance_cluster.emulator.accounts import Account, demo_accounts, load_accounts
-from binance_cluster.emulator.auth import KeyEntry, verifier_for
-from binance_cluster.emulator.http import ApiError
-from binance_cluster.emulator.orders import (TYPE_NAMES, NewOco, NewOrder, Order, OrderList,
+from binance_cluster.exchange.emulator import rules
+from binance_cluster.exchange.emulator.accounts import Account, demo_accounts, load_accounts
+from binance_cluster.exchange.emulator.keys import KeyEntry, verifier_for
+from binance_cluster.exchange.emulator.http import ApiError
+from binance_cluster.exchange.emulator.orders import (TYPE_NAMES, NewOco, NewOrder, Order, OrderList,
                                              Trade)
-from binance_cluster.emulator.symbols import SymbolSpec, split_assets
+from binance_cluster.exchange.emulator.symbols import SymbolSpec, split_assets
 from binance_cluster.kernels import fills
 
 if TYPE_CHECKING:
-    from binance_cluster.emulator.state import EmulatorState
+    from binance_cluster.exchange.emulator.state import EmulatorState
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from binance_cluster.emulator.symbols import price_decimals
+from binance_cluster.exchange.emulator.symbols import price_decimals
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import Candles, interval_ms, interval_origin_ms
 

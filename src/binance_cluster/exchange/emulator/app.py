@@ -21,12 +21,12 @@ from typing import Iterable
 
 from aiohttp import web
 
-from binance_cluster.emulator import admin, market, trading
-from binance_cluster.emulator.config import EmulatorConfig
-from binance_cluster.emulator.faults import STATUS_5XX
-from binance_cluster.emulator.http import (REPLAY_TIME_HEADER, WEIGHT_HEADER, ApiError, Route,
+from binance_cluster.exchange.emulator import admin, market, trading
+from binance_cluster.exchange.emulator.config import EmulatorConfig
+from binance_cluster.exchange.emulator.faults import STATUS_5XX
+from binance_cluster.exchange.emulator.http import (REPLAY_TIME_HEADER, WEIGHT_HEADER, ApiError, Route,
                                            RouteGroup, error_response)
-from binance_cluster.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 
 log = logging.getLogger(__name__)
 

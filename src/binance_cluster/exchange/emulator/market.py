@@ -8,10 +8,10 @@ from decimal import Decimal
 import numpy as np
 from aiohttp import web
 
-from binance_cluster.emulator.http import (ApiError, Params, RouteGroup, invalid_value,
+from binance_cluster.exchange.emulator.http import (ApiError, Params, RouteGroup, invalid_value,
                                            json_response)
-from binance_cluster.emulator.replay import BINANCE_INTERVALS, IntervalNotServed, format_decimals
-from binance_cluster.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.emulator.replay import BINANCE_INTERVALS, IntervalNotServed, format_decimals
+from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 from binance_cluster.errors import BinanceClusterError
 
 routes = RouteGroup("market")

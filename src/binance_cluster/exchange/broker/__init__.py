@@ -5,9 +5,9 @@ and `PaperBroker` (module `paper`, local fills with the project's fill rules). I
 package imports neither python-binance nor requests.
 """
 
-from binance_cluster.broker.base import (Balance, Broker, Fill, Order, OrderRequest,
+from binance_cluster.exchange.broker.base import (Balance, Broker, Fill, Order, OrderRequest,
                                          SymbolFilters)
-from binance_cluster.broker.ids import client_order_id
+from binance_cluster.exchange.broker.ids import client_order_id
 
 __all__ = ["Balance", "Broker", "Fill", "Order", "OrderRequest", "SymbolFilters",
            "client_order_id", "BinanceBroker", "BinanceBrokerConfig", "PaperBroker"]
@@ -15,9 +15,9 @@ __all__ = ["Balance", "Broker", "Fill", "Order", "OrderRequest", "SymbolFilters"
 
 def __getattr__(name: str):
     if name in ("BinanceBroker", "BinanceBrokerConfig"):
-        from binance_cluster.broker import binance
+        from binance_cluster.exchange.broker import binance
         return getattr(binance, name)
     if name == "PaperBroker":
-        from binance_cluster.broker import paper
+        from binance_cluster.exchange.broker import paper
         return paper.PaperBroker
     raise AttributeError(name)
