@@ -108,7 +108,8 @@ def test_resolved_job_round_trips(tmp_path, store):
 
 
 def test_float_range_is_inclusive_and_exact():
-    from binance_cluster.backtest.job import _grid_values, _Where
+    from binance_cluster.backtest.job import _grid_values
+    from binance_cluster.jobfile import Where as _Where
     from binance_cluster.strategies.registry import ParamSpec
 
     spec = ParamSpec(name="k", default=0.5, low=0.0, high=1.0, integer=False, help="")

@@ -1,4 +1,4 @@
-"""Backtest job files: TOML in, a frozen, fully resolved `Job` out, and the `Job` back to TOML.
+"""The backtest job: TOML in (read with `jobfile`), a frozen, fully resolved `Job` out, and the `Job` back to TOML.
 
 A job file (see `jobs/demo.toml`)::
 
@@ -34,19 +34,19 @@ filled in, grids as lists) so that `load_job` of it gives an equal `Job`.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 import itertools
-import json
 import math
 import os
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from binance_cluster.errors import ConfigError, InputError
-from binance_cluster.types import INTERVAL_MS, format_time_ms, parse_time_ms
+from binance_cluster.jobfile import (SYMBOL_RE, TomlTime, Where, field_kind, no_unknown, read_field,
+                                     read_integer, read_interval, read_number, read_string,
+                                     read_symbols, read_time, read_toml, show_value, toml_key,
+                                     toml_value)
+from binance_cluster.types import format_time_ms
 
 MODES = ("sweep", "portfolio")
 TOP_KEYS = ("store", "symbols", "interval", "start", "end", "mode", "output", "top", "rank_by",
@@ -58,8 +58,6 @@ MAX_COMBINATIONS = 1_000_000
 DEFAULT_TOP = 5
 DEFAULT_RANK_BY = "sharpe"
 DEFAULT_CHUNK = 100
-_SYMBOL_KEY = re.compile(r"^[A-Z0-9]{2,30}$")
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,35 +113,6 @@ class Overrides:
 
 # -- reading ---------------------------------------------------------------------------------
 
-class _Where:
-    """Builds one-line errors naming the job file and a dotted key."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.path}: {key}: {problem}" if key else f"{self.path}: {problem}")
-
-
-def read_toml(path: str | os.PathLike) -> dict:
-    """Parse a TOML file; ConfigError for a missing file or a syntax error (with its line)."""
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: job file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{p}: is a directory, not a job file") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read job file ({exc.strerror})") from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
-
-
 def load_job(path: str | os.PathLike, overrides: Overrides | None = None,
              check_store: bool = True) -> Job:
     """Read, check and resolve a job file (see the module docstring).
@@ -151,43 +120,41 @@ def load_job(path: str | os.PathLike, overrides: Overrides | None = None,
     `check_store` also checks the store: it exists, holds the symbols and the interval (or
     1m candles to resample), and has candles in the time range.
     """
-    where = _Where(str(path))
+    where = Where(str(path))
     raw = read_toml(path)
     return resolve_job(raw, where, overrides or Overrides(), check_store)
 
 
-def resolve_job(raw: dict, where: _Where, overrides: Overrides, check_store: bool) -> Job:
+def resolve_job(raw: dict, where: Where, overrides: Overrides, check_store: bool) -> Job:
     """Turn the parsed TOML of a job into a Job; ConfigError naming the key on any problem."""
     from binance_cluster.engine.metrics import METRIC_NAMES
 
-    _no_unknown(raw, TOP_KEYS, "", where)
+    no_unknown(raw, TOP_KEYS, "", where)
     store = overrides.store if overrides.store is not None else raw.get("store")
     if store is None:
         raise where.error("store", "missing (the candle store directory, e.g. \"data/demo\")")
-    store = _string(store, "store", where)
+    store = read_string(store, "store", where)
     output = overrides.output if overrides.output is not None else raw.get("output")
     if output is None:
         output = str(Path("results") / Path(where.path).stem)
-    output = _string(output, "output", where)
+    output = read_string(output, "output", where)
 
-    interval = _string(raw.get("interval", "1m"), "interval", where)
-    if interval not in INTERVAL_MS:
-        raise where.error("interval", f"unknown interval {interval!r} (known: {', '.join(INTERVAL_MS)})")
-    start = _time(raw.get("start"), "start", where)
-    end = _time(raw.get("end"), "end", where)
+    interval = read_interval(raw.get("interval", "1m"), "interval", where)
+    start = read_time(raw.get("start"), "start", where)
+    end = read_time(raw.get("end"), "end", where)
     if start is not None and end is not None and end <= start:
         raise where.error("end", f"{format_time_ms(end)} is not after start {format_time_ms(start)}")
 
-    mode = _string(raw.get("mode", "sweep"), "mode", where)
+    mode = read_string(raw.get("mode", "sweep"), "mode", where)
     if mode not in MODES:
         raise where.error("mode", f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     top = overrides.top if overrides.top is not None else raw.get("top", DEFAULT_TOP)
-    top = _integer(top, "top", where, low=0)
+    top = read_integer(top, "top", where, low=0)
     rank_by = overrides.rank_by if overrides.rank_by is not None else raw.get("rank_by", DEFAULT_RANK_BY)
-    rank_by = _string(rank_by, "rank_by", where)
+    rank_by = read_string(rank_by, "rank_by", where)
     if rank_by not in METRIC_NAMES:
         raise where.error("rank_by", f"unknown metric {rank_by!r} (known: {', '.join(METRIC_NAMES)})")
-    chunk_size = _integer(raw.get("chunk_size", DEFAULT_CHUNK), "chunk_size", where, low=1)
+    chunk_size = read_integer(raw.get("chunk_size", DEFAULT_CHUNK), "chunk_size", where, low=1)
 
     strategy_name, params = _strategy(raw.get("strategy"), where)
     _check_interval(strategy_name, params, interval, where)
@@ -199,7 +166,7 @@ def resolve_job(raw: dict, where: _Where, overrides: Overrides, check_store: boo
     risk = _risk(raw.get("risk", {}), strategy_name, where)
 
     symbols_raw = overrides.symbols if overrides.symbols is not None else raw.get("symbols", "all")
-    symbols = _symbols(symbols_raw, where)
+    symbols = read_symbols(symbols_raw, where)
     store_path = Path(store).expanduser().absolute()
     known = None
     if check_store:
@@ -213,93 +180,24 @@ def resolve_job(raw: dict, where: _Where, overrides: Overrides, check_store: boo
                risk=risk, rules=rules, symbol_rules=symbol_rules, source=where.path)
 
 
-def _no_unknown(table: dict, known: tuple[str, ...], prefix: str, where: _Where) -> None:
-    if not isinstance(table, dict):
-        raise where.error(prefix.rstrip("."), "must be a table")
-    for key in table:
-        if key not in known:
-            raise where.error(prefix + key, f"unknown key (known: {', '.join(known)})")
-
-
-def _string(value: Any, key: str, where: _Where) -> str:
-    if not isinstance(value, str) or not value:
-        raise where.error(key, f"must be a non-empty string, not {_show(value)}")
-    return value
-
-
-def _integer(value: Any, key: str, where: _Where, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise where.error(key, f"must be an integer, not {_show(value)}")
-    if low is not None and value < low:
-        raise where.error(key, f"{value} is below the minimum {low}")
-    return value
-
-
-def _number(value: Any, key: str, where: _Where) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise where.error(key, f"must be a number, not {_show(value)}")
-    if not math.isfinite(value):
-        raise where.error(key, f"must be a finite number, not {value}")
-    return float(value)
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-def _time(value: Any, key: str, where: _Where) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (str, int, _dt.date, _dt.datetime)):
-        raise where.error(key, f"must be a UTC time (\"YYYY-MM-DD\", a TOML date-time or "
-                               f"milliseconds), not {_show(value)}")
-    try:
-        return parse_time_ms(value, key)
-    except ConfigError:
-        raise where.error(key, f"cannot read {value!r} as a UTC time (use YYYY-MM-DD, "
-                               "YYYY-MM-DDTHH:MM or milliseconds)") from None
-
-
-def _symbols(value: Any, where: _Where) -> tuple[str, ...]:
-    if value == "all":
-        return ("all",)
-    if isinstance(value, str):
-        raise where.error("symbols", f"must be a list of symbols or \"all\", not {value!r}")
-    if not isinstance(value, (list, tuple)) or not value:
-        raise where.error("symbols", f"must be a non-empty list of symbols or \"all\", not {_show(value)}")
-    out: list[str] = []
-    for s in value:
-        if not isinstance(s, str) or not _SYMBOL_KEY.match(s):
-            raise where.error("symbols", f"{s!r} is not a symbol name (upper-case letters and "
-                                         "digits, e.g. BTCUSDT)")
-        if s in out:
-            raise where.error("symbols", f"{s} is listed twice")
-        out.append(s)
-    return tuple(out)
-
-
 # -- strategy and grids ----------------------------------------------------------------------
 
-def _strategy(table: Any, where: _Where) -> tuple[str, tuple[tuple[str, tuple], ...]]:
+def _strategy(table: Any, where: Where) -> tuple[str, tuple[tuple[str, tuple], ...]]:
     from binance_cluster.strategies.registry import get_strategy
 
     if table is None:
         raise where.error("strategy", "missing table [strategy] with name = \"...\"")
-    _no_unknown(table, STRATEGY_KEYS, "strategy.", where)
+    no_unknown(table, STRATEGY_KEYS, "strategy.", where)
     if "name" not in table:
         raise where.error("strategy.name", "missing (e.g. name = \"sma_cross\")")
-    name = _string(table["name"], "strategy.name", where)
+    name = read_string(table["name"], "strategy.name", where)
     try:
         strategy = get_strategy(name)
     except ConfigError as exc:
         raise where.error("strategy.name", str(exc)) from None
     given = table.get("params", {})
     specs = {spec.name: spec for spec in strategy.params}
-    _no_unknown(given, tuple(specs), "strategy.params.", where)
+    no_unknown(given, tuple(specs), "strategy.params.", where)
     params = []
     for spec in strategy.params:
         key = f"strategy.params.{spec.name}"
@@ -320,7 +218,7 @@ def _strategy(table: Any, where: _Where) -> tuple[str, tuple[tuple[str, tuple], 
 
 
 def _check_interval(name: str, params: tuple[tuple[str, tuple], ...], interval: str,
-                    where: _Where) -> None:
+                    where: Where) -> None:
     """ConfigError on `interval` when the strategy cannot run on bars of that length."""
     from binance_cluster.strategies.registry import get_strategy
 
@@ -331,16 +229,16 @@ def _check_interval(name: str, params: tuple[tuple[str, tuple], ...], interval: 
         raise where.error("interval", str(exc)) from None
 
 
-def _grid_values(value: Any, spec, key: str, where: _Where) -> tuple:
+def _grid_values(value: Any, spec, key: str, where: Where) -> tuple:
     """The values of one parameter: a scalar, a list, or an inclusive {start, stop, step}."""
     if isinstance(value, dict):
-        _no_unknown(value, RANGE_KEYS, key + ".", where)
+        no_unknown(value, RANGE_KEYS, key + ".", where)
         for k in ("start", "stop"):
             if k not in value:
                 raise where.error(f"{key}.{k}", "missing (a range is {start = A, stop = B, step = S})")
-        lo = _number(value["start"], f"{key}.start", where)
-        hi = _number(value["stop"], f"{key}.stop", where)
-        step = _number(value.get("step", 1), f"{key}.step", where)
+        lo = read_number(value["start"], f"{key}.start", where)
+        hi = read_number(value["stop"], f"{key}.stop", where)
+        step = read_number(value.get("step", 1), f"{key}.step", where)
         if step <= 0:
             raise where.error(f"{key}.step", f"{value.get('step', 1)} must be above zero")
         if spec.integer and any(isinstance(value.get(k, 1), float) and not float(value.get(k, 1)).is_integer()
@@ -370,10 +268,10 @@ def _grid_values(value: Any, spec, key: str, where: _Where) -> tuple:
     return tuple(out)
 
 
-def _coerce(value: Any, spec, key: str, where: _Where) -> int | float:
+def _coerce(value: Any, spec, key: str, where: Where) -> int | float:
     """One parameter value of the right type within the spec's bounds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise where.error(key, f"must be a number, a list of numbers or a range table, not {_show(value)}")
+        raise where.error(key, f"must be a number, a list of numbers or a range table, not {show_value(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise where.error(key, f"{value} is not a finite number")
     if spec.integer:
@@ -397,33 +295,6 @@ def _fmt(value: float | int) -> str:
 
 # -- risk and symbol rules -------------------------------------------------------------------
 
-def _field_kind(f: dataclasses.Field) -> tuple[str, bool]:
-    """('float' | 'int' | 'bool' | 'str', optional) of a Risk/SymbolRules field."""
-    text = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    optional = "None" in text
-    for kind in ("bool", "int", "float", "str"):
-        if re.search(rf"\b{kind}\b", text):
-            if kind == "int" and re.search(r"\bfloat\b", text):
-                return "float", optional
-            return kind, optional
-    return "float", optional
-
-
-def _field_value(value: Any, f: dataclasses.Field, key: str, where: _Where) -> Any:
-    kind, optional = _field_kind(f)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise where.error(key, f"must be true or false, not {_show(value)}")
-        return value
-    if kind == "str":
-        return _string(value, key, where)
-    if kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return _integer(value, key, where)
-    return _number(value, key, where)
-
-
 # Checks beyond the type, by field name: (test, problem) pairs; unknown fields are type-checked only.
 _RISK_CHECKS: dict[str, tuple] = {
     "initial_cash": (lambda v: v > 0, "must be above zero"),
@@ -441,20 +312,20 @@ _RISK_CHECKS: dict[str, tuple] = {
 STAKE_MODES = ("fraction", "quote")
 
 
-def _risk(table: Any, strategy: str, where: _Where):
+def _risk(table: Any, strategy: str, where: Where):
     """Risk from the job's [risk] over the strategy's risk defaults; `false` unsets an optional."""
     from binance_cluster.engine.simulate import Risk
     from binance_cluster.strategies.registry import get_strategy
 
     fields = {f.name: f for f in dataclasses.fields(Risk)}
-    _no_unknown(table, tuple(fields), "risk.", where)
+    no_unknown(table, tuple(fields), "risk.", where)
     values = dict(getattr(get_strategy(strategy), "risk_defaults", {}) or {})
     for name, value in table.items():
         key = f"risk.{name}"
-        if value is False and _field_kind(fields[name])[1]:
+        if value is False and field_kind(fields[name])[1]:
             values[name] = None
             continue
-        v = _field_value(value, fields[name], key, where)
+        v = read_field(value, fields[name], key, where)
         check = _RISK_CHECKS.get(name)
         if check is not None and not isinstance(v, (bool, str)) and not check[0](v):
             raise where.error(key, f"{_fmt(v)} {check[1]}")
@@ -471,14 +342,14 @@ def _risk(table: Any, strategy: str, where: _Where):
         raise where.error("risk", str(exc)) from None
 
 
-def _symbol_rules(table: Any, base, prefix: str, where: _Where):
+def _symbol_rules(table: Any, base, prefix: str, where: Where):
     from binance_cluster.engine.simulate import SymbolRules
 
     fields = {f.name: f for f in dataclasses.fields(SymbolRules)}
     values = {}
     for name, value in table.items():
         key = prefix + name
-        v = _field_value(value, fields[name], key, where)
+        v = read_field(value, fields[name], key, where)
         if v < 0:
             raise where.error(key, f"{_fmt(v)} must not be negative (0 = no rounding / no minimum)")
         values[name] = v
@@ -488,7 +359,7 @@ def _symbol_rules(table: Any, base, prefix: str, where: _Where):
         raise where.error(prefix.rstrip("."), str(exc)) from None
 
 
-def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where: _Where):
+def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where: Where):
     """Default rules and the overrides of the job's symbols (others, if in the store, are dropped)."""
     from binance_cluster.engine.simulate import SymbolRules
 
@@ -497,10 +368,10 @@ def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where:
     names = tuple(f.name for f in dataclasses.fields(SymbolRules))
     defaults = {k: v for k, v in table.items() if not isinstance(v, dict)}
     for key, value in table.items():
-        if isinstance(value, dict) and not _SYMBOL_KEY.match(key):
+        if isinstance(value, dict) and not SYMBOL_RE.match(key):
             raise where.error(f"rules.{key}", "unknown key (a per-symbol table is named by its "
                                               f"symbol, e.g. [rules.BTCUSDT]; fields: {', '.join(names)})")
-    _no_unknown(defaults, names, "rules.", where)
+    no_unknown(defaults, names, "rules.", where)
     base = _symbol_rules(defaults, SymbolRules(), "rules.", where)
     overrides = []
     for key, value in table.items():
@@ -508,7 +379,7 @@ def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where:
             continue
         if known is not None and key not in known:
             raise where.error(f"rules.{key}", f"{key} is not in the store")
-        _no_unknown(value, names, f"rules.{key}.", where)
+        no_unknown(value, names, f"rules.{key}.", where)
         rules = _symbol_rules(value, base, f"rules.{key}.", where)
         if key in symbols:
             overrides.append((key, rules))
@@ -520,7 +391,7 @@ def _rules(table: Any, symbols: tuple[str, ...], known: list[str] | None, where:
 # -- the store -------------------------------------------------------------------------------
 
 def _check_store(root: Path, symbols: tuple[str, ...], interval: str, start: int | None,
-                 end: int | None, where: _Where) -> tuple[tuple[str, ...], list[str]]:
+                 end: int | None, where: Where) -> tuple[tuple[str, ...], list[str]]:
     """The job's symbols checked against the store ("all": the usable ones), and the store's."""
     from binance_cluster.candles.store import CandleStore
 
@@ -598,62 +469,26 @@ def dump_job(job: Job) -> str:
              f"# Read from {job.source}" if job.source else "# ", ""]
     top = [("store", job.store), ("symbols", list(job.symbols)), ("interval", job.interval)]
     if job.start is not None:
-        top.append(("start", _TomlTime(job.start)))
+        top.append(("start", TomlTime(job.start)))
     if job.end is not None:
-        top.append(("end", _TomlTime(job.end)))
+        top.append(("end", TomlTime(job.end)))
     top += [("mode", job.mode), ("output", job.output), ("top", job.top),
             ("rank_by", job.rank_by), ("chunk_size", job.chunk_size)]
-    lines += [f"{_key(k)} = {_value(v)}" for k, v in top]
-    lines += ["", "[strategy]", f"name = {_value(job.strategy)}", "", "[strategy.params]"]
-    lines += [f"{_key(name)} = {_value(list(values))}" for name, values in job.params]
+    lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in top]
+    lines += ["", "[strategy]", f"name = {toml_value(job.strategy)}", "", "[strategy.params]"]
+    lines += [f"{toml_key(name)} = {toml_value(list(values))}" for name, values in job.params]
     lines += ["", "[risk]"]
     # an unset optional is written as false, so that a strategy's risk default stays unset
-    lines += [f"{_key(f.name)} = {_value(getattr(job.risk, f.name))}"
-              if getattr(job.risk, f.name) is not None else f"{_key(f.name)} = false"
+    lines += [f"{toml_key(f.name)} = {toml_value(getattr(job.risk, f.name))}"
+              if getattr(job.risk, f.name) is not None else f"{toml_key(f.name)} = false"
               for f in dataclasses.fields(Risk)]
     lines += ["", "[rules]"]
-    lines += [f"{_key(f.name)} = {_value(getattr(job.rules, f.name))}"
+    lines += [f"{toml_key(f.name)} = {toml_value(getattr(job.rules, f.name))}"
               for f in dataclasses.fields(SymbolRules)]
     for symbol, rules in job.symbol_rules:
-        lines += ["", f"[rules.{_key(symbol)}]"]
-        lines += [f"{_key(f.name)} = {_value(getattr(rules, f.name))}"
+        lines += ["", f"[rules.{toml_key(symbol)}]"]
+        lines += [f"{toml_key(f.name)} = {toml_value(getattr(rules, f.name))}"
                   for f in dataclasses.fields(SymbolRules)]
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True, slots=True)
-class _TomlTime:
-    ms: int
-
-
-def _key(name: str) -> str:
-    return name if _BARE_KEY.match(name) else _string_literal(name)
-
-
-def _string_literal(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, _TomlTime):
-        stamp = _dt.datetime.fromtimestamp(value.ms / 1000, tz=_dt.timezone.utc)
-        text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
-        if value.ms % 1000:
-            text += f".{value.ms % 1000:03d}"
-        return text + "Z"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        return _string_literal(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
