@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_store import make_candles  # noqa: E402
+from support.synthetic import make_candles  # noqa: E402
 
 from binance_cluster.candles.store import CHUNK_ROWS, CandleStore  # noqa: E402
 from binance_cluster.types import Candles  # noqa: E402

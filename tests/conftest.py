@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from support.real_data import SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data" / "binance-usdm-1m"
 BIN = Path(sys.executable).parent
 
 

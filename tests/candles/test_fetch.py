@@ -14,7 +14,7 @@ from binance_cluster.log import setup_logging
 from binance_cluster.parallel import SerialComm, partition
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS
-from emulator_fixtures import (SYMBOLS, binance_client, build_store, emulator,  # noqa: F401
+from support.emulator import (SYMBOLS, binance_client, build_store, emulator,  # noqa: F401
                                fresh_weight_window, same_candles, source_store)
 
 START = "2025-05-01"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from backtest_helpers import build_store
+from support.backtest_store import build_store
 
 pytestmark = pytest.mark.mpi
 

@@ -19,8 +19,8 @@ from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStat
 from binance_cluster.exchange.broker.ids import leg_ids
 from binance_cluster.candles.fetch import RetryPolicy
 from binance_cluster.types import MINUTE_MS
-from broker_fixtures import Sleeps, Venue, fill_key, order_key, trading  # noqa: F401
-from emulator_fixtures import source_store  # noqa: F401
+from support.broker import Sleeps, Venue, fill_key, order_key, trading  # noqa: F401
+from support.emulator import source_store  # noqa: F401
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 TRADING_PATHS = ["/api/v3/order", "/api/v3/orderList/oco", "/api/v3/openOrders",

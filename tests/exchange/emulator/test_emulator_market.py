@@ -19,7 +19,7 @@ from binance_cluster.exchange.emulator import EmulatorConfig, FaultConfig, run_e
 from binance_cluster.errors import ConfigError
 from binance_cluster.candles.resample import resample
 from binance_cluster.types import MINUTE_MS
-from emulator_fixtures import (binance_client, emulator, first_open,  # noqa: F401
+from support.emulator import (binance_client, emulator, first_open,  # noqa: F401
                                fresh_weight_window, source_store)
 
 HOUR_MS = 60 * MINUTE_MS

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
-import numpy as np
-
 from binance_cluster.candles.store import CandleStore
-from binance_cluster.types import Candles
+from support.real_data import read_real
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT", "XRPUSDT")
 WEEK_START = 1_746_403_200_000   # 2025-05-05 00:00 UTC (a Monday)
 WEEK_MS = 7 * 86_400_000
-
-
-def read_real(shared_data: Path, symbol: str, start: int, end: int) -> Candles:
-    """Rows of `SYMBOL-1m.csv.gz` (header open_time,open,high,low,close,volume) in [start, end)."""
-    with gzip.open(shared_data / f"{symbol}-1m.csv.gz", "rt") as f:
-        header = f.readline().strip().split(",")
-        assert header == ["open_time", "open", "high", "low", "close", "volume"], header
-        table = np.loadtxt(f, delimiter=",", dtype=np.float64)
-    times = table[:, 0].astype(np.int64)
-    keep = (times >= start) & (times < end)
-    cols = {name: table[keep, k] for k, name in enumerate(header)}
-    cols["open_time"] = times[keep]
-    return Candles.from_columns(cols)
 
 
 def build_store(shared_data: Path, root: Path, symbols=SYMBOLS, start: int = WEEK_START,

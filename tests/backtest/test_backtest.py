@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from backtest_helpers import SYMBOLS, build_store
+from support.backtest_store import SYMBOLS, build_store
 from binance_cluster.backtest.driver import chunk_bounds, plan_units
 from binance_cluster.engine.portfolio import align
 from binance_cluster.backtest.results import iso_ms

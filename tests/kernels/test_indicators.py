@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import talib
 
-import reference_indicators as ref
+from support import reference_indicators as ref
 from binance_cluster.strategies import indicators as ind
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import indicators as K

@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from backtest_helpers import build_store
+from support.backtest_store import build_store
 from binance_cluster.backtest.job import dump_job, load_job
 from binance_cluster.errors import ConfigError
 

@@ -15,7 +15,7 @@ from binance_cluster.kernels import simulate as kern
 from binance_cluster.strategies.registry import (STRATEGIES, Signals, SignalContext, compute_signals,
                                       get_strategy, price_scale)
 from binance_cluster.types import Candles
-from engine_data import load_real
+from support.real_data import load_real
 
 SMA_GRID = [{"fast": f, "slow": s} for f in range(5, 55, 5) for s in range(20, 220, 20)]
 LOOKAHEAD_PARAMS = {

@@ -16,8 +16,8 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
 from binance_cluster.exchange.broker.feeds import CandleFeed, ExchangeFeed
 from binance_cluster.exchange.broker.paper import PaperBroker, PaperConfig
 from binance_cluster.types import MINUTE_MS, Candles
-from broker_fixtures import START_MINUTE, fill_key, trading  # noqa: F401
-from emulator_fixtures import source_store  # noqa: F401
+from support.broker import START_MINUTE, fill_key, trading  # noqa: F401
+from support.emulator import source_store  # noqa: F401
 
 Q8 = Decimal("0.00000001")
 BTC = SymbolFilters("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"),

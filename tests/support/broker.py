@@ -2,7 +2,7 @@
 real candles, brokers pointed at it, and a fault-free python-binance client to check the
 account's true state.
 
-    from broker_fixtures import trading  # noqa: F401  (pytest fixture)
+    from support.broker import trading  # noqa: F401  (pytest fixture)
     with trading(balances={"USDT": "10000"}) as venue:
         broker = venue.broker(timeout_s=0.3)
 """

@@ -15,8 +15,8 @@ from binance_cluster.engine.simulate import (EXIT_REASONS, Risk, SymbolRules, ru
                                       run_symbol, rules_for_prices, sweep_symbol)
 from binance_cluster.strategies.registry import Signals, compute_signals, get_strategy
 from binance_cluster.types import Candles
-from engine_data import load_real
-from reference_sim import reference_run
+from support.real_data import load_real
+from support.reference_sim import reference_run
 
 MIN = 60_000
 T0 = 1_746_403_200_000          # 2025-05-05 00:00 UTC
@@ -405,7 +405,7 @@ def test_fused_scans_find_the_next_bar_from_any_start():
 
 @pytest.mark.parametrize("rules", ["free", "data"])
 def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules):
-    from engine_data import real_symbols
+    from support.real_data import real_symbols
 
     st = get_strategy("sma_cross")
     grid = SMA_GRID[::4]

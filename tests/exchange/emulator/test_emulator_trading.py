@@ -20,7 +20,7 @@ from binance_cluster.exchange.emulator import EmulatorConfig
 from binance_cluster.exchange.emulator.server import run_emulator_server
 from binance_cluster.kernels import fills
 from binance_cluster.types import MINUTE_MS
-from emulator_fixtures import build_store, emulator, source_store  # noqa: F401
+from support.emulator import build_store, emulator, source_store  # noqa: F401
 
 KEY, SECRET = "traderKey1", "traderSecret1"
 MAKER, TAKER = Decimal("0.0002"), Decimal("0.0007")

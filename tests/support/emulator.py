@@ -1,6 +1,6 @@
 """Fixtures for tests that run the exchange emulator on real candles (import them by name).
 
-    from emulator_fixtures import emulator, source_store  # noqa: F401  (pytest fixtures)
+    from support.emulator import emulator, source_store  # noqa: F401  (pytest fixtures)
 
 `source_store` is a store made once per session from the first rows of three real symbols in
 `shared_data` (BTCUSDT and SOLUSDT with the six CSV columns; ETHUSDT also with the four
@@ -11,7 +11,6 @@ store on 127.0.0.1 with a frozen replay clock.
 
 from __future__ import annotations
 
-import gzip
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,18 +20,10 @@ import pytest
 from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS, Candles
+from support.real_data import first_rows
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 ROWS = 2600
-
-
-def read_shared(shared_data: Path, symbol: str, rows: int = ROWS) -> Candles:
-    """The first `rows` one-minute candles of `symbol` from the shared gzip CSV."""
-    with gzip.open(shared_data / f"{symbol}-1m.csv.gz", "rt") as f:
-        a = np.loadtxt(f, delimiter=",", skiprows=1, max_rows=rows)
-    return Candles.from_columns({"open_time": a[:, 0].astype(np.int64), "open": a[:, 1],
-                                 "high": a[:, 2], "low": a[:, 3], "close": a[:, 4],
-                                 "volume": a[:, 5]})
 
 
 def with_extras(c: Candles) -> Candles:
@@ -52,7 +43,7 @@ def build_store(root: Path, shared_data: Path, symbols=SYMBOLS, rows: int = ROWS
     """A store of real candles; `drop` removes row indices per symbol to make exchange gaps."""
     store = CandleStore(root)
     for symbol in symbols:
-        c = read_shared(shared_data, symbol, rows)
+        c = first_rows(shared_data, symbol, rows)
         if symbol == "ETHUSDT":
             c = with_extras(c)
         if drop and symbol in drop:

@@ -26,8 +26,8 @@ from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
 from binance_cluster.candles.fetch import RetryPolicy
 from binance_cluster.types import MINUTE_MS
-from broker_fixtures import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
-from emulator_fixtures import source_store  # noqa: F401
+from support.broker import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
+from support.emulator import source_store  # noqa: F401
 
 BTC_FILTERS = SymbolFilters("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"),
                             step_size=Decimal("0.00001"), min_qty=Decimal("0.00001"),

@@ -21,24 +21,9 @@ from binance_cluster.errors import DataError, NotAStoreFileError, StoreError, Un
 from binance_cluster.candles.store import CHUNK_ROWS, AppendResult, CandleStore, CandleValidationError, validate_candles
 from binance_cluster.types import Candles
 
+from support.synthetic import make_candles
+
 M = 60_000
-
-
-def make_candles(n: int, start: int = 0, seed: int = 1, extras: bool = False) -> Candles:
-    """n valid one-minute candles starting at minute `start`."""
-    rng = np.random.default_rng(seed)
-    t = (np.arange(n, dtype=np.int64) + start) * M
-    close = np.round(100 + np.cumsum(rng.normal(0, 0.1, n)), 2)
-    open_ = np.concatenate([[100.0], close[:-1]])
-    high = np.maximum(open_, close) + np.round(rng.uniform(0, 0.05, n), 2)
-    low = np.minimum(open_, close) - np.round(rng.uniform(0, 0.05, n), 2)
-    vol = np.round(rng.uniform(0, 10, n), 3)
-    ex = {}
-    if extras:
-        ex = {"quote_volume": vol * close, "trades": rng.integers(0, 100, n),
-              "taker_buy_base": vol / 2, "taker_buy_quote": vol * close / 2}
-    return Candles.from_columns(dict(open_time=t, open=open_, high=high, low=low, close=close,
-                                     volume=vol, **ex))
 
 
 def tree_hash(root: Path) -> dict[str, str]:
@@ -228,7 +213,7 @@ WRITER = textwrap.dedent("""
     import sys
     import numpy as np
     sys.path.insert(0, {tests!r})
-    from test_store import make_candles
+    from support.synthetic import make_candles
     from binance_cluster.candles.store import CandleStore
     store = CandleStore(sys.argv[1])
     full = make_candles(int(sys.argv[2]), seed=7)
@@ -248,7 +233,7 @@ def test_sigkill_mid_append_loses_nothing_committed(tmp_path):
     """Kill a writer at random moments many times; every committed candle survives intact."""
     total = 6 * CHUNK_ROWS
     script = tmp_path / "writer.py"
-    script.write_text(WRITER.format(tests=str(Path(__file__).parent)))
+    script.write_text(WRITER.format(tests=str(Path(__file__).parents[1])))
     store_dir = tmp_path / "store"
     expected = make_candles(total, seed=7)
     rng = random.Random(12345)

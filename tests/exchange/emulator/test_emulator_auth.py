@@ -21,7 +21,7 @@ from binance_cluster.exchange.emulator.accounts import load_accounts
 from binance_cluster.exchange.emulator.auth import strip_signature
 from binance_cluster.exchange.emulator.keys import HmacKey, hmac_sha256, verifier_for
 from binance_cluster.errors import ConfigError
-from emulator_fixtures import emulator, first_open, source_store  # noqa: F401
+from support.emulator import emulator, first_open, source_store  # noqa: F401
 
 # The Binance docs' HMAC example (binance-api.md section 3.1).
 DOCS_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
