@@ -42,7 +42,7 @@ if [ ! -x "$python" ]; then
     exit 2
 fi
 
-"$python" -m binance_cluster warm-up
+"$python" -m binance_cluster warm-up "$job"
 if [ -n "${MPIRUN_ARGS:-}" ]; then
     # shellcheck disable=SC2086  # MPIRUN_ARGS holds several words on purpose
     exec "$mpirun" $MPIRUN_ARGS -n "$n" "$python" -m binance_cluster backtest "$job" "$@"

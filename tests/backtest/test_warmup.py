@@ -1,0 +1,39 @@
+"""`warm-up JOB` compiles exactly what the job runs, into the cache NUMBA_CACHE_DIR names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from support.backtest_store import build_store, write_job
+
+
+def test_warm_up_of_a_job_warms_exactly_its_strategy_mode_and_interval(shared_data, tmp_path):
+    build_store(shared_data, tmp_path / "store", symbols=("BTCUSDT",))
+    job = write_job(tmp_path / "job.toml", f"""
+store = "{tmp_path / 'store'}"
+symbols = ["BTCUSDT"]
+interval = "5m"
+mode = "portfolio"
+[strategy]
+name = "ema_cross"
+""")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    proc = subprocess.run([sys.executable, "-m", "binance_cluster", "warm-up", str(job)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "warming the kernels of ema_cross (portfolio)" in proc.stdout
+    assert "warmed 1 strategy/interval pairs" in proc.stdout and "(ema_cross 5m)" in proc.stdout
+    stamps = list(cache.glob("binance-cluster-warm-*.json"))
+    assert len(stamps) == 1 and json.loads(stamps[0].read_text())["warm"] == ["ema_cross:portfolio:5m"]
+
+
+def test_warm_up_takes_a_job_or_strategies_not_both(tmp_path, cli):
+    code, _, err = cli("warm-up", tmp_path / "missing.toml")
+    assert code == 2 and "missing.toml: job file not found" in err
+    job = write_job(tmp_path / "job.toml", 'store = "x"\n')
+    code, _, err = cli("warm-up", job, "--strategies", "sma_cross")
+    assert code == 2 and "a job file or --strategies, not both" in err
