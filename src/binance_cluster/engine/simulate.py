@@ -24,6 +24,7 @@ import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.engine.metrics import accumulators, finish_many
+from binance_cluster.engine.symbol_rules import SymbolRules  # noqa: F401  (re-exported)
 from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.types import Candles, interval_ms
@@ -91,23 +92,6 @@ class Risk:
             raise bad("shifts_min_trades", "must be a whole number, at least 1")
         if self.max_positions < 1 or int(self.max_positions) != self.max_positions:
             raise bad("max_positions", "must be a whole number, at least 1")
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolRules:
-    """Exchange filters of one symbol: PRICE_FILTER tick, LOT_SIZE step, minimum notional."""
-
-    tick_size: float = 0.01
-    step_size: float = 0.00001
-    min_notional: float = 5.0
-
-    def __post_init__(self) -> None:
-        for name in ("tick_size", "step_size", "min_notional"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
-                    or not math.isfinite(v) or v < 0:
-                raise ConfigError(f"rules.{name} = {v!r}: must be a number >= 0 "
-                                  "(0 = no rounding / no minimum)")
 
 
 @dataclass(frozen=True, slots=True)
