@@ -223,12 +223,17 @@ class Journal:
                          (request.client_id, *mine, time_ms if time_ms is not None else _now_ms()))
         return True
 
-    def record_answer(self, order: Order, time_ms: int | None = None) -> None:
-        """The exchange's view of an order (its client id's latest state), after a call returns."""
-        self._db.execute("INSERT INTO answers (client_id, time_ms, status, order_id, executed_qty, "
-                         "cumulative_quote) VALUES (?, ?, ?, ?, ?, ?)",
-                         (order.client_id, time_ms if time_ms is not None else _now_ms(), order.status,
-                          order.order_id, _text(order.executed_qty), _text(order.cumulative_quote)))
+    def record_answer(self, order: Order, time_ms: int | None = None) -> int:
+        """The exchange's view of an order after a call returns: its status (and, for an OCO
+        list, each leg's under the leg's client id) and the fills it carries; returns how many
+        fills were new."""
+        when = time_ms if time_ms is not None else _now_ms()
+        for o in (order, *order.legs):
+            self._db.execute("INSERT INTO answers (client_id, time_ms, status, order_id, executed_qty, "
+                             "cumulative_quote) VALUES (?, ?, ?, ?, ?, ?)",
+                             (o.client_id, when, o.status, o.order_id, _text(o.executed_qty),
+                              _text(o.cumulative_quote)))
+        return self.record_fills(list(order.fills)) if order.fills else 0
 
     def record_error(self, client_id: str, message: str, code: int = 0, time_ms: int | None = None) -> None:
         """An exchange error answered for a client id (the order was not placed)."""

@@ -46,3 +46,11 @@ def leg_ids(list_id: str) -> tuple[str, str]:
         raise OrderRequestError(f"OCO list client id {list_id!r} is longer than {MAX_LIST_ID} "
                                 "characters (its legs add a 3-character suffix)")
     return list_id + LEG_SUFFIXES[0], list_id + LEG_SUFFIXES[1]
+
+
+def list_id_of(leg_id: str) -> str | None:
+    """The OCO list client id a leg id belongs to (None when `leg_id` is no leg id)."""
+    for suffix in LEG_SUFFIXES:
+        if leg_id.endswith(suffix) and len(leg_id) > len(suffix):
+            return leg_id[:-len(suffix)]
+    return None

@@ -1,0 +1,103 @@
+"""Start-up reconciliation against the emulator through the real python-binance client: what
+a crash left unknown is queried (never re-sent), what filled while down is journaled, what the
+job did not place is reported and left alone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from binance_cluster.exchange.broker import OrderRequest, client_order_id
+from binance_cluster.exchange.broker.ids import leg_ids, list_id_of
+from binance_cluster.live.journal import Journal
+from binance_cluster.live.reconcile import NOT_PLACED, reconcile
+from binance_cluster.types import MINUTE_MS
+
+from support.live import fake_fill
+
+
+def open_journal(path, broker) -> Journal:
+    journal = Journal(path, job="recon")
+    f = broker.filters("BTCUSDT")
+    journal.record_symbol("BTCUSDT", f.base_asset, f.quote_asset)
+    return journal
+
+
+def test_an_order_sent_before_a_crash_is_found_not_sent_again(trading, tmp_path):
+    with trading(balances={"USDT": "10000"}) as venue:
+        broker = venue.broker()
+        buy = OrderRequest("BTCUSDT", "BUY", "MARKET", client_order_id("recon", "BTCUSDT", venue.start_ms,
+                                                                       "entry"), quote_amount="1000")
+        never = OrderRequest("BTCUSDT", "BUY", "MARKET", client_order_id("recon", "BTCUSDT", venue.start_ms,
+                                                                         "entry2"), quote_amount="500")
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            journal.record_intent(buy, "entry", venue.start_ms)
+            broker.submit(buy)                      # the answer is lost: the process "dies" here
+            journal.record_intent(never, "entry", venue.start_ms)   # journaled, never sent
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            result = reconcile(journal, broker, ["BTCUSDT"])
+            assert result.resolved == ((buy.client_id, "FILLED"),)
+            assert result.not_placed == (never.client_id,) and result.new_fills == 1
+            assert journal.unknown_intents() == []
+            assert [i.error for i in journal.intents() if i.client_id == never.client_id] == [NOT_PLACED]
+            position = journal.positions()["BTCUSDT"]
+            assert position.quantity == broker.balances()["BTC"].total > 0
+            assert result.mismatches == () and result.foreign_orders == ()
+            again = reconcile(journal, broker, ["BTCUSDT"])       # a second start finds nothing new
+            assert again.resolved == () and again.not_placed == () and again.new_fills == 0
+        orders = venue.client().get_all_orders(symbol="BTCUSDT")
+        assert [o["clientOrderId"] for o in orders] == [buy.client_id]   # nothing was re-sent
+
+
+def test_a_protective_exit_that_filled_while_down_is_journaled(trading, tmp_path):
+    with trading(balances={"USDT": "10000"}) as venue:
+        broker = venue.broker()
+        t0 = venue.start_ms
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            buy = OrderRequest("BTCUSDT", "BUY", "MARKET", client_order_id("recon", "BTCUSDT", t0, "entry"),
+                               quote_amount="1000")
+            journal.record_intent(buy, "entry", t0)
+            filled = broker.submit(buy)
+            journal.record_answer(filled)
+            held = journal.positions()["BTCUSDT"].quantity
+            price = filled.avg_price
+            oco = OrderRequest("BTCUSDT", "SELL", "OCO", client_order_id("recon", "BTCUSDT", t0, "protect"),
+                               quantity=broker.filters("BTCUSDT").floor_qty(held),
+                               price=price * Decimal("1.003"), stop_price=price * Decimal("0.997"))
+            journal.record_intent(oco, "protect", t0)
+            journal.record_answer(broker.submit(oco))
+            assert [i.client_id for i in journal.open_intents()] == [oco.client_id]
+        venue.control.advance_replay(600 * MINUTE_MS)   # the bot is down; one leg fills
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            result = reconcile(journal, broker, ["BTCUSDT"])
+            assert result.refreshed == ((oco.client_id, "FILLED"),) and result.new_fills == 1
+            assert journal.open_intents() == []
+            position = journal.positions()["BTCUSDT"]
+            assert position.quantity == broker.balances()["BTC"].total   # the dust under a lot step
+            assert position.realised != 0
+
+
+def test_orders_the_job_did_not_place_are_reported_and_left_alone(trading, tmp_path):
+    with trading(balances={"USDT": "10000", "BTC": "0.5"}) as venue:
+        broker = venue.broker()
+        manual = venue.client().create_order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                                             quantity="0.01", price="1000", newClientOrderId="by-hand-1")
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            result = reconcile(journal, broker, ["BTCUSDT"])
+            assert [o.client_id for o in result.foreign_orders] == [manual["clientOrderId"]]
+            assert "by-hand-1: open order not placed by this job (left alone)" in result.lines()[0]
+        assert [o.client_id for o in broker.open_orders("BTCUSDT")] == ["by-hand-1"]
+
+
+def test_a_journal_holding_more_than_the_account_is_a_mismatch(trading, tmp_path):
+    with trading(balances={"USDT": "10000"}) as venue:
+        broker = venue.broker()
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            journal.record_fills([fake_fill("BTCUSDT", 1, "BUY", "60000", "0.01", "0", "BTC")])
+            result = reconcile(journal, broker, ["BTCUSDT"])
+            assert result.mismatches == ("BTCUSDT: the journal holds 0.01 BTC, the account 0",)
+
+
+def test_leg_ids_map_back_to_their_list():
+    tp, sl = leg_ids("bcprotect-abc")
+    assert list_id_of(tp) == list_id_of(sl) == "bcprotect-abc"
+    assert list_id_of("bcentry-abc") is None and list_id_of("-tp") is None
