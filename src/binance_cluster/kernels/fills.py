@@ -188,3 +188,18 @@ def buy_quantity_inv(spend, price, fee_rate, step, inv):
         else:
             q = q * (1.0 - 4.440892098500626e-16)
     return 0.0
+
+
+# -- where a candle reaches a resting order's level (the order engine's touch rule) -----------
+@jit
+def touch_fill(sell, rising, level, open_, high, low):
+    """Where a candle reaches `level` (NaN if it does not): `rising` when the price rises to
+    it (a sell limit or take profit, a buy stop), else when it falls to it (a buy limit or
+    take profit, a sell stop); `sell` picks the sell or the buy rule of that direction."""
+    if rising:
+        if sell:
+            return sell_limit_fill(open_, high, level)
+        return buy_stop_fill(open_, high, level)
+    if sell:
+        return sell_stop_fill(open_, low, level)
+    return buy_limit_fill(open_, low, level)

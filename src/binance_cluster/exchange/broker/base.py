@@ -11,17 +11,19 @@ SELL by `quantity`), LIMIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (trigger `stop
 limit `price`), and OCO, a protective exit list: a take-profit LIMIT_MAKER leg at `price`
 (above the market for a SELL) and a STOP_LOSS_LIMIT leg triggered at `stop_price` with limit
 `stop_limit_price` (default: the stop price). Quantities are rounded down to the lot step
-and prices to the nearest tick by `SymbolFilters` before they are sent, and always sent as
-plain decimal strings.
+and prices to the nearest tick by `SymbolFilters` (the one filter type,
+`engine.symbol_rules`, whose checks `prepare` applies) before they are sent, and always sent
+as plain decimal strings.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Protocol, runtime_checkable
 
+from binance_cluster.engine.symbol_rules import SymbolFilters
 from binance_cluster.exchange.broker.errors import FilterError, OrderRequestError
 from binance_cluster.exchange.broker.ids import check_client_id, leg_ids
 
@@ -76,91 +78,32 @@ def parse_decimal(text, default: Decimal | None = ZERO) -> Decimal | None:
         return default
 
 
-def _on_grid(value: Decimal, step: Decimal, rounding: str) -> Decimal:
-    if step <= 0:
-        return value
-    units = (value / step).to_integral_value(rounding=rounding)
-    return (units * step).quantize(step)
+def check_qty(filters: SymbolFilters, qty: Decimal, what: str) -> None:
+    """FilterError (-1013 LOT_SIZE) for a rounded quantity outside the lot bounds."""
+    if filters.lot_problem(qty) is not None:
+        raise FilterError(f"{filters.symbol} {what}: quantity {decimal_text(qty)} is outside "
+                          f"LOT_SIZE [{decimal_text(filters.min_qty)}, "
+                          f"{decimal_text(filters.max_qty)}] after rounding to step "
+                          f"{decimal_text(filters.step_size)}", -1013, 400)
 
 
-@dataclass(frozen=True, slots=True)
-class SymbolFilters:
-    """A symbol's trading rules: tick, lot step, quantity bounds, minimum notional."""
+def check_price(filters: SymbolFilters, price: Decimal, what: str) -> None:
+    """FilterError (-1013 PRICE_FILTER) for a rounded price outside the price bounds."""
+    if filters.price_problem(price) is not None:
+        raise FilterError(f"{filters.symbol} {what}: price {decimal_text(price)} is outside "
+                          f"PRICE_FILTER [{decimal_text(filters.min_price)}, "
+                          f"{decimal_text(filters.max_price)}]", -1013, 400)
 
-    symbol: str
-    base_asset: str
-    quote_asset: str
-    tick_size: Decimal
-    step_size: Decimal
-    min_qty: Decimal = ZERO
-    max_qty: Decimal = ZERO
-    min_price: Decimal = ZERO
-    max_price: Decimal = ZERO
-    min_notional: Decimal = ZERO
-    apply_min_to_market: bool = True
-    market_max_qty: Decimal = ZERO
-    order_types: tuple[str, ...] = ()
-    status: str = "TRADING"
 
-    @staticmethod
-    def from_symbol_info(info: dict) -> "SymbolFilters":
-        """The filters of one `exchangeInfo.symbols[]` entry."""
-        by_type = {f.get("filterType"): f for f in info.get("filters", [])}
-        price = by_type.get("PRICE_FILTER", {})
-        lot = by_type.get("LOT_SIZE", {})
-        market_lot = by_type.get("MARKET_LOT_SIZE", {})
-        notional = by_type.get("NOTIONAL") or by_type.get("MIN_NOTIONAL") or {}
-        apply_min = notional.get("applyMinToMarket", notional.get("applyToMarket", True))
-
-        def dec(table: dict, key: str) -> Decimal:
-            return parse_decimal(table.get(key), ZERO).normalize()
-
-        return SymbolFilters(
-            symbol=info["symbol"], base_asset=info.get("baseAsset", ""),
-            quote_asset=info.get("quoteAsset", ""), tick_size=dec(price, "tickSize"),
-            step_size=dec(lot, "stepSize"), min_qty=dec(lot, "minQty"),
-            max_qty=dec(lot, "maxQty"), min_price=dec(price, "minPrice"),
-            max_price=dec(price, "maxPrice"), min_notional=dec(notional, "minNotional"),
-            apply_min_to_market=bool(apply_min), market_max_qty=dec(market_lot, "maxQty"),
-            order_types=tuple(info.get("orderTypes", ())), status=info.get("status", "TRADING"))
-
-    def floor_qty(self, qty: Decimal) -> Decimal:
-        """`qty` rounded down to the lot step."""
-        return _on_grid(qty, self.step_size, ROUND_DOWN)
-
-    def round_price(self, price: Decimal) -> Decimal:
-        """`price` rounded to the nearest tick (unchanged when already on the grid)."""
-        return _on_grid(price, self.tick_size, ROUND_HALF_EVEN)
-
-    def floor_price(self, price: Decimal) -> Decimal:
-        """`price` rounded down to the tick."""
-        return _on_grid(price, self.tick_size, ROUND_DOWN)
-
-    def ceil_price(self, price: Decimal) -> Decimal:
-        """`price` rounded up to the tick."""
-        return _on_grid(price, self.tick_size, ROUND_UP)
-
-    def check_qty(self, qty: Decimal, what: str) -> None:
-        """FilterError (-1013 LOT_SIZE) for a rounded quantity outside the lot bounds."""
-        if qty <= 0 or qty < self.min_qty or (self.max_qty > 0 and qty > self.max_qty):
-            raise FilterError(f"{self.symbol} {what}: quantity {decimal_text(qty)} is outside "
-                              f"LOT_SIZE [{decimal_text(self.min_qty)}, "
-                              f"{decimal_text(self.max_qty)}] after rounding to step "
-                              f"{decimal_text(self.step_size)}", -1013, 400)
-
-    def check_price(self, price: Decimal, what: str) -> None:
-        """FilterError (-1013 PRICE_FILTER) for a price outside the price bounds."""
-        if price <= 0 or price < self.min_price or (self.max_price > 0 and price > self.max_price):
-            raise FilterError(f"{self.symbol} {what}: price {decimal_text(price)} is outside "
-                              f"PRICE_FILTER [{decimal_text(self.min_price)}, "
-                              f"{decimal_text(self.max_price)}]", -1013, 400)
-
-    def check_notional(self, qty: Decimal, price: Decimal, what: str) -> None:
-        """FilterError (-1013 NOTIONAL) when `qty * price` is under the minimum notional."""
-        if qty * price < self.min_notional:
-            raise FilterError(f"{self.symbol} {what}: notional {decimal_text(qty * price)} is "
-                              f"under the minimum {decimal_text(self.min_notional)} (NOTIONAL)",
-                              -1013, 400)
+def check_notional(filters: SymbolFilters, qty: Decimal, price: Decimal, what: str) -> None:
+    """FilterError (-1013 NOTIONAL) when `qty * price` is outside the notional bounds."""
+    notional = qty * price
+    if filters.notional_problem(notional) is not None:
+        over = filters.max_notional > 0 and notional > filters.max_notional
+        where = f"over the maximum {decimal_text(filters.max_notional)}" if over \
+            else f"under the minimum {decimal_text(filters.min_notional)}"
+        raise FilterError(f"{filters.symbol} {what}: notional {decimal_text(notional)} is "
+                          f"{where} (NOTIONAL)", -1013, 400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,13 +196,13 @@ def prepare(request: OrderRequest, filters: SymbolFilters,
     changes: dict = {}
     if request.quantity is not None:
         qty = filters.floor_qty(request.quantity)
-        filters.check_qty(qty, what)
+        check_qty(filters, qty, what)
         changes["quantity"] = qty
     for name in ("price", "stop_price", "stop_limit_price"):
         value = getattr(request, name)
         if value is not None:
             value = filters.round_price(value)
-            filters.check_price(value, what)
+            check_price(filters, value, what)
             changes[name] = value
     qty = changes.get("quantity")
     if request.type == "MARKET":
@@ -270,11 +213,11 @@ def prepare(request: OrderRequest, filters: SymbolFilters,
                                   f"notional {decimal_text(filters.min_notional)} (NOTIONAL)",
                                   -1013, 400)
         elif reference_price is not None and filters.apply_min_to_market:
-            filters.check_notional(qty, reference_price, what)
+            check_notional(filters, qty, reference_price, what)
     elif request.type == "OCO":
-        filters.check_notional(qty, changes["stop_price"], what)
+        check_notional(filters, qty, changes["stop_price"], what)
     else:
-        filters.check_notional(qty, changes["price"], what)
+        check_notional(filters, qty, changes["price"], what)
     return replace(request, **changes)
 
 

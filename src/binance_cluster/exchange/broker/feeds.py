@@ -12,24 +12,14 @@ the emulator with `forming_candle="synthetic"`), else the last closed candle's c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol
 
 import numpy as np
 
+from binance_cluster.engine.order_book import Quote  # noqa: F401  (the engine's; re-exported)
 from binance_cluster.exchange.broker.base import SymbolFilters
 from binance_cluster.errors import UnknownSymbolError
 from binance_cluster.types import Candles, interval_ms
-
-
-@dataclass(frozen=True, slots=True)
-class Quote:
-    """The current price: the open of the candle opening at `bar_open` (`forming` when that
-    candle holds now; otherwise it is the next candle after a gap, or a fallback price)."""
-
-    price: float
-    bar_open: int
-    forming: bool
 
 
 class MarketFeed(Protocol):

@@ -1,4 +1,5 @@
-"""Emulated accounts: API keys, balances (free and locked, exact decimals), commission rates.
+"""Emulated accounts: API keys, balances (free and locked, exact decimals), commission rates
+(the order engine's `engine.order_book.Account` plus the ORDERS counter).
 
 Accounts come from a JSON or TOML file (`--accounts FILE`) whose top-level keys are API keys:
 
@@ -30,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterable
 
-from binance_cluster.exchange.emulator.orders import Lock, Order, OrderList, Trade
+from binance_cluster.engine import order_book
 from binance_cluster.errors import ConfigError
 
 DEMO_API_KEY = "demo"
@@ -155,67 +156,13 @@ class OrderCounter:
         return self.counts(now_ms)
 
 
-class Account:
-    """Balances and orders of one account; every amount is an exact Decimal."""
+class Account(order_book.Account):
+    """An order-engine account with its configured rates and its ORDERS counter."""
 
     def __init__(self, uid: int, spec: AccountSpec, assets: Iterable[str] = ()):
-        self.uid = uid
-        self.maker = spec.maker_commission
-        self.taker = spec.taker_commission
-        self.free: dict[str, Decimal] = {}
-        self.locked: dict[str, Decimal] = {}
-        for asset, amount in spec.balances:
-            self.free[asset] = amount
-        for asset in assets:
-            self.free.setdefault(asset, Decimal(0))
-        for asset in self.free:
-            self.locked[asset] = Decimal(0)
-        self.update_time = 0
+        super().__init__(uid, spec.balances, spec.maker_commission, spec.taker_commission,
+                         assets)
         self.order_counter = OrderCounter()
-        self.open_orders: dict[int, Order] = {}
-        self.open_by_client: dict[tuple[str, str], Order] = {}
-        self.open_lists: dict[int, OrderList] = {}
-        self.open_lists_by_client: dict[tuple[str, str], OrderList] = {}
-        self.orders: dict[str, list[Order]] = {}
-        self.by_id: dict[int, Order] = {}
-        self.latest_by_client: dict[tuple[str, str], Order] = {}
-        self.trades: dict[str, list[Trade]] = {}
-
-    # -- balances --------------------------------------------------------------------------
-    def available(self, asset: str) -> Decimal:
-        return self.free.get(asset, Decimal(0))
-
-    def _touch(self, asset: str) -> None:
-        if asset not in self.free:
-            self.free[asset] = Decimal(0)
-            self.locked[asset] = Decimal(0)
-
-    def credit(self, asset: str, amount: Decimal, when: int) -> None:
-        self._touch(asset)
-        self.free[asset] += amount
-        self.update_time = when
-
-    def debit(self, asset: str, amount: Decimal, when: int) -> None:
-        self._touch(asset)
-        if amount > self.free[asset]:
-            raise ValueError(f"debit of {amount} {asset} exceeds the free balance")
-        self.free[asset] -= amount
-        self.update_time = when
-
-    def lock(self, asset: str, amount: Decimal, when: int) -> Lock:
-        """Move `amount` from free to locked; the returned Lock releases it later."""
-        self.debit(asset, amount, when)
-        self.locked[asset] += amount
-        return Lock(asset, amount)
-
-    def release(self, lock: Lock | None, when: int) -> None:
-        """Return what `lock` still holds to the free balance (at most once)."""
-        if lock is None or lock.amount == 0:
-            return
-        self.locked[lock.asset] -= lock.amount
-        self.free[lock.asset] += lock.amount
-        lock.amount = Decimal(0)
-        self.update_time = when
 
     def balances(self, omit_zero: bool = False) -> list[dict]:
         """The `balances` array of GET /api/v3/account."""
@@ -226,22 +173,3 @@ class Account:
                 continue
             out.append({"asset": asset, "free": f"{free:.8f}", "locked": f"{locked:.8f}"})
         return out
-
-    # -- orders ----------------------------------------------------------------------------
-    def add_order(self, order: Order) -> None:
-        self.orders.setdefault(order.symbol, []).append(order)
-        self.by_id[order.order_id] = order
-        self.latest_by_client[(order.symbol, order.client_id)] = order
-
-    def open(self, order: Order) -> None:
-        self.open_orders[order.order_id] = order
-        self.open_by_client[(order.symbol, order.client_id)] = order
-
-    def close(self, order: Order) -> None:
-        self.open_orders.pop(order.order_id, None)
-        key = (order.symbol, order.client_id)
-        if self.open_by_client.get(key) is order:
-            del self.open_by_client[key]
-
-    def open_count(self, symbol: str) -> int:
-        return sum(1 for o in self.open_orders.values() if o.symbol == symbol)

@@ -16,7 +16,7 @@ from binance_cluster.exchange.emulator.http import ApiError, invalid_value, miss
 from binance_cluster.exchange.emulator.orders import (ORDER_TYPES, RESPONSE_TYPES, SIDES, TIME_IN_FORCE,
                                              NewOco, NewOrder)
 from binance_cluster.exchange.emulator.params import TradeParams, check_enum, check_precision
-from binance_cluster.exchange.emulator.symbols import SymbolSpec
+from binance_cluster.engine.symbol_rules import SymbolFilters
 
 MIN_STRATEGY_TYPE = 1_000_000
 ABOVE_TYPES = ("STOP_LOSS_LIMIT", "STOP_LOSS", "LIMIT_MAKER", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
@@ -68,7 +68,7 @@ def _type_fields(type_: str, names: tuple[str, str, str], tif: str | None,
             raise not_required(name)
 
 
-def _precision(spec: SymbolSpec, quantity: Decimal | None, quote: tuple) -> None:
+def _precision(spec: SymbolFilters, quantity: Decimal | None, quote: tuple) -> None:
     check_precision("quantity", quantity, spec.base_precision)
     for value in quote:
         check_precision("price", value, spec.quote_precision)
@@ -78,7 +78,7 @@ def parse_new_order(p: TradeParams, symbols, spec_of,
                     test: bool = False) -> tuple[NewOrder, bool]:
     """The NewOrder of POST /api/v3/order (`test`: order/test, which also takes
     `computeCommissionRates`) and whether commission rates were asked for; `symbols`: the
-    known symbols, `spec_of(symbol)`: a symbol's SymbolSpec."""
+    known symbols, `spec_of(symbol)`: its SymbolFilters."""
     symbol = p.get("symbol", required=True)
     side = p.get("side", required=True)
     type_ = p.get("type", required=True)

@@ -13,8 +13,8 @@ from binance_cluster.exchange.emulator.faults import FaultInjector
 from binance_cluster.exchange.emulator.http import ApiError
 from binance_cluster.exchange.emulator.limits import WeightLimiter
 from binance_cluster.exchange.emulator.replay import ReplayData
-from binance_cluster.exchange.emulator.symbols import (SymbolSpec, apply_overrides, derive_spec,
-                                              load_overrides)
+from binance_cluster.engine.symbol_rules import SymbolFilters
+from binance_cluster.exchange.emulator.symbols import apply_overrides, derive_spec, load_overrides
 from binance_cluster.errors import ConfigError
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import DAY_MS
@@ -53,7 +53,7 @@ class EmulatorState:
         self.limiter = WeightLimiter(config.weight_limit, config.ban_after, config.ban_seconds)
         self.faults = FaultInjector(config.faults)
         self.server_clock.skew_ms = config.faults.skew_ms
-        self._specs: dict[str, SymbolSpec] = {}
+        self._specs: dict[str, SymbolFilters] = {}
         self.start_ms = start
         for symbol in self.overrides:  # a bad override fails at start-up, not on a request
             self.spec(symbol)
@@ -75,7 +75,7 @@ class EmulatorState:
             raise ApiError(400, -1121, "Invalid symbol.")
         return symbol
 
-    def spec(self, symbol: str) -> SymbolSpec:
+    def spec(self, symbol: str) -> SymbolFilters:
         """The trading rules of `symbol` (derived from its price at the replay start)."""
         found = self._specs.get(symbol)
         if found is None:

@@ -1,4 +1,5 @@
-"""Trading rules of the emulated symbols: filters derived from each symbol's price level.
+"""Trading rules of the emulated symbols (`engine.symbol_rules.SymbolFilters`, which also
+renders their exchangeInfo entry): filters derived from each symbol's price level.
 
 `derive_spec` picks Binance-like filters from a price and the number of decimals the stored
 prices use, so that every stored price lies on the tick grid:
@@ -23,10 +24,11 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from decimal import Decimal
 from pathlib import Path
 
+from binance_cluster.engine.symbol_rules import SymbolFilters
 from binance_cluster.errors import ConfigError
 
 QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "BTC", "ETH", "BNB", "EUR",
@@ -34,90 +36,7 @@ QUOTE_ASSETS = ("FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "BTC", "ETH", "B
 STABLE = {"FDUSD", "USDT", "USDC", "TUSD", "BUSD", "DAI", "USD"}
 NOTIONAL_BY_QUOTE = {"BTC": ("0.0001", "1000"), "ETH": ("0.001", "10000"),
                      "BNB": ("0.01", "100000")}
-ORDER_TYPES = ("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
 STATUSES = ("TRADING", "END_OF_DAY", "HALT", "BREAK", "CANCEL_ONLY")
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolSpec:
-    """One symbol's assets, status and filters (decimals as Decimal)."""
-
-    symbol: str
-    base_asset: str
-    quote_asset: str
-    status: str = "TRADING"
-    base_precision: int = 8
-    quote_precision: int = 8
-    tick_size: Decimal = Decimal("0.01")
-    min_price: Decimal = Decimal("0.01")
-    max_price: Decimal = Decimal("1000000")
-    step_size: Decimal = Decimal("0.00001")
-    min_qty: Decimal = Decimal("0.00001")
-    max_qty: Decimal = Decimal("9000")
-    market_min_qty: Decimal = Decimal("0")
-    market_max_qty: Decimal = Decimal("100")
-    market_step_size: Decimal = Decimal("0")
-    min_notional: Decimal = Decimal("5")
-    max_notional: Decimal = Decimal("9000000")
-    max_num_orders: int = 200
-    order_types: tuple[str, ...] = ORDER_TYPES
-
-    def filters(self) -> list[dict]:
-        """The exchangeInfo `filters` array."""
-        return [
-            {"filterType": "PRICE_FILTER", "minPrice": _d8(self.min_price),
-             "maxPrice": _d8(self.max_price), "tickSize": _d8(self.tick_size)},
-            {"filterType": "LOT_SIZE", "minQty": _d8(self.min_qty), "maxQty": _d8(self.max_qty),
-             "stepSize": _d8(self.step_size)},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": _d8(self.market_min_qty),
-             "maxQty": _d8(self.market_max_qty), "stepSize": _d8(self.market_step_size)},
-            {"filterType": "NOTIONAL", "minNotional": _d8(self.min_notional),
-             "applyMinToMarket": True, "maxNotional": _d8(self.max_notional),
-             "applyMaxToMarket": False, "avgPriceMins": 5},
-            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": self.max_num_orders},
-        ]
-
-    def to_exchange_info(self) -> dict:
-        """The exchangeInfo entry of this symbol (field order as in the Binance docs)."""
-        return {
-            "symbol": self.symbol, "status": self.status, "baseAsset": self.base_asset,
-            "baseAssetPrecision": self.base_precision, "quoteAsset": self.quote_asset,
-            "quotePrecision": self.quote_precision, "quoteAssetPrecision": self.quote_precision,
-            "baseCommissionPrecision": self.base_precision,
-            "quoteCommissionPrecision": self.quote_precision,
-            "orderTypes": list(self.order_types), "icebergAllowed": False, "ocoAllowed": True,
-            "otoAllowed": False, "opoAllowed": False, "quoteOrderQtyMarketAllowed": True,
-            "allowTrailingStop": False, "cancelReplaceAllowed": False, "amendAllowed": False,
-            "pegInstructionsAllowed": False, "isSpotTradingAllowed": True,
-            "isMarginTradingAllowed": False, "filters": self.filters(), "permissions": [],
-            "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "NONE",
-            "allowedSelfTradePreventionModes": ["NONE"],
-        }
-
-    def round_price_down(self, price: float) -> Decimal:
-        """`price` rounded down to the tick grid."""
-        return _to_grid(price, self.tick_size, math.floor)
-
-    def round_price_up(self, price: float) -> Decimal:
-        """`price` rounded up to the tick grid."""
-        return _to_grid(price, self.tick_size, math.ceil)
-
-    def round_qty_down(self, qty: float) -> Decimal:
-        """`qty` rounded down to the LOT_SIZE step."""
-        return _to_grid(qty, self.step_size, math.floor)
-
-
-def _d8(value: Decimal) -> str:
-    return f"{value:.8f}"
-
-
-def _to_grid(value: float, step: Decimal, rounding) -> Decimal:
-    units = Decimal(repr(float(value))) / step
-    # a value already on the grid must stay there despite binary float noise
-    nearest = units.to_integral_value()
-    if abs(units - nearest) < Decimal("1e-9"):
-        units = nearest
-    return (Decimal(rounding(units)) * step).normalize()
 
 
 def _pow10(exp: int) -> Decimal:
@@ -145,7 +64,7 @@ def price_decimals(prices) -> int:
     return 8
 
 
-def derive_spec(symbol: str, price: float, decimals: int = 8) -> SymbolSpec:
+def derive_spec(symbol: str, price: float, decimals: int = 8) -> SymbolFilters:
     """Filters for `symbol` from its price level and the decimals its stored prices use."""
     if not (price > 0 and math.isfinite(price)):
         raise ConfigError(f"{symbol}: cannot derive filters from price {price!r}")
@@ -157,15 +76,15 @@ def derive_spec(symbol: str, price: float, decimals: int = 8) -> SymbolSpec:
     step = min(max(_pow10(-mag - 1), _pow10(-8)), Decimal(1))
     min_notional, max_notional = ("5", "9000000") if quote in STABLE \
         else NOTIONAL_BY_QUOTE.get(quote, ("1", "9000000"))
-    return SymbolSpec(
+    return SymbolFilters(
         symbol=symbol, base_asset=base, quote_asset=quote, tick_size=tick, min_price=tick,
         max_price=_pow10(mag + 3), step_size=step, min_qty=step,
         max_qty=Decimal(9) * _pow10(max(8 - cmag, 0)),
         market_max_qty=_pow10(max(7 - cmag, 0)), min_notional=Decimal(min_notional),
-        max_notional=Decimal(max_notional))
+        max_notional=Decimal(max_notional), max_num_orders=200)
 
 
-_DECIMAL_FIELDS = {f.name for f in fields(SymbolSpec)
+_DECIMAL_FIELDS = {f.name for f in fields(SymbolFilters)
                    if f.type in ("Decimal", Decimal)}
 _INT_FIELDS = {"base_precision", "quote_precision", "max_num_orders"}
 _STR_FIELDS = {"base_asset", "quote_asset", "status"}
@@ -196,7 +115,8 @@ def load_overrides(path: str | Path) -> dict[str, dict]:
     return data
 
 
-def apply_overrides(spec: SymbolSpec, table: dict, where: str = "symbol config") -> SymbolSpec:
+def apply_overrides(spec: SymbolFilters, table: dict,
+                    where: str = "symbol config") -> SymbolFilters:
     """`spec` with the fields of `table` replaced (values checked)."""
     changes: dict = {}
     for key, value in table.items():

@@ -29,7 +29,8 @@ from binance_cluster.exchange.emulator.auth import Signed, authenticate
 from binance_cluster.exchange.emulator.http import ApiError, RouteGroup, invalid_value, json_response
 from binance_cluster.exchange.emulator.order_params import (default_response_type, parse_new_order,
                                                    parse_oco)
-from binance_cluster.exchange.emulator.orders import Order, d8
+from binance_cluster.exchange.emulator.orders import (Order, answer, cancel_report, d8,
+                                                      list_report, query_json, trade_json)
 from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ async def new_order(request: web.Request) -> web.Response:
     order = state.exchange.place(signed.account, new, now)
     assert order is not None
     headers = _count_orders(signed.account, 1, server_now)
-    return json_response(order.answer(default_response_type(new)), headers=headers)
+    return json_response(answer(order, default_response_type(new)), headers=headers)
 
 
 @routes.post("/api/v3/order/test", weight=1)
@@ -163,7 +164,7 @@ async def new_oco(request: web.Request) -> web.Response:
     olist = state.exchange.place_oco(signed.account, new, now)
     headers = _count_orders(signed.account, 2, server_now)
     shape = new.response_type or "RESULT"
-    return json_response(olist.report([leg.answer(shape) for leg in olist.legs]),
+    return json_response(list_report(olist, [answer(leg, shape) for leg in olist.legs]),
                          headers=headers)
 
 
@@ -179,7 +180,7 @@ async def get_order(request: web.Request) -> web.Response:
     _symbol(state, symbol)
     order = _find(signed.account, symbol, order_id, client_id,  # type: ignore[arg-type]
                   ApiError(400, -2013, "Order does not exist."))
-    return json_response(order.query())
+    return json_response(query_json(order))
 
 
 @routes.delete("/api/v3/order", weight=1)
@@ -203,7 +204,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     if restriction is not None and order.status != restriction.removeprefix("ONLY_"):
         raise ApiError(400, -2011, "Order was not canceled due to cancel restrictions.")
     state.exchange.cancel(order, now)
-    return json_response(order.cancel_report(cancel_id or state.exchange.new_client_id(), now))
+    return json_response(cancel_report(order, cancel_id or state.exchange.new_client_id(), now))
 
 
 @routes.get("/api/v3/openOrders", weight=_with_symbol(6, 80))
@@ -215,7 +216,7 @@ async def open_orders(request: web.Request) -> web.Response:
     p.finish()
     if symbol is not None:
         _symbol(state, symbol)
-    found = [o.query() for o in sorted(signed.account.open_orders.values(),
+    found = [query_json(o) for o in sorted(signed.account.open_orders.values(),
                                        key=lambda o: o.order_id)
              if symbol is None or o.symbol == symbol]
     return json_response(found)
@@ -238,12 +239,12 @@ async def cancel_open_orders(request: web.Request) -> web.Response:
         if not order.is_open:  # the other leg of a list already canceled
             continue
         canceled = exchange.cancel(order, now)
-        reports = [o.cancel_report(exchange.new_client_id(), now) for o in canceled]
+        reports = [cancel_report(o, exchange.new_client_id(), now) for o in canceled]
         if order.order_list is None:
             out.extend(reports)
         else:
             olist = order.order_list
-            out.append(olist.report(reports, now))
+            out.append(list_report(olist, reports, now))
     return json_response(out)
 
 
@@ -265,7 +266,7 @@ async def all_orders(request: web.Request) -> web.Response:
               if (order_id is None or o.order_id >= order_id)
               and (start is None or o.time >= start) and (end is None or o.time <= end)]
     orders = orders[:limit] if order_id is not None or start is not None else orders[-limit:]
-    return json_response([o.query() for o in orders])
+    return json_response([query_json(o) for o in orders])
 
 
 @routes.get("/api/v3/myTrades", weight=lambda r: 5 if r.query.get("orderId") else 20)
@@ -290,7 +291,7 @@ async def my_trades(request: web.Request) -> web.Response:
               and (start is None or t.time >= start) and (end is None or t.time <= end)]
     newest = from_id is None and start is None and order_id is None
     trades = trades[-limit:] if newest else trades[:limit]
-    return json_response([t.to_json() for t in trades])
+    return json_response([trade_json(t) for t in trades])
 
 
 # -- account -------------------------------------------------------------------------------
