@@ -464,6 +464,51 @@ def test_cancelling_one_oco_leg_cancels_the_list(exchange, btc):
     assert states == ["CANCELED", "CANCELED"] and locked == 0
 
 
+ORDER_LIST_KEYS = ["orderListId", "contingencyType", "listStatusType", "listOrderStatus",
+                   "listClientOrderId", "transactionTime", "symbol", "orders"]
+
+
+def test_open_order_lists_and_one_order_list_by_id_or_client_id(exchange, btc):
+    """GET /api/v3/openOrderList (python-binance's get_open_oco_orders) and GET
+    /api/v3/orderList answer the list shape, without orderReports, from the list's state."""
+    open_ = float(btc.open[START])
+    k = START
+    target = fills.ceil_to_step(float(btc.high[k]) + 15, TICK)
+    j = next(i for i in range(k + 1, k + 400) if btc.high[i] >= target)
+    stop = fills.floor_to_step(float(btc.low[k:j + 1].min()) - 1, TICK)  # not reached by j
+    with exchange() as (client, control):
+        assert client.get_open_oco_orders() == []
+        first = oco_sell(client, "0.01", price_text(target), price_text(stop),
+                         price_text(stop - 5), listClientOrderId="guardOne")
+        second = oco_sell(client, "0.02", price_text(open_ + 900), price_text(open_ - 900),
+                          price_text(open_ - 910), listClientOrderId="guardTwo")
+        both = client.get_open_oco_orders()
+        by_id = client._get("orderList", True, data={"orderListId": first["orderListId"]})
+        by_client = client._get("orderList", True, data={"origClientOrderId": "guardTwo"})
+        client.cancel_order(symbol="BTCUSDT", orderId=second["orders"][0]["orderId"])
+        control.set_replay(after(btc, j))  # the first list's take profit fills
+        left = client.get_open_oco_orders()
+        done = client._get("orderList", True, data={"orderListId": first["orderListId"]})
+        canceled = client._get("orderList", True, data={"origClientOrderId": "guardTwo"})
+        unknown = api_error(client._get, "orderList", True, data={"orderListId": 999})
+        wrong = api_error(client._get, "orderList", True,
+                          data={"orderListId": first["orderListId"],
+                                "origClientOrderId": "guardTwo"})
+        neither = api_error(client._get, "orderList", True, data={})
+    assert [o_["orderListId"] for o_ in both] == [first["orderListId"], second["orderListId"]]
+    assert all(list(o_) == ORDER_LIST_KEYS for o_ in both + [by_id, by_client, done])
+    assert both[0] == by_id and both[1] == by_client
+    assert (by_id["listStatusType"], by_id["listOrderStatus"]) == ("EXEC_STARTED", "EXECUTING")
+    assert by_id["orders"] == first["orders"] and by_id["listClientOrderId"] == "guardOne"
+    assert by_id["transactionTime"] == first["transactionTime"]
+    assert left == []
+    assert (done["listStatusType"], done["listOrderStatus"]) == ("ALL_DONE", "ALL_DONE")
+    assert (canceled["listStatusType"], canceled["listOrderStatus"]) == ("ALL_DONE", "ALL_DONE")
+    assert (unknown.status_code, unknown.code, unknown.message) == \
+        (400, -2013, "Order list does not exist.")
+    assert wrong.code == -2013 and neither.code == -1102
+
+
 def test_all_orders_and_my_trades_lists(exchange, btc):
     open_ = float(btc.open[START])
     with exchange() as (client, control):

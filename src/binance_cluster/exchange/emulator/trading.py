@@ -2,7 +2,8 @@
 
 POST /api/v3/order, POST /api/v3/order/test, POST /api/v3/orderList/oco, GET and DELETE
 /api/v3/order, GET and DELETE /api/v3/openOrders, GET /api/v3/allOrders, GET
-/api/v3/myTrades, GET /api/v3/account, GET /api/v3/rateLimit/order.
+/api/v3/orderList, GET /api/v3/openOrderList, GET /api/v3/myTrades, GET /api/v3/account,
+GET /api/v3/rateLimit/order.
 
 Every handler authenticates (`auth.authenticate`: key, timing, signature), lets the matching
 engine catch up with the replay clock (`Exchange.sync`), then reads its parameters. New
@@ -29,7 +30,7 @@ from binance_cluster.exchange.emulator.auth import Signed, authenticate
 from binance_cluster.exchange.emulator.http import ApiError, RouteGroup, invalid_value, json_response
 from binance_cluster.exchange.emulator.order_params import (default_response_type, parse_new_order,
                                                    parse_oco)
-from binance_cluster.exchange.emulator.orders import (Order, answer, cancel_report, d8,
+from binance_cluster.exchange.emulator.orders import (Order, OrderList, answer, cancel_report, d8,
                                                       list_report, query_json, trade_json)
 from binance_cluster.exchange.emulator.state import STATE, EmulatorState
 
@@ -292,6 +293,36 @@ async def my_trades(request: web.Request) -> web.Response:
     newest = from_id is None and start is None and order_id is None
     trades = trades[-limit:] if newest else trades[:limit]
     return json_response([trade_json(t) for t in trades])
+
+
+# -- order lists ---------------------------------------------------------------------------
+@routes.get("/api/v3/orderList", weight=4)
+async def get_order_list(request: web.Request) -> web.Response:
+    """One order list (OCO) by orderListId or origClientOrderId (its listClientOrderId);
+    -2013 when the account has no such list."""
+    _, signed, _ = await _signed(request)
+    p = signed.params
+    list_id = p.integer("orderListId")
+    client_id = p.get("origClientOrderId")
+    p.finish()
+    if list_id is None and client_id is None:
+        raise ApiError(400, -1102, "Param 'origClientOrderId' or 'orderListId' must be sent, "
+                                   "but both were empty/null!")
+    account = signed.account
+    olist: OrderList | None = account.lists.get(list_id) if list_id is not None \
+        else account.lists_by_client.get(client_id)  # type: ignore[arg-type]
+    if olist is None or (client_id is not None and olist.client_id != client_id):
+        raise ApiError(400, -2013, "Order list does not exist.")
+    return json_response(list_report(olist, None))
+
+
+@routes.get("/api/v3/openOrderList", weight=6)
+async def open_order_lists(request: web.Request) -> web.Response:
+    """The account's open order lists (OCOs), oldest first."""
+    _, signed, _ = await _signed(request)
+    signed.params.finish()
+    lists = sorted(signed.account.open_lists.values(), key=lambda o: o.list_id)
+    return json_response([list_report(olist, None) for olist in lists])
 
 
 # -- account -------------------------------------------------------------------------------
