@@ -148,6 +148,18 @@ def test_a_stop_limit_gapped_through_rests_or_fills_like_the_emulator(stop_limit
     assert after_gap.avg_price == Decimal(expected[1])
 
 
+def test_a_triggered_ioc_stop_limit_that_cannot_fill_expires_as_on_the_emulator():
+    candles = toy_candles([(100, 100.5, 99.5, 100), (96, 97, 95, 96), (97, 99, 96.5, 98)])
+    feed = CandleFeed({"TOYUSDT": candles}, {"TOYUSDT": TOY})
+    paper = PaperBroker(feed, {"TOY": "10"}, CONFIG)
+    paper.submit(OrderRequest("TOYUSDT", "SELL", "STOP_LOSS_LIMIT", "sl", quantity="10",
+                              price="98", stop_price="98", time_in_force="IOC"))
+    feed.set_now(3 * MINUTE_MS)  # triggered at the 96 open, under its limit: expires
+    done = paper.query("TOYUSDT", "sl")
+    assert done.status == "EXPIRED" and done.fills == () and paper.open_orders() == []
+    assert paper.balances()["TOY"].free == 10 and paper.balances()["TOY"].locked == 0
+
+
 def test_paper_rejections_locks_and_idempotent_client_ids(source_store):
     paper, feed, c = btc_paper(source_store, {"USDT": "1000"})
     open_ = d(c.open[START_MINUTE])
