@@ -65,11 +65,14 @@ def make_store(data: Path, root: Path) -> tuple[CandleStore, int]:
     return store, start
 
 
-def start_emulator(store: Path, start_ms: int, accounts: Path) -> tuple[subprocess.Popen, str]:
+def start_emulator(store: Path, start_ms: int, accounts: Path,
+                   *extra: str) -> tuple[subprocess.Popen, str]:
+    """`exchange-sim` in its own process, replay frozen at `start_ms`, no rate limits
+    (`extra`: more exchange-sim options); (process, base URL)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "binance_cluster", "exchange-sim", "--store", str(store),
          "--port", "0", "--speed", "0", "--start", str(start_ms), "--weight-limit", "0",
-         "--order-limit", "0", "--accounts", str(accounts)],
+         "--order-limit", "0", "--accounts", str(accounts), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("exchange-sim: listening on "):

@@ -36,6 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_emulator_orders import start_emulator as emulator_process  # noqa: E402
 from support.order_sequences import Advance, apply, random_script  # noqa: E402
 
 from binance_cluster.candles.store import CandleStore  # noqa: E402
@@ -65,17 +67,8 @@ def make_store(data: Path, root: Path) -> tuple[CandleStore, int]:
 
 
 def start_emulator(store: Path, start_ms: int, accounts: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "binance_cluster", "exchange-sim", "--store", str(store),
-         "--port", "0", "--speed", "0", "--start", str(start_ms), "--weight-limit", "0",
-         "--order-limit", "0", "--accounts", str(accounts), "--slippage-bps",
-         str(SLIPPAGE_BPS), "--forming-candle", "synthetic"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("exchange-sim: listening on "):
-        proc.kill()
-        raise SystemExit(f"the emulator did not start: {line}{proc.stderr.read()}")
-    return proc, line.split()[-1]
+    return emulator_process(store, start_ms, accounts, "--slippage-bps", str(SLIPPAGE_BPS),
+                            "--forming-candle", "synthetic")
 
 
 def run(broker, steps, advance) -> tuple[float, list]:
