@@ -1,0 +1,14 @@
+"""Models: features, barrier labels, logistic regression, the model store, walk-forward training.
+
+Owns the model side of the ML strategy (SEEDS.md B without its train/serve skew and label bug):
+`features` / `labels` (validating wrappers over kernels/features.py and kernels/labels.py),
+`logistic` (the model over kernels/logistic.py), `models` (the registry of model kinds),
+`model_store` (HDF5 model files; the only h5py user for models, loading never unpickles),
+`folds`, `thresholds`, `evaluate` (walk-forward periods, threshold rules, metrics and
+diagnostics), `job` and `train` (the `train` command's job and MPI driver) and `serve`
+(models handed to the `ml_barrier` strategy in a backtest).
+
+May import: the ground floor (types, errors, log, progress, fileio, jobfile, parallel),
+kernels/, candles/ (to read candles), engine/ (Risk), backtest/job (the shared job sections).
+Never imports strategies/, backtest/driver or report/.
+"""
