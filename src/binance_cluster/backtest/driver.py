@@ -138,6 +138,15 @@ def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
     return candles
 
 
+def symbol_model(job: Job, strategy, symbol: str):
+    """The models a strategy that `needs_model` trades `symbol` with (None for the others)."""
+    if not strategy.needs_model:
+        return None
+    from binance_cluster.ml.serve import load_symbol_models
+
+    return load_symbol_models(job.models, symbol)
+
+
 # -- units -----------------------------------------------------------------------------------
 
 # -- the run ---------------------------------------------------------------------------------
@@ -338,7 +347,7 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
 
     def signal_unit(unit: Unit) -> dict:
         return portfolio_part(strategy, load(unit.symbol), params, job.interval, job.risk,
-                              job.rules_for(unit.symbol))
+                              job.rules_for(unit.symbol), model=symbol_model(job, strategy, unit.symbol))
 
     t0 = time.perf_counter()
     bar, tick = _progress(len(units), f"signals {job.strategy}", comm, show)

@@ -12,6 +12,9 @@ A job file (see `jobs/demo.toml`)::
     top = 5                             # best units that get trades and equity curves
     rank_by = "sharpe"                  # metric that orders the results table
     chunk_size = 100                    # parameter combinations per work unit (sweep mode)
+    models = "models/ml.h5"             # model store of strategies that use a model (ml_barrier);
+                                        # `binance-cluster train` writes it from the [train]
+                                        # section, which the backtest leaves to it (ml/job.py)
 
     [strategy]
     name = "sma_cross"
@@ -50,7 +53,7 @@ from binance_cluster.types import format_time_ms
 
 MODES = ("sweep", "portfolio")
 TOP_KEYS = ("store", "symbols", "interval", "start", "end", "mode", "output", "top", "rank_by",
-            "chunk_size", "strategy", "risk", "rules")
+            "chunk_size", "strategy", "risk", "rules", "models", "train")
 STRATEGY_KEYS = ("name", "params")
 RANGE_KEYS = ("start", "stop", "step")
 RULE_KEYS = ("tick_size", "step_size", "min_notional")
@@ -79,6 +82,7 @@ class Job:
     risk: Any                                    # binance_cluster.engine.simulate.Risk
     rules: Any                                   # default binance_cluster.engine.simulate.SymbolRules
     symbol_rules: tuple[tuple[str, Any], ...] = ()   # per-symbol overrides, symbol order
+    models: str | None = None                    # model store file (absolute; `train` writes it)
     source: str = field(default="", compare=False)   # the file it was read from
 
     @property
@@ -164,6 +168,12 @@ def resolve_job(raw: dict, where: Where, overrides: Overrides, check_store: bool
         raise where.error(f"strategy.params.{many}", "portfolio mode takes one value per "
                           f"parameter, not a grid ({n} combinations)")
     risk = _risk(raw.get("risk", {}), strategy_name, where)
+    if _needs_model(strategy_name):
+        if mode != "portfolio":
+            raise where.error("mode", f"strategy {strategy_name} runs in portfolio mode only")
+        if raw.get("models") is None:
+            raise where.error("models", f"missing: strategy {strategy_name} trades the models "
+                                        "`binance-cluster train` writes there (e.g. \"models/ml.h5\")")
 
     symbols_raw = overrides.symbols if overrides.symbols is not None else raw.get("symbols", "all")
     symbols = read_symbols(symbols_raw, where)
@@ -174,7 +184,9 @@ def resolve_job(raw: dict, where: Where, overrides: Overrides, check_store: bool
     elif symbols == ("all",):
         raise where.error("symbols", "\"all\" needs the store to be read")
     rules, symbol_rules = _rules(raw.get("rules", {}), symbols, known, where)
-    return Job(store=str(store_path), symbols=symbols, interval=interval, start=start, end=end,
+    models = raw.get("models")
+    models = None if models is None else str(Path(read_string(models, "models", where)).expanduser().absolute())
+    return Job(models=models, store=str(store_path), symbols=symbols, interval=interval, start=start, end=end,
                mode=mode, output=str(Path(output).expanduser().absolute()), top=top,
                rank_by=rank_by, chunk_size=chunk_size, strategy=strategy_name, params=params,
                risk=risk, rules=rules, symbol_rules=symbol_rules, source=where.path)
@@ -215,6 +227,12 @@ def _strategy(table: Any, where: Where) -> tuple[str, tuple[tuple[str, tuple], .
         except ConfigError as exc:
             raise where.error("strategy.params", str(exc)) from None
     return name, tuple(params)
+
+
+def _needs_model(name: str) -> bool:
+    from binance_cluster.strategies.registry import get_strategy
+
+    return get_strategy(name).needs_model
 
 
 def _check_interval(name: str, params: tuple[tuple[str, tuple], ...], interval: str,
@@ -474,6 +492,8 @@ def dump_job(job: Job) -> str:
         top.append(("end", TomlTime(job.end)))
     top += [("mode", job.mode), ("output", job.output), ("top", job.top),
             ("rank_by", job.rank_by), ("chunk_size", job.chunk_size)]
+    if job.models is not None:
+        top.append(("models", job.models))
     lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in top]
     lines += ["", "[strategy]", f"name = {toml_value(job.strategy)}", "", "[strategy.params]"]
     lines += [f"{toml_key(name)} = {toml_value(list(values))}" for name, values in job.params]

@@ -56,14 +56,19 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
         for name in names:
             strategy = get_strategy(name)
             params = strategy.resolve({})
+            model = None
+            if strategy.needs_model:
+                from binance_cluster.ml.serve import warm_up_models
+
+                model = warm_up_models(candles)
             for risk in risks:
-                if "sweep" in modes:
+                if "sweep" in modes and model is None:
                     sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
                     sim = run_symbol(candles, compute_signals(strategy, candles, params, interval),
                                      risk, rules, bar_ms=bar_ms)
                     compute_metrics(sim, bar_ms, risk.initial_cash)
                 if "portfolio" in modes:
-                    parts = [portfolio_part(strategy, c, params, interval, risk, rules)
+                    parts = [portfolio_part(strategy, c, params, interval, risk, rules, model)
                              for c in (candles, candles.slice(len(candles) // 3, len(candles)))]
                     grid = align(parts)
                     sim = run_portfolio(grid["times"], grid["open"], grid["high"], grid["low"],

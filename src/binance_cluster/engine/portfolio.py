@@ -20,9 +20,10 @@ def plain_metrics(m: dict) -> dict:
                      int(v) if isinstance(v, (int, np.integer)) else v) for k, v in m.items()}
 
 
-def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules) -> dict:
+def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules,
+                   model=None) -> dict:
     """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics."""
-    signals = compute_signals(strategy, candles, params, interval)
+    signals = compute_signals(strategy, candles, params, interval, model=model)
     alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval))
     return dict(times=np.asarray(candles.open_time, np.int64), open=candles.open,
                 high=candles.high, low=candles.low, close=candles.close,

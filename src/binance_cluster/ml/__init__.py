@@ -9,6 +9,6 @@ diagnostics), `job` and `train` (the `train` command's job and MPI driver) and `
 (models handed to the `ml_barrier` strategy in a backtest).
 
 May import: the ground floor (types, errors, log, progress, fileio, jobfile, parallel),
-kernels/, candles/ (to read candles), engine/ (Risk), backtest/job (the shared job sections).
-Never imports strategies/, backtest/driver or report/.
+kernels/, candles/, backtest/job (the shared job sections), backtest/driver.load_candles and
+backtest/results (file helpers). Never imports strategies/ or report/.
 """

@@ -115,6 +115,10 @@ class LogisticModel:
         if f < 1 or np.shape(d["mean"]) != (f,) or np.shape(d["scale"]) != (f,) \
                 or np.shape(d["intercept"]) != (1,):
             raise DataError("logistic model: coef, mean, scale and intercept disagree in shape")
+        values = np.concatenate([coef, np.asarray(d["mean"], np.float64),
+                                 np.asarray(d["scale"], np.float64), np.asarray(d["intercept"], np.float64)])
+        if not np.isfinite(values).all() or not (np.asarray(d["scale"]) > 0).all():
+            raise DataError("logistic model: coef, mean, scale or intercept not finite (or a scale <= 0)")
         info = np.asarray(d["fit_info"], np.int64)
         return cls(params_from_array(LogisticParams, d["params"]), coef,
                    float(np.asarray(d["intercept"])[0]), d["mean"], d["scale"], int(info[0]),

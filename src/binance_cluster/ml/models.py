@@ -24,18 +24,18 @@ class ModelKind:
     fit: Callable[..., Any]
     model_cls: type
 
-    def params(self, values: dict | None = None, where: str = "model") -> Any:
+    def params(self, values: dict | None = None) -> Any:
         """Parameters from a table of name = value; ConfigError naming an unknown key."""
         values = dict(values or {})
         known = [f.name for f in dataclasses.fields(self.params_cls)]
         for key in values:
             if key not in known:
-                raise ConfigError(f"{where}.{key}: unknown parameter of model {self.name} "
+                raise ConfigError(f"{key}: unknown parameter of model {self.name} "
                                   f"(known: {', '.join(known)})")
         try:
             return self.params_cls(**values)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(str(exc)) from None
 
 
 MODEL_KINDS: dict[str, ModelKind] = {

@@ -20,6 +20,11 @@ Strategies:
   p * (1 + room) < max close and p <= mean close * (1 + band). No exit signal: take profit
   7 % and stop loss 5 % are its default risk (`risk_defaults`). Score: the weight.
 
+- `ml_barrier` (margin): the cloud ML bot (SEEDS.md B). Each bar's probability comes from the
+  model `binance-cluster train` fitted strictly before that bar's fold (`ml.serve`); enter when
+  it is at least the fold's threshold + margin; no fold model or threshold: no entry. Exits:
+  take profit 1 %, stop loss 2 %, 60 bars (`risk_defaults`). Score: probability - threshold.
+
 Scores rank simultaneous entries in portfolio mode (higher is better): the relative margin
 fast/slow - 1 for crossovers, lower - RSI for `rsi_reversion`, (mean - close) / std for
 `bollinger_reversion`, the weight for `momentum_burst`.
@@ -80,6 +85,7 @@ class Strategy:
     check_fn: Callable[[dict], str | None] | None = field(default=None, repr=False,
                                                           compare=False)
     fused: str | None = None     # "sma" or "ema": the fused crossover sweep applies
+    needs_model: bool = False    # signals need the symbol's models (SignalContext.model)
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict:
         """Parameters with defaults filled in, in spec order; ConfigError naming a bad one."""
@@ -142,11 +148,16 @@ def _coerce(strategy: str, spec: ParamSpec, value: Any) -> int | float:
 
 
 class SignalContext:
-    """Candles of one symbol plus a cache of indicator arrays keyed by (name, window)."""
+    """Candles of one symbol plus a cache of indicator arrays keyed by (name, window).
 
-    def __init__(self, candles: Candles, interval: str):
+    `model` is what a strategy with `needs_model` reads its probabilities from (for
+    `ml_barrier`: `binance_cluster.ml.serve.SymbolModels`), handed over by the driver.
+    """
+
+    def __init__(self, candles: Candles, interval: str, model: Any = None):
         self.candles = candles
         self.interval = interval
+        self.model = model
         self.bar_ms = interval_ms(interval)
         self._cache: dict[tuple, Any] = {}
 
@@ -240,6 +251,16 @@ def _momentum_burst(ctx: SignalContext, p: dict) -> Signals:
                                      p["min_weight"], float(p["room"]), float(p["band"])))
 
 
+def _ml_barrier(ctx: SignalContext, p: dict) -> Signals:
+    if ctx.model is None:
+        raise ConfigError("strategy ml_barrier needs its models: set `models` in the job and run "
+                          "`binance-cluster train` on it first")
+    probability, threshold = ctx.model.probabilities(ctx.candles)
+    margin = probability - threshold - p["margin"]
+    entry = np.nan_to_num(margin, nan=-1.0) >= 0.0
+    return Signals(entry, np.zeros(len(ctx.candles), bool), np.where(entry, margin, np.nan))
+
+
 def _rsi_check(p: dict) -> str | None:
     if p["lower"] >= p["upper"]:
         return f"lower ({p['lower']:g}) must be below upper ({p['upper']:g})"
@@ -294,6 +315,14 @@ STRATEGIES: dict[str, Strategy] = {
                  "the cluster scalper (SEEDS A): a burst of rising 1m candles below the day's high",
                  risk_defaults=types.MappingProxyType({"take_profit": 0.07, "stop_loss": 0.05}),
                  signals_fn=_momentum_burst, warmup_fn=_momentum_warmup),
+        Strategy("ml_barrier",
+                 (ParamSpec("margin", 0.0, -1.0, 1.0, False,
+                            "enter when the probability is at least the fold's threshold + margin"),),
+                 "the cloud ML bot (SEEDS B): the walk-forward model's probability of +take_profit "
+                 "before -stop_loss",
+                 risk_defaults=types.MappingProxyType({"take_profit": 0.01, "stop_loss": 0.02,
+                                                       "max_hold_bars": 60}),
+                 signals_fn=_ml_barrier, needs_model=True),
     )
 }
 
@@ -317,12 +346,14 @@ def check_candles(candles: Candles) -> None:
 
 
 def compute_signals(strategy: Strategy, candles: Candles, params: Mapping[str, Any] | None,
-                    interval: str, context: SignalContext | None = None) -> Signals:
+                    interval: str, context: SignalContext | None = None,
+                    model: Any = None) -> Signals:
     """Causal entry/exit/score of `strategy` on `candles` (one symbol, `interval` bars).
 
-    `context` (optional) shares indicator arrays between calls on the same candles (sweeps).
+    `context` (optional) shares indicator arrays between calls on the same candles (sweeps);
+    `model` is the symbol's models for a strategy that `needs_model`.
     """
     resolved = strategy.resolve(params)
     check_candles(candles)
-    ctx = context if context is not None else SignalContext(candles, interval)
+    ctx = context if context is not None else SignalContext(candles, interval, model)
     return strategy.signals_fn(ctx, resolved)

@@ -1,0 +1,125 @@
+"""`binance-cluster train` under real mpirun: same models and figures at 1 and 2 ranks, then the
+backtest of the same job trades them; bad jobs exit 2 with one line naming the key."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from binance_cluster.ml.model_store import ModelStore
+from binance_cluster.types import DAY_MS, parse_time_ms
+from support.backtest_store import build_store, write_job
+
+pytestmark = pytest.mark.mpi
+
+START = parse_time_ms("2025-05-05")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT")
+
+JOB = """
+store = "{store}"
+symbols = ["BTCUSDT", "ETHUSDT", "LAYERUSDT"]
+mode = "portfolio"
+output = "{out}"
+models = "{models}"
+[strategy]
+name = "ml_barrier"
+[risk]
+take_profit = 0.003
+stop_loss = 0.003
+max_hold_bars = 30
+max_positions = 1
+{extra}
+[train]
+fold = "day"
+min_train_rows = 1000
+min_eval_rows = 200
+{train}
+[train.features]
+rsi = 14
+hour = true
+"""
+
+
+@pytest.fixture(scope="module")
+def store(shared_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("mlstore")
+    build_store(shared_data, root, SYMBOLS, START, START + 5 * DAY_MS)
+    return root
+
+
+def _job(tmp_path, store, name="job", extra="", train=""):
+    return write_job(tmp_path / f"{name}.toml", JOB.format(
+        store=store, out=tmp_path / f"out-{name}", models=tmp_path / f"{name}.h5",
+        extra=extra, train=train))
+
+
+def test_same_models_at_1_and_2_ranks_then_backtest_trades_them(tmp_path, store, mpirun):
+    outputs = []
+    for n in (1, 2):
+        job = _job(tmp_path, store, f"n{n}")
+        proc = mpirun(n, "-m", "binance_cluster", "train", job, "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        assert "on 3 symbols" in proc.stdout and f"on {n} rank(s)" in proc.stdout
+        outputs.append(((tmp_path / f"out-n{n}" / "train.csv").read_text(),
+                        ModelStore(tmp_path / f"n{n}.h5")))
+    (csv1, store1), (csv2, store2) = outputs
+    assert csv1 == csv2
+    lines = csv1.splitlines()
+    assert len(lines) == 1 + 3 * 4            # 3 symbols x 4 daily folds after the first day
+    assert store1.symbols() == list(SYMBOLS)
+    for s in SYMBOLS:
+        for a, b in zip(store1.records(s, True), store2.records(s, True)):
+            assert a.fold == b.fold and a.trades_with == b.trades_with
+            for k in a.model:
+                assert np.array_equal(a.model[k], b.model[k])
+    traded = [r for s in SYMBOLS for r in store1.records(s) if r.threshold is not None]
+    assert traded, "some fold should find an edge on its window"
+
+    proc = mpirun(2, "-m", "binance_cluster", "backtest", tmp_path / "n2.toml", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    trades = (tmp_path / "out-n2" / "trades.csv").read_text().splitlines()[1:]
+    periods = [(r.symbol, r.trade_start, r.trade_end) for r in traded]
+    for row in trades:
+        cells = row.split(",")
+        symbol, entry_ms = cells[0], int(cells[3])
+        # a decision on the bar before the entry: inside a traded period of that symbol
+        assert any(s == symbol and lo <= entry_ms - 60_000 < hi for s, lo, hi in periods), row
+
+
+@pytest.mark.parametrize("train,extra,key", [
+    ('colour = "red"', "", "train.colour: unknown key"),
+    ('kind = "forest"', "", "train.kind: unknown model kind 'forest'"),
+    ('threshold = "median"', "", "train.threshold: unknown value 'median'"),
+    ("[train.model]\nl2 = -1", "", "train.model: model l2 = -1"),
+    ("[train.model]\nc = 1", "", "train.model: c: unknown parameter of model logistic"),
+    ("", "max_hold_bars = false", "risk.max_hold_bars: the label's barrier needs"),
+])
+def test_bad_train_job_exits_2_with_one_line(tmp_path, store, mpirun, train, extra, key):
+    job = _job(tmp_path, store, "bad", extra=extra, train=train)
+    text = job.read_text()
+    if extra:   # the [risk] table already has max_hold_bars: replace it
+        text = text.replace("max_hold_bars = 30\n", "")
+        job.write_text(text)
+    proc = mpirun(2, "-m", "binance_cluster", "train", job, "--no-progress")
+    assert proc.returncode == 2, proc.stderr
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and key in err[0] and str(job) in err[0], proc.stderr
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_backtest_without_trained_models_is_an_error_naming_the_file(tmp_path, store, cli):
+    job = _job(tmp_path, store, "untrained")
+    code, out, err = cli("backtest", job, "--no-progress")
+    assert code == 1
+    assert "untrained.h5: model store not found" in out
+
+
+@pytest.mark.parametrize("edit,key", [
+    (lambda t: t.replace('mode = "portfolio"', 'mode = "sweep"'), "mode: strategy ml_barrier runs in portfolio mode only"),
+    (lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("models")), "models: missing"),
+])
+def test_backtest_job_of_ml_barrier_checks_mode_and_models(tmp_path, store, cli, edit, key):
+    job = _job(tmp_path, store, "check")
+    job.write_text(edit(job.read_text()))
+    code, out, err = cli("backtest", job, "--no-progress")
+    assert code == 2 and key in err and len(err.strip().splitlines()) == 1, err
