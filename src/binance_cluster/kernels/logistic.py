@@ -62,13 +62,13 @@ def _sigmoid(v):
 
 
 @jit
-def _objective(z, y, s, b0, w, l2):
-    n, f = z.shape
+def _objective(x, mean, scale, y, s, b0, w, l2):
+    n, f = x.shape
     total = 0.0
     for i in range(n):
         eta = b0
         for j in range(f):
-            eta += z[i, j] * w[j]
+            eta += (x[i, j] - mean[j]) / scale[j] * w[j]
         total += s[i] * (_softplus(eta) - y[i] * eta)
     pen = 0.0
     for j in range(f):
@@ -109,18 +109,19 @@ def _cholesky_solve(h, g):
 
 
 @jit
-def fit_newton(z, y, s, l2, max_iter, tol):
+def fit_newton(x, mean, scale, y, s, l2, max_iter, tol):
     """(w float64[f], b0, iterations, converged) minimising the objective above.
 
-    z: standardised features [n, f]; y: 0/1 as float64; s: sample weights.
+    x: raw features [n, f], standardised row by row with mean and scale (no standardised
+    copy is held: a worker's memory); y: 0/1 as float64; s: sample weights.
     """
-    n, f = z.shape
+    n, f = x.shape
     m = f + 1
     theta = np.zeros(m)        # theta[0] = b0, theta[1:] = w
     a = np.empty(m)
     grad = np.empty(m)
     hess = np.empty((m, m))
-    value = _objective(z, y, s, 0.0, theta[1:], l2)
+    value = _objective(x, mean, scale, y, s, 0.0, theta[1:], l2)
     converged = False
     it = 0
     while it < max_iter:
@@ -131,8 +132,9 @@ def fit_newton(z, y, s, l2, max_iter, tol):
             a[0] = 1.0
             eta = theta[0]
             for j in range(f):
-                a[j + 1] = z[i, j]
-                eta += z[i, j] * theta[j + 1]
+                zj = (x[i, j] - mean[j]) / scale[j]
+                a[j + 1] = zj
+                eta += zj * theta[j + 1]
             p = _sigmoid(eta)
             r = s[i] * (p - y[i])
             c = s[i] * p * (1.0 - p)
@@ -152,7 +154,7 @@ def fit_newton(z, y, s, l2, max_iter, tol):
         for _ in range(60):
             for j in range(m):
                 new[j] = theta[j] - t * step[j]
-            new_value = _objective(z, y, s, new[0], new[1:], l2)
+            new_value = _objective(x, mean, scale, y, s, new[0], new[1:], l2)
             if new_value <= value:
                 break
             t *= 0.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -102,9 +103,15 @@ class FeatureSpec:
         return cls(**d)
 
     def _kernel_args(self) -> tuple:
-        return (np.asarray(self.lags, np.int64), self.mean_window,
-                np.asarray(self.returns, np.int64), self.rsi, self.atr, self.volume_z,
-                self.hour)
+        return _kernel_args(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_args(spec: FeatureSpec) -> tuple:
+    """The spec as the feature kernel's arguments (built once per spec: the live loop's hot path)."""
+    lags = np.asarray(spec.lags, np.int64)
+    returns = np.asarray(spec.returns, np.int64)
+    return (lags, spec.mean_window, returns, spec.rsi, spec.atr, spec.volume_z, spec.hour)
 
 
 def compute_features(candles: Candles, spec: FeatureSpec, start: int = 0,

@@ -58,8 +58,7 @@ def fit_logistic(x, y, params: LogisticParams, sample_weight=None) -> "LogisticM
             raise DataError("logistic fit: sample_weight must be n finite values >= 0")
         s = s * sw
     mean, scale = lk.standardise_stats(x)
-    z = lk.standardise(x, mean, scale)
-    w, b0, iterations, converged = lk.fit_newton(z, y.astype(np.float64), np.ascontiguousarray(s),
+    w, b0, iterations, converged = lk.fit_newton(x, mean, scale, y.astype(np.float64), np.ascontiguousarray(s),
                                                  float(params.l2), int(params.max_iter),
                                                  float(params.tol))
     return LogisticModel(params, w, float(b0), mean, scale, int(iterations), bool(converged))

@@ -59,6 +59,22 @@ def _diagnostics(model, p: np.ndarray, y: np.ndarray, curve: np.ndarray) -> dict
             "importance": np.asarray(model.importance(), np.float64)}
 
 
+def _rows(usable: np.ndarray, lo: int, hi: int, step: int):
+    """Rows [lo, hi) that have features and a label, every step-th: a slice (a view of the
+    feature matrix, no copy: a worker's memory) when every row is usable, else an index array."""
+    hi = max(lo, hi)
+    if lo < hi and not usable[lo]:         # skip the feature warm-up at the start
+        lo += int(np.argmax(usable[lo:hi])) if usable[lo:hi].any() else hi - lo
+    if usable[lo:hi].all():
+        return slice(lo, hi, step)
+    rows = np.arange(lo, hi)
+    return rows[usable[lo:hi]][::step]
+
+
+def _count(rows) -> int:
+    return len(range(rows.start, rows.stop, rows.step)) if isinstance(rows, slice) else int(rows.size)
+
+
 def walk_forward(candles: Candles, symbol: str, spec: TrainSpec) -> list[FoldRecord]:
     """Every fold of `symbol`, in time order: fitted models, figures, decisions, or a skip."""
     n = len(candles)
@@ -82,26 +98,26 @@ def walk_forward(candles: Candles, symbol: str, spec: TrainSpec) -> list[FoldRec
         trade_end = edges[k + 2] if k + 2 < len(edges) else int(e1 + (e1 - e0))
         i0, i1 = int(index[k]), int(index[k + 1])
         t_lo = 0 if spec.train_days == 0 else int(np.searchsorted(times, e0 - spec.train_days * DAY_MS))
-        train = np.arange(t_lo, purged_stop(i0, h))
-        train = train[usable[train]][::spec.row_step]
-        evaluate = np.arange(i0, purged_stop(i1, h))
-        evaluate = evaluate[usable[evaluate]]
+        train = _rows(usable, t_lo, purged_stop(i0, h), spec.row_step)
+        evaluate = _rows(usable, i0, purged_stop(i1, h), 1)
         name = fold_name(e0)
         base = dict(symbol=symbol, fold=name, train_start=int(times[t_lo]) if t_lo < n else e0,
                     train_end=e0, eval_start=e0, eval_end=e1, trade_start=e1, trade_end=trade_end,
                     **common)
         skip = ""
-        if train.size < spec.min_train_rows:
-            skip = f"too few training rows ({train.size} < {spec.min_train_rows})"
-        elif evaluate.size < spec.min_eval_rows:
-            skip = f"too few evaluation rows ({evaluate.size} < {spec.min_eval_rows})"
+        n_train = _count(train)
+        n_eval = _count(evaluate)
+        if n_train < spec.min_train_rows:
+            skip = f"too few training rows ({n_train} < {spec.min_train_rows})"
+        elif n_eval < spec.min_eval_rows:
+            skip = f"too few evaluation rows ({n_eval} < {spec.min_eval_rows})"
         elif y[train].min() == y[train].max():
             skip = f"single-class training labels (all {int(y[train][0])})"
         elif y[evaluate].min() == y[evaluate].max():
             skip = f"single-class evaluation labels (all {int(y[evaluate][0])})"
         if skip:
-            records.append(FoldRecord(skip=skip, metrics={"train_rows": int(train.size),
-                                                           "eval_rows": int(evaluate.size)},
+            records.append(FoldRecord(skip=skip, metrics={"train_rows": n_train,
+                                                           "eval_rows": n_eval},
                                       trades_with="", **base))
             continue
         model = kind.fit(x[train], y[train], spec.params)
@@ -124,7 +140,7 @@ def walk_forward(candles: Candles, symbol: str, spec: TrainSpec) -> list[FoldRec
         trading, p = (champion[1], p_new if champion[0] == name else p_old)
         curve = threshold_curve(p, ye, outcome[evaluate], spec.threshold, spec.fee_rate)
         threshold = choose_threshold(curve)
-        metrics = {"train_rows": int(train.size), "eval_rows": int(evaluate.size),
+        metrics = {"train_rows": n_train, "eval_rows": n_eval,
                    "challenger": challenger, "champion": held,
                    "at_threshold": ev.at_threshold(p, ye, threshold),
                    "threshold_rule": spec.threshold, "threshold_score": float(curve.max())}
