@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import ConfigError
+from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.strategies.registry import (STRATEGIES, Signals, SignalContext, compute_signals,
@@ -134,16 +135,18 @@ def test_sma_relation_is_exact_where_float_means_tie(shared_data):
     assert np.array_equal(ticks, np.round(xrp.close * scale).astype(np.int64))
     x = [int(v) for v in ticks[:6000]]
     f, s = 5, 10
-    fs = sk.window_sums(ticks, f)
-    ss = sk.window_sums(ticks, s)
+    prefix = ki.tick_prefix(ticks)
+    fs = prefix[f:] - prefix[:-f]     # fs[t - f + 1]: the window sum of f bars ending at t
+    ss = prefix[s:] - prefix[:-s]
     ties = 0
     float_disagrees = 0
     for t in range(s - 1, 6000):
         exact = sum(x[t - f + 1:t + 1]) * s - sum(x[t - s + 1:t + 1]) * f    # Python ints
-        assert fs[t] == sum(x[t - f + 1:t + 1]) and ss[t] == sum(x[t - s + 1:t + 1])
-        rel = sk.mean_relation(fs[t], f, ss[t], s, True)
+        a, b = fs[t - f + 1], ss[t - s + 1]
+        assert a == sum(x[t - f + 1:t + 1]) and b == sum(x[t - s + 1:t + 1])
+        rel = ki.mean_relation(a, f, b, s, True)
         assert rel == (exact > 0) - (exact < 0)
-        assert sk.mean_relation(fs[t], f, ss[t], s, False) == rel        # overflow-safe path
+        assert ki.mean_relation(a, f, b, s, False) == rel        # overflow-safe path
         ties += exact == 0
         fmean = xrp.close[t - f + 1:t + 1].sum() / f
         smean = xrp.close[t - s + 1:t + 1][::-1].sum() / s
@@ -155,7 +158,7 @@ def test_sma_relation_is_exact_where_float_means_tie(shared_data):
 def test_fused_sweep_signals_equal_single_run_signals(btc):
     """The relations the fused kernel builds give the same signals as the single-run kernel."""
     ctx = SignalContext(btc, "1m")
-    prefix = sk.tick_prefix(ctx.ticks())
+    prefix = ctx.prefix()
     n = len(btc)
     rel = np.zeros(n, np.int8)
     for kind, name, grid in (("sma", "sma_cross", SMA_GRID),
@@ -188,8 +191,8 @@ def test_indicators_match_talib(btc):
     x = btc.close[:20_000]
     np.testing.assert_allclose(sk.ema_seeded(x, 26), talib.EMA(x, 26), rtol=1e-9)
     np.testing.assert_allclose(sk.rsi_wilder(x, 14), talib.RSI(x, 14), rtol=1e-9, atol=1e-9)
-    ticks = sk.to_ticks(x, 10.0)
-    mean, std = sk.tick_mean_std(ticks, sk.window_sums(ticks, 20), 20)
+    ticks = ki.to_ticks(x, 10.0)
+    mean, std = sk.tick_mean_std(ticks, ki.tick_prefix(ticks), 20)
     upper, middle, _ = talib.BBANDS(x, 20, 2.0, 2.0, 0)
     np.testing.assert_allclose(mean / 10.0, middle, rtol=1e-12)
     np.testing.assert_allclose(2.0 * std / 10.0, upper - middle, rtol=1e-6, atol=1e-6)

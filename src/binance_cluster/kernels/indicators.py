@@ -1,4 +1,9 @@
-"""Indicator kernels: causal, float64 arrays in and out, NaN during warm-up.
+"""The indicator family: causal kernels, float64 arrays in and out, NaN during warm-up.
+
+Every strategy (`strategies/registry.py`) and every model feature computes its indicators
+here, and nowhere else; `kernels/signals.py` only turns them into entries and exits. One
+documented variant: the integer-tick SMAs at the end of this module, which decide which of
+two moving averages is higher exactly (`sma_cross` and the fused sweeps use them).
 
 Call them from numba code with positional arguments (contiguous float64 arrays, integer
 windows); Python callers use the validating wrappers in `binance_cluster.strategies.indicators`.
@@ -36,10 +41,13 @@ kept alive keeps the whole block. Helpers get np.int64 indices rather than a lit
 for which numba would compile a second variant.
 
 Kernels assume valid windows, equal lengths and low <= high; they raise ValueError (a
-programming error) for bad windows or unequal lengths.
+programming error) for bad windows or unequal lengths. One runner (`_compute`) applies the
+bad-bar rule for all of them; each indicator is a stretch kernel (`_*_run`) and a kind.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -1068,3 +1076,91 @@ def zscore(x, n):
 def log_returns(x):
     """log1p((x[t] - x[t-1]) / x[t-1]), NaN at bar 0 (reference: math.log(x[t] / x[t-1]))."""
     return _compute(KIND_LOG_RETURNS, x, x, x, x, (1, 0, 0), 1)[0]
+
+
+# ----------------------------------------------------------------------------------------
+# the integer-tick variant: simple moving averages compared exactly
+#
+# Prices on a tick grid make two moving averages exactly equal surprisingly often; a float
+# window sum then decides which is higher by its rounding, which depends on the order of
+# additions. The crossover sweeps and `sma_cross` therefore never compare float SMAs: prices
+# become int64 ticks once (`price_decimals`, `to_ticks`), window sums are differences of the
+# int64 prefix sums (`tick_prefix`: exact whatever the order of additions), and the sign of
+# SMA(fn) - SMA(sn) is `mean_relation` of two window sums, exact in integers. These are the
+# same averages as `sma` (sum / n of the same window), decided without rounding.
+
+MAX_DECIMALS = 8
+
+
+@jit
+def price_decimals(x):
+    """Fewest decimals d <= 8 with every x[i] * 10**d an integer (to rounding error); -1 if none."""
+    for d in range(MAX_DECIMALS + 1):
+        scale = 10.0 ** d
+        ok = True
+        for i in range(x.shape[0]):
+            y = x[i] * scale
+            if abs(y - math.floor(y + 0.5)) > 1e-12 * max(abs(y), 1.0):
+                ok = False
+                break
+        if ok:
+            return d
+    return -1
+
+
+@jit
+def to_ticks(x, scale):
+    """round(x * scale) as int64."""
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(x.shape[0]):
+        out[i] = np.int64(math.floor(x[i] * scale + 0.5))
+    return out
+
+
+@jit
+def tick_prefix(ticks):
+    """prefix[t] = sum of ticks[:t] (int64[n + 1]); the window sum of n bars ending at t is
+    prefix[t + 1] - prefix[t + 1 - n].
+
+    On a huge series the prefix may wrap around int64; the differences stay exact.
+    """
+    size = ticks.shape[0]
+    prefix = np.empty(size + 1, dtype=np.int64)
+    prefix[0] = 0
+    acc = np.int64(0)
+    for t in range(size):
+        acc += ticks[t]
+        prefix[t + 1] = acc
+    return prefix
+
+
+@jit
+def sign_of_difference(a, b):
+    """Sign of a - b (0 when equal), for ints or floats."""
+    if a > b:
+        return 1
+    if a < b:
+        return -1
+    return 0
+
+
+@jit
+def mean_relation(fs, fn, ss, sn, safe_mul):
+    """Sign of fs/fn - ss/sn, exactly, for non-negative int64 window sums.
+
+    `fs * sn` against `ss * fn` when safe_mul (the products cannot overflow), else through
+    quotient and remainder; both give the same answer.
+    """
+    if safe_mul:
+        a = fs * sn
+        b = ss * fn
+    else:
+        qa = fs // fn
+        qb = ss // sn
+        if qa != qb:
+            a = qa
+            b = qb
+        else:
+            a = (fs - qa * fn) * sn
+            b = (ss - qb * sn) * fn
+    return sign_of_difference(a, b)

@@ -1,22 +1,17 @@
-"""Causal signal kernels: entry, exit and score per bar from candles (no look-ahead).
+"""Signal rules: entry, exit and score per bar from the indicator family's arrays.
 
-Every value at bar t depends on bars 0..t only, bit for bit, so signals computed on the first
-k candles equal the first k signals computed on all of them.
-
-Determinism of crossovers. Prices on a tick grid make two moving averages exactly equal
-surprisingly often; a float rolling sum then decides a cross by its rounding, which depends
-on the order of additions. Here simple moving averages are compared exactly: prices are
-converted once to integer ticks (`price_decimals` / `to_ticks`), window sums are kept in
-int64 (exact whatever the order of additions), and `fast_sum * slow_n` is compared with
-`slow_sum * fast_n` as integers (or through quotient and remainder when the product could
-overflow; both give the same answer).
+The indicators themselves (EMA, RSI, Bollinger mean and deviation, rolling max and mean,
+and the integer-tick SMAs) come from `kernels.indicators`; the kernels here only apply each
+strategy's rule to them, bar by bar. Every value at bar t depends on bars 0..t only, bit for
+bit, so signals computed on the first k candles equal the first k signals computed on all.
 
 Cross rule (shared by every crossover strategy and the fused sweep kernels, the same rule as
 vectorbt's `crossed_above`): with rel_t the sign of fast - slow, a cross up happens on bar t
 when rel_t > 0, rel_{t-1} <= 0 and rel was < 0 on some earlier bar since both averages became
-defined; a cross down mirrors it. So the first relation seen is never a cross, a tie followed
-by fast > slow is one once fast < slow has been seen, and the answer never depends on float
-rounding for SMAs.
+defined; a cross down mirrors it. So the first relation seen is never a cross, and a tie
+followed by fast > slow is one once fast < slow has been seen. SMAs are compared exactly in
+integer ticks (`kernels.indicators.mean_relation`), so an SMA cross never depends on float
+rounding.
 """
 
 from __future__ import annotations
@@ -26,97 +21,16 @@ import math
 import numpy as np
 
 from binance_cluster.kernels._jit import jit
+# The integer-tick SMAs are the indicator family's (kernels.indicators); the names stay
+# importable from here for the fused sweep and the engine, which import them from signals.
+from binance_cluster.kernels.indicators import (MAX_DECIMALS, mean_relation,  # noqa: F401
+                                                price_decimals, sign_of_difference, tick_prefix)
 
-MAX_DECIMALS = 8
 HOUR_MS = 3_600_000
 
 
 # ----------------------------------------------------------------------------------------
-# integer ticks
-
-
-@jit
-def price_decimals(x):
-    """Fewest decimals d <= 8 with every x[i] * 10**d an integer (to rounding error); -1 if none."""
-    for d in range(MAX_DECIMALS + 1):
-        scale = 10.0 ** d
-        ok = True
-        for i in range(x.shape[0]):
-            y = x[i] * scale
-            if abs(y - math.floor(y + 0.5)) > 1e-12 * max(abs(y), 1.0):
-                ok = False
-                break
-        if ok:
-            return d
-    return -1
-
-
-@jit
-def to_ticks(x, scale):
-    """round(x * scale) as int64."""
-    out = np.empty(x.shape[0], dtype=np.int64)
-    for i in range(x.shape[0]):
-        out[i] = np.int64(math.floor(x[i] * scale + 0.5))
-    return out
-
-
-@jit
-def window_sums(ticks, n):
-    """Sum of the last n ticks at every bar (int64, exact); 0 before bar n-1."""
-    size = ticks.shape[0]
-    out = np.zeros(size, dtype=np.int64)
-    s = np.int64(0)
-    for t in range(size):
-        s += ticks[t]
-        if t >= n:
-            s -= ticks[t - n]
-        if t >= n - 1:
-            out[t] = s
-    return out
-
-
-@jit
-def tick_prefix(ticks):
-    """prefix[t] = sum of ticks[:t] (int64[n + 1]); window sums are differences of it.
-
-    On a huge series the prefix may wrap around int64; the differences stay exact.
-    """
-    size = ticks.shape[0]
-    prefix = np.empty(size + 1, dtype=np.int64)
-    prefix[0] = 0
-    acc = np.int64(0)
-    for t in range(size):
-        acc += ticks[t]
-        prefix[t + 1] = acc
-    return prefix
-
-
-@jit
-def sign_of_difference(a, b):
-    """Sign of a - b (0 when equal), for ints or floats."""
-    if a > b:
-        return 1
-    if a < b:
-        return -1
-    return 0
-
-
-@jit
-def mean_relation(fs, fn, ss, sn, safe_mul):
-    """Sign of fs/fn - ss/sn, exactly, for non-negative int64 window sums."""
-    if safe_mul:
-        a = fs * sn
-        b = ss * fn
-    else:
-        qa = fs // fn
-        qb = ss // sn
-        if qa != qb:
-            a = qa
-            b = qb
-        else:
-            a = (fs - qa * fn) * sn
-            b = (ss - qb * sn) * fn
-    return sign_of_difference(a, b)
+# crossovers
 
 
 @jit
@@ -132,12 +46,13 @@ def cross_step(rel, prev_rel, seen_below, seen_above):
 
 
 @jit
-def sma_cross_signals(fs, fn, ss, sn, safe_mul):
-    """Entry on a cross up, exit on a cross down of SMA(fn) over SMA(sn) from int64 window sums.
+def sma_cross_signals(prefix, fn, sn, safe_mul):
+    """Entry on a cross up, exit on a cross down of SMA(fn) over SMA(sn), compared exactly
+    from the int64 tick prefix sums (`kernels.indicators.tick_prefix`).
 
     Score: fast / slow - 1 wherever both averages are defined.
     """
-    size = fs.shape[0]
+    size = prefix.shape[0] - 1
     entry = np.zeros(size, dtype=np.bool_)
     exit_ = np.zeros(size, dtype=np.bool_)
     score = np.full(size, np.nan)
@@ -146,12 +61,14 @@ def sma_cross_signals(fs, fn, ss, sn, safe_mul):
     below = False
     above = False
     for t in range(max(start, 0), size):
-        rel = mean_relation(fs[t], fn, ss[t], sn, safe_mul)
+        fs = prefix[t + 1] - prefix[t + 1 - fn]
+        ss = prefix[t + 1] - prefix[t + 1 - sn]
+        rel = mean_relation(fs, fn, ss, sn, safe_mul)
         up, down, below, above = cross_step(rel, prev, below, above)
         entry[t] = up
         exit_[t] = down
         prev = rel
-        score[t] = (float(fs[t]) * sn) / (float(ss[t]) * fn) - 1.0
+        score[t] = (float(fs) * sn) / (float(ss) * fn) - 1.0
     return entry, exit_, score
 
 
@@ -254,7 +171,7 @@ def level_signals(value, lower, upper):
 
 
 @jit
-def tick_mean_std(ticks, sums, n):
+def tick_mean_std(ticks, prefix, n):
     """Mean and population standard deviation of the last n ticks (NaN before bar n-1).
 
     The mean comes from the exact int64 window sum; the deviations are summed over the window
@@ -264,7 +181,7 @@ def tick_mean_std(ticks, sums, n):
     mean = np.full(size, np.nan)
     std = np.full(size, np.nan)
     for t in range(n - 1, size):
-        m = sums[t] / n
+        m = (prefix[t + 1] - prefix[t + 1 - n]) / n
         acc = 0.0
         for j in range(t - n + 1, t + 1):
             d = ticks[j] - m

@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
+from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
 from binance_cluster.types import Candles, interval_ms
 
@@ -159,7 +160,7 @@ class SignalContext:
 
     def ticks(self) -> np.ndarray:
         """Closes as int64 ticks (see `price_scale`)."""
-        return self._get(("ticks",), lambda: sk.to_ticks(self.candles.close,
+        return self._get(("ticks",), lambda: ki.to_ticks(self.candles.close,
                                                          price_scale(self.candles.close)))
 
     def max_tick(self) -> int:
@@ -170,8 +171,9 @@ class SignalContext:
         """True when fast_sum * slow_n cannot overflow int64 (else the kernels use divmod)."""
         return (self.max_tick() + 1) * max(fast, 1) * max(slow, 1) < INT64_SAFE
 
-    def sums(self, n: int) -> np.ndarray:
-        return self._get(("sums", n), lambda: sk.window_sums(self.ticks(), n))
+    def prefix(self) -> np.ndarray:
+        """Prefix sums of the ticks: exact int64 window sums (`kernels.indicators.tick_prefix`)."""
+        return self._get(("prefix",), lambda: ki.tick_prefix(self.ticks()))
 
     def ema(self, n: int) -> np.ndarray:
         return self._get(("ema", n), lambda: sk.ema_seeded(self.candles.close, n))
@@ -180,7 +182,7 @@ class SignalContext:
         return self._get(("rsi", n), lambda: sk.rsi_wilder(self.candles.close, n))
 
     def mean_std(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._get(("mean_std", n), lambda: sk.tick_mean_std(self.ticks(), self.sums(n), n))
+        return self._get(("mean_std", n), lambda: sk.tick_mean_std(self.ticks(), self.prefix(), n))
 
     def burst_weight(self, window: int, min_growth: float) -> np.ndarray:
         c = self.candles
@@ -199,8 +201,8 @@ def price_scale(prices: np.ndarray) -> float:
     Prices with d decimals are exact at any larger scale, so the integer comparisons of a
     prefix of a series (which may need fewer decimals) agree with those of the whole series.
     """
-    d = int(sk.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
-    return float(10 ** (d if d >= 0 else sk.MAX_DECIMALS))
+    d = int(ki.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
+    return float(10 ** (d if d >= 0 else ki.MAX_DECIMALS))
 
 
 # ----------------------------------------------------------------------------------------
@@ -209,7 +211,7 @@ def price_scale(prices: np.ndarray) -> float:
 
 def _sma_cross(ctx: SignalContext, p: dict) -> Signals:
     f, s = p["fast"], p["slow"]
-    return Signals(*sk.sma_cross_signals(ctx.sums(f), f, ctx.sums(s), s, ctx.safe_mul(f, s)))
+    return Signals(*sk.sma_cross_signals(ctx.prefix(), f, s, ctx.safe_mul(f, s)))
 
 
 def _ema_cross(ctx: SignalContext, p: dict) -> Signals:
