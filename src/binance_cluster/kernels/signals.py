@@ -16,15 +16,15 @@ rounding.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from binance_cluster.kernels._jit import jit
-# The integer-tick SMAs are the indicator family's (kernels.indicators); the names stay
-# importable from here for the fused sweep and the engine, which import them from signals.
+# MAX_DECIMALS, price_decimals, tick_prefix and mean_relation are the family's integer-tick
+# names that kernels/simulate.py and engine/simulate.py import from here (not redefined).
 from binance_cluster.kernels.indicators import (MAX_DECIMALS, mean_relation,  # noqa: F401
-                                                price_decimals, sign_of_difference, tick_prefix)
+                                                price_decimals, rolling_max, sign_of_difference,
+                                                sma, tick_prefix)
+from binance_cluster.kernels.resample import closed_buckets, last_closed_index
 
 HOUR_MS = 3_600_000
 
@@ -72,29 +72,6 @@ def sma_cross_signals(prefix, fn, sn, safe_mul):
     return entry, exit_, score
 
 
-# ----------------------------------------------------------------------------------------
-# exponential moving averages
-
-
-@jit
-def ema_seeded(x, n):
-    """EMA, alpha 2/(n+1), seeded at bar n-1 by the mean of the first n; NaN before (TA-Lib EMA)."""
-    size = x.shape[0]
-    out = np.full(size, np.nan)
-    if size < n:
-        return out
-    s = 0.0
-    for t in range(n):
-        s += x[t]
-    e = s / n
-    out[n - 1] = e
-    alpha = 2.0 / (n + 1.0)
-    for t in range(n, size):
-        e = e + alpha * (x[t] - e)
-        out[t] = e
-    return out
-
-
 @jit
 def ema_cross_signals(fe, se, start):
     """Entry on a cross up, exit on a cross down of EMA arrays fe over se, from bar `start`.
@@ -119,35 +96,7 @@ def ema_cross_signals(fe, se, start):
 
 
 # ----------------------------------------------------------------------------------------
-# RSI
-
-
-@jit
-def rsi_wilder(x, n):
-    """Wilder's RSI over n bars (TA-Lib RSI): first value at bar n; 50 when prices did not move."""
-    size = x.shape[0]
-    out = np.full(size, np.nan)
-    if size <= n:
-        return out
-    up = 0.0
-    dn = 0.0
-    for t in range(1, n + 1):
-        d = x[t] - x[t - 1]
-        if d > 0.0:
-            up += d
-        else:
-            dn -= d
-    up /= n
-    dn /= n
-    out[n] = 100.0 * up / (up + dn) if up + dn > 0.0 else 50.0
-    for t in range(n + 1, size):
-        d = x[t] - x[t - 1]
-        g = d if d > 0.0 else 0.0
-        lo = -d if d < 0.0 else 0.0
-        up = (up * (n - 1) + g) / n
-        dn = (dn * (n - 1) + lo) / n
-        out[t] = 100.0 * up / (up + dn) if up + dn > 0.0 else 50.0
-    return out
+# levels and bands
 
 
 @jit
@@ -166,45 +115,27 @@ def level_signals(value, lower, upper):
     return entry, exit_, score
 
 
-# ----------------------------------------------------------------------------------------
-# Bollinger bands
-
-
 @jit
-def tick_mean_std(ticks, prefix, n):
-    """Mean and population standard deviation of the last n ticks (NaN before bar n-1).
+def band_signals(close, prefix, n, mean, std, k, safe_mul):
+    """Entry where close < mean - k*std (the lower Bollinger band), exit where close > mean;
+    score (mean - close) / std.
 
-    The mean comes from the exact int64 window sum; the deviations are summed over the window
-    in time order, so the result depends on the window's values alone.
+    `mean` and `std` are the family's SMA(n) and population std of the closes; the exit
+    compares the close with SMA(n) exactly in ticks (`mean_relation` of the one-bar and the
+    n-bar window sums from the tick prefix sums), so a close on the mean never exits.
     """
-    size = ticks.shape[0]
-    mean = np.full(size, np.nan)
-    std = np.full(size, np.nan)
-    for t in range(n - 1, size):
-        m = (prefix[t + 1] - prefix[t + 1 - n]) / n
-        acc = 0.0
-        for j in range(t - n + 1, t + 1):
-            d = ticks[j] - m
-            acc += d * d
-        mean[t] = m
-        std[t] = math.sqrt(acc / n)
-    return mean, std
-
-
-@jit
-def band_signals(ticks, mean, std, k):
-    """Entry where close < mean - k*std, exit where close > mean; score (mean - close) / std."""
-    size = ticks.shape[0]
+    size = close.shape[0]
     entry = np.zeros(size, dtype=np.bool_)
     exit_ = np.zeros(size, dtype=np.bool_)
     score = np.full(size, np.nan)
     for t in range(size):
         m = mean[t]
         if m == m:
-            c = float(ticks[t])
+            c = close[t]
             s = std[t]
             entry[t] = c < m - k * s
-            exit_[t] = c > m
+            last = prefix[t + 1] - prefix[t]
+            exit_[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
             if s > 0.0:
                 score[t] = (m - c) / s
     return entry, exit_, score
@@ -239,51 +170,28 @@ def burst_weight(open_, close, window, min_growth):
 def closed_hours_stats(open_time, close, bar_ms, hours):
     """Max and mean close of the last `hours` hourly candles closed at each bar's close.
 
-    Hourly candles are built causally from the bars: the candle of hour h closes at
-    (h + 1) * 1h, and its close is the close of its last bar. At bar t (decision at
-    open_time[t] + bar_ms) only hours closed by then count. NaN until `hours` hours closed.
-    `bar_ms` must divide one hour.
+    Hourly candles are built causally from the bars (`kernels.resample`): the candle of hour
+    h holds the bars opened in it, closes at (h + 1) * 1h, and its close is the close of its
+    last bar. At bar t (decision at open_time[t] + bar_ms) only hours closed by then count.
+    Max and mean are the indicator family's rolling_max and sma over the hourly closes. NaN
+    until `hours` hours closed. `bar_ms` must divide one hour.
     """
     size = close.shape[0]
     max_out = np.full(size, np.nan)
     mean_out = np.full(size, np.nan)
-    ring = np.empty(hours)
-    count = 0
-    cur_max = np.nan
-    cur_mean = np.nan
-    pending = False          # the previous bar's hour has not been appended yet
+    if size == 0:
+        return max_out, mean_out
+    bounds, opens = closed_buckets(open_time, bar_ms, HOUR_MS, 0, open_time[0])
+    hourly = close[bounds[1:] - 1]
+    hour_max = rolling_max(hourly, hours)
+    hour_mean = sma(hourly, hours)
+    seen = last_closed_index(open_time, bar_ms, opens, HOUR_MS)
     for t in range(size):
-        b = open_time[t] // HOUR_MS
-        if t > 0 and pending and open_time[t - 1] // HOUR_MS != b:
-            ring[count % hours] = close[t - 1]
-            count += 1
-            if count >= hours:
-                cur_max, cur_mean = _ring_stats(ring, count, hours)
-            pending = False
-        if (b + 1) * HOUR_MS <= open_time[t] + bar_ms:
-            ring[count % hours] = close[t]
-            count += 1
-            if count >= hours:
-                cur_max, cur_mean = _ring_stats(ring, count, hours)
-            pending = False
-        else:
-            pending = True
-        max_out[t] = cur_max
-        mean_out[t] = cur_mean
+        j = seen[t]
+        if j >= 0:
+            max_out[t] = hour_max[j]
+            mean_out[t] = hour_mean[j]
     return max_out, mean_out
-
-
-@jit
-def _ring_stats(ring, count, hours):
-    """Max and mean of the last `hours` values of a ring buffer, summed oldest first."""
-    mx = -np.inf
-    s = 0.0
-    for i in range(count - hours, count):
-        v = ring[i % hours]
-        if v > mx:
-            mx = v
-        s += v
-    return mx, s / hours
 
 
 @jit

@@ -1,18 +1,21 @@
 """Strategy registry: name -> parameter spec, warm-up length, default risk and signal kernels.
 
-Every strategy turns candles into `Signals` (entry, exit, score per bar) with the causal
-kernels of `binance_cluster.kernels.signals`: the signals of the first k candles equal the
-first k signals of all candles. The decision step (`binance_cluster.engine.simulate`) acts on them
-at the next bar's open.
+Every strategy computes its indicators with the one indicator family (`strategies.indicators`
+over `kernels.indicators`, TA-Lib's definitions; SMAs in its integer-tick variant) and turns
+them into `Signals` (entry, exit, score per bar) with the rules of `kernels.signals`: the
+signals of the first k candles equal the first k signals of all candles. The decision step
+(`binance_cluster.engine.simulate`) acts on them at the next bar's open.
 
 Strategies:
 
 - `sma_cross` (fast, slow): enter when the fast SMA crosses above the slow one, exit when it
-  crosses below. SMAs are compared exactly in integer ticks (see `kernels.signals`).
+  crosses below. SMAs are compared exactly in integer ticks (`kernels.indicators`).
 - `ema_cross` (fast, slow): the same with TA-Lib EMAs (alpha 2/(n+1), SMA seed).
-- `rsi_reversion` (n, lower, upper): enter while Wilder's RSI(n) < lower, exit while > upper.
-- `bollinger_reversion` (n, k): enter while the close is below mean - k * std of the last n
-  closes (population std), exit while it is above the mean.
+- `rsi_reversion` (n, lower, upper): enter while TA-Lib's RSI(n) (Wilder) < lower, exit while
+  > upper. Over n bars without a price change the RSI is 0 (TA-Lib's convention).
+- `bollinger_reversion` (n, k): enter while the close is below the lower Bollinger band
+  (TA-Lib BBANDS: SMA(n) - k population standard deviations), exit while it is above the SMA
+  (compared exactly in integer ticks, like the SMA crossovers).
 - `momentum_burst`: the Raspberry Pi cluster scalper (SEEDS.md A) with its defaults: the
   weight of the last `window` closed candles (growth >= min_growth % adds 2(i+1), a falling
   candle subtracts it) must exceed `min_weight`, and against the last `hours` hourly candles
@@ -37,6 +40,7 @@ import numpy as np
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
+from binance_cluster.strategies import indicators as ind
 from binance_cluster.types import Candles, interval_ms
 
 HOUR_MS = 3_600_000
@@ -176,13 +180,18 @@ class SignalContext:
         return self._get(("prefix",), lambda: ki.tick_prefix(self.ticks()))
 
     def ema(self, n: int) -> np.ndarray:
-        return self._get(("ema", n), lambda: sk.ema_seeded(self.candles.close, n))
+        """EMA(n) of the closes (the family's `ema`)."""
+        return self._get(("ema", n), lambda: ind.ema(self.candles.close, n))
 
     def rsi(self, n: int) -> np.ndarray:
-        return self._get(("rsi", n), lambda: sk.rsi_wilder(self.candles.close, n))
+        """RSI(n) of the closes (the family's `rsi`: 0 over flat stretches, as TA-Lib)."""
+        return self._get(("rsi", n), lambda: ind.rsi(self.candles.close, n))
 
     def mean_std(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._get(("mean_std", n), lambda: sk.tick_mean_std(self.ticks(), self.prefix(), n))
+        """SMA(n) and population std of the closes: the Bollinger mean and deviation."""
+        close = self.candles.close
+        return self._get(("mean_std", n),
+                         lambda: (ind.sma(close, n), ind.rolling_std(close, n, 0)))
 
     def burst_weight(self, window: int, min_growth: float) -> np.ndarray:
         c = self.candles
@@ -225,7 +234,9 @@ def _rsi_reversion(ctx: SignalContext, p: dict) -> Signals:
 
 def _bollinger_reversion(ctx: SignalContext, p: dict) -> Signals:
     mean, std = ctx.mean_std(p["n"])
-    return Signals(*sk.band_signals(ctx.ticks(), mean, std, float(p["k"])))
+    n = p["n"]
+    return Signals(*sk.band_signals(ctx.candles.close, ctx.prefix(), n, mean, std, float(p["k"]),
+                                    ctx.safe_mul(1, n)))
 
 
 def _check_hourly(bar_ms: int) -> None:
