@@ -29,6 +29,12 @@ from binance_cluster.kernels.resample import closed_buckets, last_closed_index
 HOUR_MS = 3_600_000
 
 
+@jit
+def no_signals(size):
+    """(entry, exit, score) of `size` bars with no signal yet: False, False, NaN."""
+    return np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.bool_), np.full(size, np.nan)
+
+
 # ----------------------------------------------------------------------------------------
 # crossovers
 
@@ -53,9 +59,7 @@ def sma_cross_signals(prefix, fn, sn, safe_mul):
     Score: fast / slow - 1 wherever both averages are defined.
     """
     size = prefix.shape[0] - 1
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     start = max(fn, sn) - 1
     prev = 0
     below = False
@@ -79,9 +83,7 @@ def ema_cross_signals(fe, se, start):
     Score: fast / slow - 1 wherever both are defined.
     """
     size = fe.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     prev = 0
     below = False
     above = False
@@ -103,9 +105,7 @@ def ema_cross_signals(fe, se, start):
 def level_signals(value, lower, upper):
     """Entry where value < lower, exit where value > upper (NaN: neither); score lower - value."""
     size = value.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     for t in range(size):
         v = value[t]
         if v == v:
@@ -125,9 +125,7 @@ def band_signals(close, prefix, n, mean, std, k, safe_mul):
     n-bar window sums from the tick prefix sums), so a close on the mean never exits.
     """
     size = close.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     for t in range(size):
         m = mean[t]
         if m == m:
@@ -201,9 +199,7 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     No exit signal (exits come from take profit / stop loss); score = weight.
     """
     size = close.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     up = 1.0 + room
     mb = 1.0 + band
     for t in range(size):
