@@ -898,7 +898,12 @@ def _compute(kind, high, low, close, volume, p, count):
     size = close.shape[0]
     rows = np.empty((count, size))  # one allocation, whose pages malloc keeps reusing
     a = np.int64(0)
-    if kind < KIND_SCAN_FIRST and _stretch(kind, high, low, close, volume, a, size, p, rows):
+    if kind == KIND_VWAP:
+        # its own variant for a literal 0 start, as before the fold (measured a few % faster)
+        whole = _vwap_run(high, low, close, volume, 0, size, p[0], rows[0])
+    else:
+        whole = kind < KIND_SCAN_FIRST and _stretch(kind, high, low, close, volume, a, size, p, rows)
+    if whole:
         return rows
     while a < size:
         b = _good_end(kind, high, low, close, volume, a, size)
