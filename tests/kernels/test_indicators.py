@@ -295,6 +295,32 @@ def test_vwap_of_windows_without_volume_is_nan(market):
                    1e-12 * b.close.max(), "vwap with a dry spell")
 
 
+def test_integer_tick_sma_is_the_family_sma(market):
+    """The integer-tick variant averages the same windows as `sma`; it only decides their
+    order exactly: wherever the float SMAs differ by more than rounding, the orders agree."""
+    x = market["XRPUSDT"].close[:20_000]
+    d = K.price_decimals(x)
+    assert d == 4
+    ticks = K.to_ticks(x, 10.0 ** d)
+    assert np.array_equal(ticks, np.round(x * 10 ** d).astype(np.int64))
+    prefix = K.tick_prefix(ticks)
+    means = {}
+    for n in (5, 12, 30):
+        sums = prefix[n:] - prefix[:-n]
+        means[n] = sums
+        np.testing.assert_allclose(sums / n / 10.0 ** d, K.sma(x, n)[n - 1:], rtol=1e-13)
+    ties = 0
+    for f, s in ((5, 12), (5, 30), (12, 30)):
+        fs, ss = means[f][s - f:], means[s]
+        gap = K.sma(x, f)[s - 1:] - K.sma(x, s)[s - 1:]
+        rel = np.array([K.mean_relation(a, f, b, s, True) for a, b in zip(fs, ss)])
+        assert np.array_equal(rel, [K.mean_relation(a, f, b, s, False) for a, b in zip(fs, ss)])
+        clear = np.abs(gap) > 1e-12 * x.max()
+        assert np.array_equal(rel[clear], np.sign(gap[clear]))
+        ties += int(np.count_nonzero(rel == 0))
+    assert ties > 0
+
+
 def test_bollinger_mid_is_sma_bitwise(market):
     x = market["LAYERUSDT"].close
     assert_bitwise(K.bollinger(x, 20, 2.0)[0], K.sma(x, 20), "bollinger mid vs sma")

@@ -8,8 +8,10 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+import talib
 
 from binance_cluster.errors import ConfigError
+from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.strategies.registry import (STRATEGIES, Signals, SignalContext, compute_signals,
@@ -135,16 +137,18 @@ def test_sma_relation_is_exact_where_float_means_tie(shared_data):
     assert np.array_equal(ticks, np.round(xrp.close * scale).astype(np.int64))
     x = [int(v) for v in ticks[:6000]]
     f, s = 5, 10
-    fs = sk.window_sums(ticks, f)
-    ss = sk.window_sums(ticks, s)
+    prefix = ki.tick_prefix(ticks)
+    fs = prefix[f:] - prefix[:-f]     # fs[t - f + 1]: the window sum of f bars ending at t
+    ss = prefix[s:] - prefix[:-s]
     ties = 0
     float_disagrees = 0
     for t in range(s - 1, 6000):
         exact = sum(x[t - f + 1:t + 1]) * s - sum(x[t - s + 1:t + 1]) * f    # Python ints
-        assert fs[t] == sum(x[t - f + 1:t + 1]) and ss[t] == sum(x[t - s + 1:t + 1])
-        rel = sk.mean_relation(fs[t], f, ss[t], s, True)
+        a, b = fs[t - f + 1], ss[t - s + 1]
+        assert a == sum(x[t - f + 1:t + 1]) and b == sum(x[t - s + 1:t + 1])
+        rel = ki.mean_relation(a, f, b, s, True)
         assert rel == (exact > 0) - (exact < 0)
-        assert sk.mean_relation(fs[t], f, ss[t], s, False) == rel        # overflow-safe path
+        assert ki.mean_relation(a, f, b, s, False) == rel        # overflow-safe path
         ties += exact == 0
         fmean = xrp.close[t - f + 1:t + 1].sum() / f
         smean = xrp.close[t - s + 1:t + 1][::-1].sum() / s
@@ -156,7 +160,7 @@ def test_sma_relation_is_exact_where_float_means_tie(shared_data):
 def test_fused_sweep_signals_equal_single_run_signals(btc):
     """The relations the fused kernel builds give the same signals as the single-run kernel."""
     ctx = SignalContext(btc, "1m")
-    prefix = sk.tick_prefix(ctx.ticks())
+    prefix = ctx.prefix()
     n = len(btc)
     rel = np.zeros(n, np.int8)
     for kind, name, grid in (("sma", "sma_cross", SMA_GRID),
@@ -184,16 +188,74 @@ def test_fused_sweep_signals_equal_single_run_signals(btc):
 
 # -- references ----------------------------------------------------------------------------
 
-def test_indicators_match_talib(btc):
-    talib = pytest.importorskip("talib")
+def test_strategies_compute_their_indicators_with_the_family(btc):
+    """The arrays the strategies trade on are the family's kernels, bit for bit, and TA-Lib's."""
     x = btc.close[:20_000]
-    np.testing.assert_allclose(sk.ema_seeded(x, 26), talib.EMA(x, 26), rtol=1e-9)
-    np.testing.assert_allclose(sk.rsi_wilder(x, 14), talib.RSI(x, 14), rtol=1e-9, atol=1e-9)
-    ticks = sk.to_ticks(x, 10.0)
-    mean, std = sk.tick_mean_std(ticks, sk.window_sums(ticks, 20), 20)
-    upper, middle, _ = talib.BBANDS(x, 20, 2.0, 2.0, 0)
-    np.testing.assert_allclose(mean / 10.0, middle, rtol=1e-12)
-    np.testing.assert_allclose(2.0 * std / 10.0, upper - middle, rtol=1e-6, atol=1e-6)
+    c = btc.slice(0, 20_000)
+    ctx = SignalContext(c, "1m")
+    assert np.array_equal(ctx.ema(26), ki.ema(x, 26), equal_nan=True)
+    assert np.array_equal(ctx.rsi(14), ki.rsi(x, 14), equal_nan=True)
+    mean, std = ctx.mean_std(20)
+    mid, _, lower = ki.bollinger(x, 20, 2.0)
+    assert np.array_equal(mean, mid, equal_nan=True)
+    assert np.array_equal(mean - 2.0 * std, lower, equal_nan=True)     # BBANDS' lower band
+    np.testing.assert_allclose(ctx.ema(26), talib.EMA(x, 26), rtol=1e-12)
+    np.testing.assert_allclose(ctx.rsi(14), talib.RSI(x, 14), rtol=0, atol=1e-10)
+    upper, middle, low = talib.BBANDS(x, 20, 2.0, 2.0, 0)
+    np.testing.assert_allclose(mean, middle, rtol=1e-13)
+    np.testing.assert_allclose(lower, low, rtol=1e-12)
+    sig = compute_signals(get_strategy("bollinger_reversion"), c, {"n": 20, "k": 2.0}, "1m")
+    defined = ~np.isnan(mid)
+    assert np.array_equal(sig.entry[defined], (x < lower)[defined])
+    ticks = ctx.ticks()
+    sums = ctx.prefix()[20:] - ctx.prefix()[:-20]
+    assert np.array_equal(sig.exit[19:], ticks[19:] * 20 > sums)       # exact, in ticks
+    assert (sig.exit[19:] != (x > mid)[19:]).sum() <= 2     # float means: ties go either way
+
+
+def test_rsi_of_flat_prices_is_talibs_zero_and_rsi_reversion_buys_it():
+    flat = np.full(40, 2.345)
+    assert np.all(talib.RSI(flat, 14)[14:] == 0.0)                      # TA-Lib's convention
+    assert np.all(ki.rsi(flat, 14)[14:] == 0.0)
+    moved = np.concatenate([flat, [2.346, 2.346], np.full(20, 2.344)])
+    np.testing.assert_allclose(ki.rsi(moved, 14), talib.RSI(moved, 14), atol=1e-10)
+    st = get_strategy("rsi_reversion")
+    sig = compute_signals(st, closes(flat), {"n": 14, "lower": 30, "upper": 70}, "1m")
+    assert not sig.entry[:14].any() and sig.entry[14:].all() and not sig.exit.any()
+    assert np.all(sig.score[14:] == 30.0)                               # lower - RSI
+    sig = compute_signals(st, closes(moved), {"n": 14, "lower": 30, "upper": 70}, "1m")
+    assert sig.exit[40] and sig.exit[41] and not sig.entry[40:42].any()  # RSI 100 after a rise
+
+
+INDICATOR_WORDS = {"sma", "ema", "wma", "rsi", "macd", "bollinger", "bbands", "atr", "stoch",
+                   "vwap", "zscore", "std", "stddev", "wilder", "max", "min", "mean"}
+
+
+def test_indicators_are_defined_only_in_the_family():
+    """Outside kernels/indicators (and its wrappers) no numba kernel computes an indicator and
+    no function is named like one of the family's."""
+    import ast
+    from pathlib import Path
+
+    import binance_cluster
+    from binance_cluster.strategies import indicators as ind
+
+    root = Path(binance_cluster.__file__).parent
+    allowed = {root / "kernels" / "indicators.py", root / "strategies" / "indicators.py"}
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path in allowed:
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            jitted = any(getattr(d, "id", None) in ("jit", "kernel") for d in node.decorator_list)
+            words = set(node.name.lower().strip("_").split("_"))
+            if (jitted and words & INDICATOR_WORDS and not node.name.endswith("_signals")
+                    or node.name in ind.__all__):
+                found.append(f"{path.relative_to(root)}: {node.name}")
+    assert not found, found
+    assert {"ema_seeded", "rsi_wilder", "tick_mean_std", "window_sums"}.isdisjoint(dir(sk))
 
 
 def momentum_reference(c: Candles, window=5, min_growth=0.4, min_weight=18, room=0.07,

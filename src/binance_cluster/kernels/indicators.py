@@ -1,4 +1,9 @@
-"""Indicator kernels: causal, float64 arrays in and out, NaN during warm-up.
+"""The indicator family: causal kernels, float64 arrays in and out, NaN during warm-up.
+
+Every strategy (`strategies/registry.py`) and every model feature computes its indicators
+here, and nowhere else; `kernels/signals.py` only turns them into entries and exits. One
+documented variant: the integer-tick SMAs at the end of this module, which decide which of
+two moving averages is higher exactly (`sma_cross` and the fused sweeps use them).
 
 Call them from numba code with positional arguments (contiguous float64 arrays, integer
 windows); Python callers use the validating wrappers in `binance_cluster.strategies.indicators`.
@@ -36,10 +41,13 @@ kept alive keeps the whole block. Helpers get np.int64 indices rather than a lit
 for which numba would compile a second variant.
 
 Kernels assume valid windows, equal lengths and low <= high; they raise ValueError (a
-programming error) for bad windows or unequal lengths.
+programming error) for bad windows or unequal lengths. One runner (`_compute`) applies the
+bad-bar rule for all of them; each indicator is a stretch kernel (`_*_run`) and a kind.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -781,6 +789,147 @@ def _extreme_run(x, a, b, n, sign, out):
 
 
 # ----------------------------------------------------------------------------------------
+# one stretch of any indicator, and the split at bad bars
+
+
+@jit
+def _stoch_run(high, low, close, a, b, k, d, pk, pd):
+    """%K and %D over the stretch [a, b) (see `stoch`); pd holds the lowest lows meanwhile."""
+    _extreme_run(high, a, b, k, 1.0, pk)
+    _extreme_run(low, a, b, k, -1.0, pd)
+    if b - a >= k:
+        lo = a + k - 1
+        hh = pk[lo:b]
+        ll = pd[lo:b]
+        cc = close[lo:b]
+        for j in range(b - lo):
+            rng = hh[j] - ll[j]
+            hh[j] = 0.0 if rng == 0.0 else 100.0 * (cc[j] - ll[j]) / rng
+        _mean_run(pk, lo, b, d, pd)
+
+
+@jit
+def _log_returns_run(x, a, b, out):
+    """log1p((x[t] - x[t-1]) / x[t-1]) over the stretch [a, b), NaN at its first bar."""
+    if b > a:
+        out[a] = NAN
+        new = x[a + 1:b]
+        prev = x[a:b - 1]
+        dst = out[a + 1:b]
+        for j in range(b - a - 1):
+            p = prev[j]
+            dst[j] = np.log1p((new[j] - p) / p)
+
+
+# What `_stretch` computes. Kinds from KIND_SCAN_FIRST on look for bad bars before computing
+# (their max/min selects would drop a NaN); the others try the whole series first.
+KIND_SMA = 0
+KIND_EMA = 1
+KIND_WMA = 2
+KIND_RSI = 3
+KIND_MACD = 4
+KIND_M2 = 5                  # M2 of the window into row 0 (the callers take the root)
+KIND_MEAN_M2 = 6             # mean into row 0, M2 into row 1
+KIND_ZSCORE = 7
+KIND_ATR = 8
+KIND_VWAP = 9
+KIND_SCAN_FIRST = 10
+KIND_STOCH = 10
+KIND_MAX = 11
+KIND_MIN = 12
+KIND_LOG_RETURNS = 13
+
+
+@jit
+def _stretch(kind, high, low, close, volume, a, b, p, rows):
+    """Indicator `kind` with parameters p of the stretch [a, b) into the rows of `rows`.
+
+    Single-input kinds read `close`. False if a running state went non-finite (the caller
+    then splits the series at its bad bars).
+    """
+    if kind == KIND_SMA:
+        return _mean_run(close, a, b, p[0], rows[0])
+    if kind == KIND_EMA:
+        return _ema_run(close, a, b, p[0], rows[0])
+    if kind == KIND_WMA:
+        return _wma_run(close, a, b, p[0], rows[0])
+    if kind == KIND_RSI:
+        return _rsi_run(close, a, b, p[0], rows[0])
+    if kind == KIND_MACD:
+        return _macd_run(close, a, b, p[0], p[1], p[2], rows[0], rows[1], rows[2])
+    if kind == KIND_M2:
+        return _moments_run(close, a, b, p[0], np.int64(M2_ONLY), rows[0], rows[0])
+    if kind == KIND_MEAN_M2:
+        return _moments_run(close, a, b, p[0], np.int64(MEAN_M2), rows[0], rows[1])
+    if kind == KIND_ZSCORE:
+        return _moments_run(close, a, b, p[0], np.int64(ZSCORE), rows[0], rows[0])
+    if kind == KIND_ATR:
+        return _atr_run(high, low, close, a, b, p[0], rows[0])
+    if kind == KIND_VWAP:
+        return _vwap_run(high, low, close, volume, a, b, p[0], rows[0])
+    if kind == KIND_STOCH:
+        _stoch_run(high, low, close, a, b, p[0], p[1], rows[0], rows[1])
+    elif kind == KIND_MAX:
+        _extreme_run(close, a, b, p[0], 1.0, rows[0])
+    elif kind == KIND_MIN:
+        _extreme_run(close, a, b, p[0], -1.0, rows[0])
+    elif kind == KIND_LOG_RETURNS:
+        _log_returns_run(close, a, b, rows[0])
+    return True
+
+
+@jit
+def _good_end(kind, high, low, close, volume, a, stop):
+    """First bar in [a, stop) where an input `kind` reads is NaN or infinite; `stop` if none."""
+    b = finite_end(close, a, stop)
+    if kind == KIND_ATR or kind == KIND_VWAP or kind == KIND_STOCH:
+        b = finite_end(high, a, b)
+        b = finite_end(low, a, b)
+    if kind == KIND_VWAP:
+        b = finite_end(volume, a, b)
+    return b
+
+
+@jit
+def _compute(kind, high, low, close, volume, p, count):
+    """A block of `count` output rows of indicator `kind`, by the bad-bar rule of the module
+    docstring: the whole series as one stretch when its running state stays finite, else
+    every stretch between bad bars on its own, NaN at the bad bars."""
+    size = close.shape[0]
+    rows = np.empty((count, size))  # one allocation, whose pages malloc keeps reusing
+    a = np.int64(0)
+    if kind == KIND_VWAP:
+        # its own variant for a literal 0 start, as before the fold (measured a few % faster)
+        whole = _vwap_run(high, low, close, volume, 0, size, p[0], rows[0])
+    else:
+        whole = kind < KIND_SCAN_FIRST and _stretch(kind, high, low, close, volume, a, size, p, rows)
+    if whole:
+        return rows
+    while a < size:
+        b = _good_end(kind, high, low, close, volume, a, size)
+        _stretch(kind, high, low, close, volume, a, b, p, rows)
+        if b < size:
+            for r in range(count):
+                rows[r, b] = NAN
+        a = b + 1
+    return rows
+
+
+@jit
+def _root_in_place(m2, scale):
+    """m2[t] <- sqrt(max(m2[t] * scale, 0)): window M2 to a standard deviation."""
+    for t in range(m2.shape[0]):
+        v = m2[t] * scale
+        m2[t] = np.sqrt(0.0 if v < 0.0 else v)
+
+
+@jit
+def _same_lengths(name, size, a, b, c):
+    if a.shape[0] != size or b.shape[0] != size or c.shape[0] != size:
+        raise ValueError(name)
+
+
+# ----------------------------------------------------------------------------------------
 # public kernels
 
 
@@ -789,18 +938,7 @@ def sma(x, n):
     """Simple moving average of the last n values (reference: TA-Lib SMA)."""
     if n < 1:
         raise ValueError("sma: n must be >= 1")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _mean_run(x, a, size, n, out):
-        return out
-    while a < size:
-        b = finite_end(x, a, size)
-        _mean_run(x, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_SMA, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -808,18 +946,7 @@ def ema(x, n):
     """EMA, alpha 2/(n+1), seeded at bar n-1 by the mean of n values (reference: TA-Lib EMA)."""
     if n < 1:
         raise ValueError("ema: n must be >= 1")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _ema_run(x, a, size, n, out):
-        return out
-    while a < size:
-        b = finite_end(x, a, size)
-        _ema_run(x, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_EMA, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -827,18 +954,7 @@ def wma(x, n):
     """Weighted moving average, weights 1..n, the newest heaviest (reference: TA-Lib WMA)."""
     if n < 1:
         raise ValueError("wma: n must be >= 1")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _wma_run(x, a, size, n, out):
-        return out
-    while a < size:
-        b = finite_end(x, a, size)
-        _wma_run(x, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_WMA, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -850,18 +966,7 @@ def rsi(close, n):
     """
     if n < 1:
         raise ValueError("rsi: n must be >= 1")
-    size = close.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _rsi_run(close, a, size, n, out):
-        return out
-    while a < size:
-        b = finite_end(close, a, size)
-        _rsi_run(close, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_RSI, close, close, close, close, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -875,23 +980,8 @@ def macd(close, fast=12, slow=26, signal=9):
     """
     if fast < 1 or slow <= fast or signal < 1:
         raise ValueError("macd: need 1 <= fast < slow and signal >= 1")
-    size = close.shape[0]
-    block = np.empty((3, size))  # one allocation for the three outputs
-    line = block[0]
-    sig = block[1]
-    hist = block[2]
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _macd_run(close, a, size, fast, slow, signal, line, sig, hist):
-        return line, sig, hist
-    while a < size:
-        b = finite_end(close, a, size)
-        _macd_run(close, a, b, fast, slow, signal, line, sig, hist)
-        if b < size:
-            line[b] = NAN
-            sig[b] = NAN
-            hist[b] = NAN
-        a = b + 1
-    return line, sig, hist
+    block = _compute(KIND_MACD, close, close, close, close, (fast, slow, signal), 3)
+    return block[0], block[1], block[2]
 
 
 @jit
@@ -899,27 +989,17 @@ def bollinger(close, n=20, k=2.0):
     """Bollinger bands: SMA(n) -/+ k population std devs (reference: TA-Lib BBANDS, SMA).
 
     Returns (mid, upper, lower) (TA-Lib returns upper, middle, lower); mid is
-    bit-identical to sma(close, n).
+    bit-identical to sma(close, n) and upper - mid is k * rolling_std(close, n, 0) before
+    rounding: mid - k * rolling_std(close, n, 0) is `lower`, bit for bit.
     """
     if n < 1:
         raise ValueError("bollinger: n must be >= 1")
-    size = close.shape[0]
-    # one block for the three outputs: one allocation, whose pages malloc keeps reusing
-    bands = np.empty((3, size))
+    bands = _compute(KIND_MEAN_M2, close, close, close, close, (n, 0, 0), 3)
     mid = bands[0]
     upper = bands[1]
     lower = bands[2]
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if not _moments_run(close, a, size, n, np.int64(MEAN_M2), mid, upper):
-        while a < size:
-            b = finite_end(close, a, size)
-            _moments_run(close, a, b, n, np.int64(MEAN_M2), mid, upper)
-            if b < size:
-                mid[b] = NAN
-                upper[b] = NAN
-            a = b + 1
     inv_n = 1.0 / n
-    for t in range(size):
+    for t in range(close.shape[0]):
         v = upper[t] * inv_n
         w = k * np.sqrt(0.0 if v < 0.0 else v)
         c = mid[t]
@@ -933,22 +1013,8 @@ def atr(high, low, close, n=14):
     """Average true range, Wilder-smoothed, seeded at bar n (reference: TA-Lib ATR)."""
     if n < 1:
         raise ValueError("atr: n must be >= 1")
-    size = close.shape[0]
-    if high.shape[0] != size or low.shape[0] != size:
-        raise ValueError("atr: high, low and close differ in length")
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _atr_run(high, low, close, a, size, n, out):
-        return out
-    while a < size:
-        b = finite_end(high, a, size)
-        b = finite_end(low, a, b)
-        b = finite_end(close, a, b)
-        _atr_run(high, low, close, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    _same_lengths("atr: high, low and close differ in length", close.shape[0], high, low, low)
+    return _compute(KIND_ATR, high, low, close, close, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -962,33 +1028,9 @@ def stoch(high, low, close, k=14, d=3):
     """
     if k < 1 or d < 1:
         raise ValueError("stoch: k and d must be >= 1")
-    size = close.shape[0]
-    if high.shape[0] != size or low.shape[0] != size:
-        raise ValueError("stoch: high, low and close differ in length")
-    block = np.empty((2, size))  # one allocation for both outputs
-    pk = block[0]
-    pd = block[1]
-    a = np.int64(0)
-    while a < size:
-        b = finite_end(high, a, size)
-        b = finite_end(low, a, b)
-        b = finite_end(close, a, b)
-        _extreme_run(high, a, b, k, 1.0, pk)
-        _extreme_run(low, a, b, k, -1.0, pd)
-        if b - a >= k:
-            lo = a + k - 1
-            hh = pk[lo:b]
-            ll = pd[lo:b]
-            cc = close[lo:b]
-            for j in range(b - lo):
-                rng = hh[j] - ll[j]
-                hh[j] = 0.0 if rng == 0.0 else 100.0 * (cc[j] - ll[j]) / rng
-            _mean_run(pk, lo, b, d, pd)
-        if b < size:
-            pk[b] = NAN
-            pd[b] = NAN
-        a = b + 1
-    return pk, pd
+    _same_lengths("stoch: high, low and close differ in length", close.shape[0], high, low, low)
+    block = _compute(KIND_STOCH, high, low, close, close, (k, d, 0), 2)
+    return block[0], block[1]
 
 
 @jit
@@ -996,23 +1038,9 @@ def vwap(high, low, close, volume, n):
     """Rolling VWAP of (h+l+c)/3 over n bars, NaN if no volume (reference: sum(tp*v)/sum(v))."""
     if n < 1:
         raise ValueError("vwap: n must be >= 1")
-    size = close.shape[0]
-    if high.shape[0] != size or low.shape[0] != size or volume.shape[0] != size:
-        raise ValueError("vwap: high, low, close and volume differ in length")
-    out = np.empty(size)
-    if _vwap_run(high, low, close, volume, 0, size, n, out):
-        return out
-    a = np.int64(0)
-    while a < size:
-        b = finite_end(high, a, size)
-        b = finite_end(low, a, b)
-        b = finite_end(close, a, b)
-        b = finite_end(volume, a, b)
-        _vwap_run(high, low, close, volume, a, b, n, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    _same_lengths("vwap: high, low, close and volume differ in length", close.shape[0], high,
+                  low, volume)
+    return _compute(KIND_VWAP, high, low, close, volume, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -1020,16 +1048,7 @@ def rolling_max(x, n):
     """Maximum of the last n values, O(1) per bar (reference: TA-Lib MAX)."""
     if n < 1:
         raise ValueError("rolling_max: n must be >= 1")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)
-    while a < size:
-        b = finite_end(x, a, size)
-        _extreme_run(x, a, b, n, 1.0, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_MAX, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -1037,16 +1056,7 @@ def rolling_min(x, n):
     """Minimum of the last n values, O(1) per bar (reference: TA-Lib MIN)."""
     if n < 1:
         raise ValueError("rolling_min: n must be >= 1")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)
-    while a < size:
-        b = finite_end(x, a, size)
-        _extreme_run(x, a, b, n, -1.0, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_MIN, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
@@ -1054,20 +1064,8 @@ def rolling_std(x, n, ddof=0):
     """Std of the last n values, divisor n - ddof (reference: TA-Lib STDDEV for ddof=0)."""
     if n < 1 or ddof < 0 or n <= ddof:
         raise ValueError("rolling_std: need n >= 1 and 0 <= ddof < n")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if not _moments_run(x, a, size, n, np.int64(M2_ONLY), out, out):
-        while a < size:
-            b = finite_end(x, a, size)
-            _moments_run(x, a, b, n, np.int64(M2_ONLY), out, out)
-            if b < size:
-                out[b] = NAN
-            a = b + 1
-    scale = 1.0 / (n - ddof)
-    for t in range(size):
-        v = out[t] * scale
-        out[t] = np.sqrt(0.0 if v < 0.0 else v)
+    out = _compute(KIND_M2, x, x, x, x, (n, 0, 0), 1)[0]
+    _root_in_place(out, 1.0 / (n - ddof))
     return out
 
 
@@ -1076,37 +1074,98 @@ def zscore(x, n):
     """(x - SMA(n)) / population std of n values; 0 if std is 0 (reference: (x-mean)/pstdev)."""
     if n < 2:
         raise ValueError("zscore: n must be >= 2")
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)  # not the literal 0: one compiled variant
-    if _moments_run(x, a, size, n, np.int64(ZSCORE), out, out):
-        return out
-    while a < size:
-        b = finite_end(x, a, size)
-        _moments_run(x, a, b, n, np.int64(ZSCORE), out, out)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
-    return out
+    return _compute(KIND_ZSCORE, x, x, x, x, (n, 0, 0), 1)[0]
 
 
 @jit
 def log_returns(x):
     """log1p((x[t] - x[t-1]) / x[t-1]), NaN at bar 0 (reference: math.log(x[t] / x[t-1]))."""
-    size = x.shape[0]
-    out = np.empty(size)
-    a = np.int64(0)
-    while a < size:
-        b = finite_end(x, a, size)
-        if b > a:
-            out[a] = NAN
-            new = x[a + 1:b]
-            prev = x[a:b - 1]
-            dst = out[a + 1:b]
-            for j in range(b - a - 1):
-                p = prev[j]
-                dst[j] = np.log1p((new[j] - p) / p)
-        if b < size:
-            out[b] = NAN
-        a = b + 1
+    return _compute(KIND_LOG_RETURNS, x, x, x, x, (1, 0, 0), 1)[0]
+
+
+# ----------------------------------------------------------------------------------------
+# the integer-tick variant: simple moving averages compared exactly
+#
+# Prices on a tick grid make two moving averages exactly equal surprisingly often; a float
+# window sum then decides which is higher by its rounding, which depends on the order of
+# additions. The crossover sweeps and `sma_cross` therefore never compare float SMAs: prices
+# become int64 ticks once (`price_decimals`, `to_ticks`), window sums are differences of the
+# int64 prefix sums (`tick_prefix`: exact whatever the order of additions), and the sign of
+# SMA(fn) - SMA(sn) is `mean_relation` of two window sums, exact in integers. These are the
+# same averages as `sma` (sum / n of the same window), decided without rounding.
+
+MAX_DECIMALS = 8
+
+
+@jit
+def price_decimals(x):
+    """Fewest decimals d <= 8 with every x[i] * 10**d an integer (to rounding error); -1 if none."""
+    for d in range(MAX_DECIMALS + 1):
+        scale = 10.0 ** d
+        ok = True
+        for i in range(x.shape[0]):
+            y = x[i] * scale
+            if abs(y - math.floor(y + 0.5)) > 1e-12 * max(abs(y), 1.0):
+                ok = False
+                break
+        if ok:
+            return d
+    return -1
+
+
+@jit
+def to_ticks(x, scale):
+    """round(x * scale) as int64."""
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(x.shape[0]):
+        out[i] = np.int64(math.floor(x[i] * scale + 0.5))
     return out
+
+
+@jit
+def tick_prefix(ticks):
+    """prefix[t] = sum of ticks[:t] (int64[n + 1]); the window sum of n bars ending at t is
+    prefix[t + 1] - prefix[t + 1 - n].
+
+    On a huge series the prefix may wrap around int64; the differences stay exact.
+    """
+    size = ticks.shape[0]
+    prefix = np.empty(size + 1, dtype=np.int64)
+    prefix[0] = 0
+    acc = np.int64(0)
+    for t in range(size):
+        acc += ticks[t]
+        prefix[t + 1] = acc
+    return prefix
+
+
+@jit
+def sign_of_difference(a, b):
+    """Sign of a - b (0 when equal), for ints or floats."""
+    if a > b:
+        return 1
+    if a < b:
+        return -1
+    return 0
+
+
+@jit
+def mean_relation(fs, fn, ss, sn, safe_mul):
+    """Sign of fs/fn - ss/sn, exactly, for non-negative int64 window sums.
+
+    `fs * sn` against `ss * fn` when safe_mul (the products cannot overflow), else through
+    quotient and remainder; both give the same answer.
+    """
+    if safe_mul:
+        a = fs * sn
+        b = ss * fn
+    else:
+        qa = fs // fn
+        qb = ss // sn
+        if qa != qb:
+            a = qa
+            b = qb
+        else:
+            a = (fs - qa * fn) * sn
+            b = (ss - qb * sn) * fn
+    return sign_of_difference(a, b)

@@ -1,122 +1,42 @@
-"""Causal signal kernels: entry, exit and score per bar from candles (no look-ahead).
+"""Signal rules: entry, exit and score per bar from the indicator family's arrays.
 
-Every value at bar t depends on bars 0..t only, bit for bit, so signals computed on the first
-k candles equal the first k signals computed on all of them.
-
-Determinism of crossovers. Prices on a tick grid make two moving averages exactly equal
-surprisingly often; a float rolling sum then decides a cross by its rounding, which depends
-on the order of additions. Here simple moving averages are compared exactly: prices are
-converted once to integer ticks (`price_decimals` / `to_ticks`), window sums are kept in
-int64 (exact whatever the order of additions), and `fast_sum * slow_n` is compared with
-`slow_sum * fast_n` as integers (or through quotient and remainder when the product could
-overflow; both give the same answer).
+The indicators themselves (EMA, RSI, Bollinger mean and deviation, rolling max and mean,
+and the integer-tick SMAs) come from `kernels.indicators`; the kernels here only apply each
+strategy's rule to them, bar by bar. Every value at bar t depends on bars 0..t only, bit for
+bit, so signals computed on the first k candles equal the first k signals computed on all.
 
 Cross rule (shared by every crossover strategy and the fused sweep kernels, the same rule as
 vectorbt's `crossed_above`): with rel_t the sign of fast - slow, a cross up happens on bar t
 when rel_t > 0, rel_{t-1} <= 0 and rel was < 0 on some earlier bar since both averages became
-defined; a cross down mirrors it. So the first relation seen is never a cross, a tie followed
-by fast > slow is one once fast < slow has been seen, and the answer never depends on float
-rounding for SMAs.
+defined; a cross down mirrors it. So the first relation seen is never a cross, and a tie
+followed by fast > slow is one once fast < slow has been seen. SMAs are compared exactly in
+integer ticks (`kernels.indicators.mean_relation`), so an SMA cross never depends on float
+rounding.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from binance_cluster.kernels._jit import jit
+# MAX_DECIMALS, price_decimals, tick_prefix and mean_relation are the family's integer-tick
+# names that kernels/simulate.py and engine/simulate.py import from here (not redefined).
+from binance_cluster.kernels.indicators import (MAX_DECIMALS, mean_relation,  # noqa: F401
+                                                price_decimals, rolling_max, sign_of_difference,
+                                                sma, tick_prefix)
+from binance_cluster.kernels.resample import closed_buckets, last_closed_index
 
-MAX_DECIMALS = 8
 HOUR_MS = 3_600_000
 
 
+@jit
+def no_signals(size):
+    """(entry, exit, score) of `size` bars with no signal yet: False, False, NaN."""
+    return np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.bool_), np.full(size, np.nan)
+
+
 # ----------------------------------------------------------------------------------------
-# integer ticks
-
-
-@jit
-def price_decimals(x):
-    """Fewest decimals d <= 8 with every x[i] * 10**d an integer (to rounding error); -1 if none."""
-    for d in range(MAX_DECIMALS + 1):
-        scale = 10.0 ** d
-        ok = True
-        for i in range(x.shape[0]):
-            y = x[i] * scale
-            if abs(y - math.floor(y + 0.5)) > 1e-12 * max(abs(y), 1.0):
-                ok = False
-                break
-        if ok:
-            return d
-    return -1
-
-
-@jit
-def to_ticks(x, scale):
-    """round(x * scale) as int64."""
-    out = np.empty(x.shape[0], dtype=np.int64)
-    for i in range(x.shape[0]):
-        out[i] = np.int64(math.floor(x[i] * scale + 0.5))
-    return out
-
-
-@jit
-def window_sums(ticks, n):
-    """Sum of the last n ticks at every bar (int64, exact); 0 before bar n-1."""
-    size = ticks.shape[0]
-    out = np.zeros(size, dtype=np.int64)
-    s = np.int64(0)
-    for t in range(size):
-        s += ticks[t]
-        if t >= n:
-            s -= ticks[t - n]
-        if t >= n - 1:
-            out[t] = s
-    return out
-
-
-@jit
-def tick_prefix(ticks):
-    """prefix[t] = sum of ticks[:t] (int64[n + 1]); window sums are differences of it.
-
-    On a huge series the prefix may wrap around int64; the differences stay exact.
-    """
-    size = ticks.shape[0]
-    prefix = np.empty(size + 1, dtype=np.int64)
-    prefix[0] = 0
-    acc = np.int64(0)
-    for t in range(size):
-        acc += ticks[t]
-        prefix[t + 1] = acc
-    return prefix
-
-
-@jit
-def sign_of_difference(a, b):
-    """Sign of a - b (0 when equal), for ints or floats."""
-    if a > b:
-        return 1
-    if a < b:
-        return -1
-    return 0
-
-
-@jit
-def mean_relation(fs, fn, ss, sn, safe_mul):
-    """Sign of fs/fn - ss/sn, exactly, for non-negative int64 window sums."""
-    if safe_mul:
-        a = fs * sn
-        b = ss * fn
-    else:
-        qa = fs // fn
-        qb = ss // sn
-        if qa != qb:
-            a = qa
-            b = qb
-        else:
-            a = (fs - qa * fn) * sn
-            b = (ss - qb * sn) * fn
-    return sign_of_difference(a, b)
+# crossovers
 
 
 @jit
@@ -132,50 +52,28 @@ def cross_step(rel, prev_rel, seen_below, seen_above):
 
 
 @jit
-def sma_cross_signals(fs, fn, ss, sn, safe_mul):
-    """Entry on a cross up, exit on a cross down of SMA(fn) over SMA(sn) from int64 window sums.
+def sma_cross_signals(prefix, fn, sn, safe_mul):
+    """Entry on a cross up, exit on a cross down of SMA(fn) over SMA(sn), compared exactly
+    from the int64 tick prefix sums (`kernels.indicators.tick_prefix`).
 
     Score: fast / slow - 1 wherever both averages are defined.
     """
-    size = fs.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    size = prefix.shape[0] - 1
+    entry, exit_, score = no_signals(size)
     start = max(fn, sn) - 1
     prev = 0
     below = False
     above = False
     for t in range(max(start, 0), size):
-        rel = mean_relation(fs[t], fn, ss[t], sn, safe_mul)
+        fs = prefix[t + 1] - prefix[t + 1 - fn]
+        ss = prefix[t + 1] - prefix[t + 1 - sn]
+        rel = mean_relation(fs, fn, ss, sn, safe_mul)
         up, down, below, above = cross_step(rel, prev, below, above)
         entry[t] = up
         exit_[t] = down
         prev = rel
-        score[t] = (float(fs[t]) * sn) / (float(ss[t]) * fn) - 1.0
+        score[t] = (float(fs) * sn) / (float(ss) * fn) - 1.0
     return entry, exit_, score
-
-
-# ----------------------------------------------------------------------------------------
-# exponential moving averages
-
-
-@jit
-def ema_seeded(x, n):
-    """EMA, alpha 2/(n+1), seeded at bar n-1 by the mean of the first n; NaN before (TA-Lib EMA)."""
-    size = x.shape[0]
-    out = np.full(size, np.nan)
-    if size < n:
-        return out
-    s = 0.0
-    for t in range(n):
-        s += x[t]
-    e = s / n
-    out[n - 1] = e
-    alpha = 2.0 / (n + 1.0)
-    for t in range(n, size):
-        e = e + alpha * (x[t] - e)
-        out[t] = e
-    return out
 
 
 @jit
@@ -185,9 +83,7 @@ def ema_cross_signals(fe, se, start):
     Score: fast / slow - 1 wherever both are defined.
     """
     size = fe.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     prev = 0
     below = False
     above = False
@@ -202,44 +98,14 @@ def ema_cross_signals(fe, se, start):
 
 
 # ----------------------------------------------------------------------------------------
-# RSI
-
-
-@jit
-def rsi_wilder(x, n):
-    """Wilder's RSI over n bars (TA-Lib RSI): first value at bar n; 50 when prices did not move."""
-    size = x.shape[0]
-    out = np.full(size, np.nan)
-    if size <= n:
-        return out
-    up = 0.0
-    dn = 0.0
-    for t in range(1, n + 1):
-        d = x[t] - x[t - 1]
-        if d > 0.0:
-            up += d
-        else:
-            dn -= d
-    up /= n
-    dn /= n
-    out[n] = 100.0 * up / (up + dn) if up + dn > 0.0 else 50.0
-    for t in range(n + 1, size):
-        d = x[t] - x[t - 1]
-        g = d if d > 0.0 else 0.0
-        lo = -d if d < 0.0 else 0.0
-        up = (up * (n - 1) + g) / n
-        dn = (dn * (n - 1) + lo) / n
-        out[t] = 100.0 * up / (up + dn) if up + dn > 0.0 else 50.0
-    return out
+# levels and bands
 
 
 @jit
 def level_signals(value, lower, upper):
     """Entry where value < lower, exit where value > upper (NaN: neither); score lower - value."""
     size = value.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     for t in range(size):
         v = value[t]
         if v == v:
@@ -249,45 +115,25 @@ def level_signals(value, lower, upper):
     return entry, exit_, score
 
 
-# ----------------------------------------------------------------------------------------
-# Bollinger bands
-
-
 @jit
-def tick_mean_std(ticks, sums, n):
-    """Mean and population standard deviation of the last n ticks (NaN before bar n-1).
+def band_signals(close, prefix, n, mean, std, k, safe_mul):
+    """Entry where close < mean - k*std (the lower Bollinger band), exit where close > mean;
+    score (mean - close) / std.
 
-    The mean comes from the exact int64 window sum; the deviations are summed over the window
-    in time order, so the result depends on the window's values alone.
+    `mean` and `std` are the family's SMA(n) and population std of the closes; the exit
+    compares the close with SMA(n) exactly in ticks (`mean_relation` of the one-bar and the
+    n-bar window sums from the tick prefix sums), so a close on the mean never exits.
     """
-    size = ticks.shape[0]
-    mean = np.full(size, np.nan)
-    std = np.full(size, np.nan)
-    for t in range(n - 1, size):
-        m = sums[t] / n
-        acc = 0.0
-        for j in range(t - n + 1, t + 1):
-            d = ticks[j] - m
-            acc += d * d
-        mean[t] = m
-        std[t] = math.sqrt(acc / n)
-    return mean, std
-
-
-@jit
-def band_signals(ticks, mean, std, k):
-    """Entry where close < mean - k*std, exit where close > mean; score (mean - close) / std."""
-    size = ticks.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    size = close.shape[0]
+    entry, exit_, score = no_signals(size)
     for t in range(size):
         m = mean[t]
         if m == m:
-            c = float(ticks[t])
+            c = close[t]
             s = std[t]
             entry[t] = c < m - k * s
-            exit_[t] = c > m
+            last = prefix[t + 1] - prefix[t]
+            exit_[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
             if s > 0.0:
                 score[t] = (m - c) / s
     return entry, exit_, score
@@ -322,51 +168,28 @@ def burst_weight(open_, close, window, min_growth):
 def closed_hours_stats(open_time, close, bar_ms, hours):
     """Max and mean close of the last `hours` hourly candles closed at each bar's close.
 
-    Hourly candles are built causally from the bars: the candle of hour h closes at
-    (h + 1) * 1h, and its close is the close of its last bar. At bar t (decision at
-    open_time[t] + bar_ms) only hours closed by then count. NaN until `hours` hours closed.
-    `bar_ms` must divide one hour.
+    Hourly candles are built causally from the bars (`kernels.resample`): the candle of hour
+    h holds the bars opened in it, closes at (h + 1) * 1h, and its close is the close of its
+    last bar. At bar t (decision at open_time[t] + bar_ms) only hours closed by then count.
+    Max and mean are the indicator family's rolling_max and sma over the hourly closes. NaN
+    until `hours` hours closed. `bar_ms` must divide one hour.
     """
     size = close.shape[0]
     max_out = np.full(size, np.nan)
     mean_out = np.full(size, np.nan)
-    ring = np.empty(hours)
-    count = 0
-    cur_max = np.nan
-    cur_mean = np.nan
-    pending = False          # the previous bar's hour has not been appended yet
+    if size == 0:
+        return max_out, mean_out
+    bounds, opens = closed_buckets(open_time, bar_ms, HOUR_MS, 0, open_time[0])
+    hourly = close[bounds[1:] - 1]
+    hour_max = rolling_max(hourly, hours)
+    hour_mean = sma(hourly, hours)
+    seen = last_closed_index(open_time, bar_ms, opens, HOUR_MS)
     for t in range(size):
-        b = open_time[t] // HOUR_MS
-        if t > 0 and pending and open_time[t - 1] // HOUR_MS != b:
-            ring[count % hours] = close[t - 1]
-            count += 1
-            if count >= hours:
-                cur_max, cur_mean = _ring_stats(ring, count, hours)
-            pending = False
-        if (b + 1) * HOUR_MS <= open_time[t] + bar_ms:
-            ring[count % hours] = close[t]
-            count += 1
-            if count >= hours:
-                cur_max, cur_mean = _ring_stats(ring, count, hours)
-            pending = False
-        else:
-            pending = True
-        max_out[t] = cur_max
-        mean_out[t] = cur_mean
+        j = seen[t]
+        if j >= 0:
+            max_out[t] = hour_max[j]
+            mean_out[t] = hour_mean[j]
     return max_out, mean_out
-
-
-@jit
-def _ring_stats(ring, count, hours):
-    """Max and mean of the last `hours` values of a ring buffer, summed oldest first."""
-    mx = -np.inf
-    s = 0.0
-    for i in range(count - hours, count):
-        v = ring[i % hours]
-        if v > mx:
-            mx = v
-        s += v
-    return mx, s / hours
 
 
 @jit
@@ -376,9 +199,7 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     No exit signal (exits come from take profit / stop loss); score = weight.
     """
     size = close.shape[0]
-    entry = np.zeros(size, dtype=np.bool_)
-    exit_ = np.zeros(size, dtype=np.bool_)
-    score = np.full(size, np.nan)
+    entry, exit_, score = no_signals(size)
     up = 1.0 + room
     mb = 1.0 + band
     for t in range(size):

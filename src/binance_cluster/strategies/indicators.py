@@ -1,5 +1,8 @@
 """Technical indicators for Python callers: validate the inputs, then run the numba kernel.
 
+The one indicator family's public face: the strategies (`registry.SignalContext`) and the
+model features compute their indicators through these functions.
+
 Each function checks its arrays (1-D, numbers, equal lengths; where it matters low <= high,
 volume >= 0, prices > 0) and its parameters (integer windows within range), raising
 DataError for bad arrays and ConfigError for bad parameters, each naming the argument.

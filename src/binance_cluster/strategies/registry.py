@@ -1,18 +1,21 @@
 """Strategy registry: name -> parameter spec, warm-up length, default risk and signal kernels.
 
-Every strategy turns candles into `Signals` (entry, exit, score per bar) with the causal
-kernels of `binance_cluster.kernels.signals`: the signals of the first k candles equal the
-first k signals of all candles. The decision step (`binance_cluster.engine.simulate`) acts on them
-at the next bar's open.
+Every strategy computes its indicators with the one indicator family (`strategies.indicators`
+over `kernels.indicators`, TA-Lib's definitions; SMAs in its integer-tick variant) and turns
+them into `Signals` (entry, exit, score per bar) with the rules of `kernels.signals`: the
+signals of the first k candles equal the first k signals of all candles. The decision step
+(`binance_cluster.engine.simulate`) acts on them at the next bar's open.
 
 Strategies:
 
 - `sma_cross` (fast, slow): enter when the fast SMA crosses above the slow one, exit when it
-  crosses below. SMAs are compared exactly in integer ticks (see `kernels.signals`).
+  crosses below. SMAs are compared exactly in integer ticks (`kernels.indicators`).
 - `ema_cross` (fast, slow): the same with TA-Lib EMAs (alpha 2/(n+1), SMA seed).
-- `rsi_reversion` (n, lower, upper): enter while Wilder's RSI(n) < lower, exit while > upper.
-- `bollinger_reversion` (n, k): enter while the close is below mean - k * std of the last n
-  closes (population std), exit while it is above the mean.
+- `rsi_reversion` (n, lower, upper): enter while TA-Lib's RSI(n) (Wilder) < lower, exit while
+  > upper. Over n bars without a price change the RSI is 0 (TA-Lib's convention).
+- `bollinger_reversion` (n, k): enter while the close is below the lower Bollinger band
+  (TA-Lib BBANDS: SMA(n) - k population standard deviations), exit while it is above the SMA
+  (compared exactly in integer ticks, like the SMA crossovers).
 - `momentum_burst`: the Raspberry Pi cluster scalper (SEEDS.md A) with its defaults: the
   weight of the last `window` closed candles (growth >= min_growth % adds 2(i+1), a falling
   candle subtracts it) must exceed `min_weight`, and against the last `hours` hourly candles
@@ -40,7 +43,9 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
+from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
+from binance_cluster.strategies import indicators as ind
 from binance_cluster.types import Candles, interval_ms
 
 HOUR_MS = 3_600_000
@@ -170,7 +175,7 @@ class SignalContext:
 
     def ticks(self) -> np.ndarray:
         """Closes as int64 ticks (see `price_scale`)."""
-        return self._get(("ticks",), lambda: sk.to_ticks(self.candles.close,
+        return self._get(("ticks",), lambda: ki.to_ticks(self.candles.close,
                                                          price_scale(self.candles.close)))
 
     def max_tick(self) -> int:
@@ -181,17 +186,23 @@ class SignalContext:
         """True when fast_sum * slow_n cannot overflow int64 (else the kernels use divmod)."""
         return (self.max_tick() + 1) * max(fast, 1) * max(slow, 1) < INT64_SAFE
 
-    def sums(self, n: int) -> np.ndarray:
-        return self._get(("sums", n), lambda: sk.window_sums(self.ticks(), n))
+    def prefix(self) -> np.ndarray:
+        """Prefix sums of the ticks: exact int64 window sums (`kernels.indicators.tick_prefix`)."""
+        return self._get(("prefix",), lambda: ki.tick_prefix(self.ticks()))
 
     def ema(self, n: int) -> np.ndarray:
-        return self._get(("ema", n), lambda: sk.ema_seeded(self.candles.close, n))
+        """EMA(n) of the closes (the family's `ema`)."""
+        return self._get(("ema", n), lambda: ind.ema(self.candles.close, n))
 
     def rsi(self, n: int) -> np.ndarray:
-        return self._get(("rsi", n), lambda: sk.rsi_wilder(self.candles.close, n))
+        """RSI(n) of the closes (the family's `rsi`: 0 over flat stretches, as TA-Lib)."""
+        return self._get(("rsi", n), lambda: ind.rsi(self.candles.close, n))
 
     def mean_std(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._get(("mean_std", n), lambda: sk.tick_mean_std(self.ticks(), self.sums(n), n))
+        """SMA(n) and population std of the closes: the Bollinger mean and deviation."""
+        close = self.candles.close
+        return self._get(("mean_std", n),
+                         lambda: (ind.sma(close, n), ind.rolling_std(close, n, 0)))
 
     def burst_weight(self, window: int, min_growth: float) -> np.ndarray:
         c = self.candles
@@ -210,8 +221,8 @@ def price_scale(prices: np.ndarray) -> float:
     Prices with d decimals are exact at any larger scale, so the integer comparisons of a
     prefix of a series (which may need fewer decimals) agree with those of the whole series.
     """
-    d = int(sk.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
-    return float(10 ** (d if d >= 0 else sk.MAX_DECIMALS))
+    d = int(ki.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
+    return float(10 ** (d if d >= 0 else ki.MAX_DECIMALS))
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,7 +231,7 @@ def price_scale(prices: np.ndarray) -> float:
 
 def _sma_cross(ctx: SignalContext, p: dict) -> Signals:
     f, s = p["fast"], p["slow"]
-    return Signals(*sk.sma_cross_signals(ctx.sums(f), f, ctx.sums(s), s, ctx.safe_mul(f, s)))
+    return Signals(*sk.sma_cross_signals(ctx.prefix(), f, s, ctx.safe_mul(f, s)))
 
 
 def _ema_cross(ctx: SignalContext, p: dict) -> Signals:
@@ -234,7 +245,9 @@ def _rsi_reversion(ctx: SignalContext, p: dict) -> Signals:
 
 def _bollinger_reversion(ctx: SignalContext, p: dict) -> Signals:
     mean, std = ctx.mean_std(p["n"])
-    return Signals(*sk.band_signals(ctx.ticks(), mean, std, float(p["k"])))
+    n = p["n"]
+    return Signals(*sk.band_signals(ctx.candles.close, ctx.prefix(), n, mean, std, float(p["k"]),
+                                    ctx.safe_mul(1, n)))
 
 
 def _check_hourly(bar_ms: int) -> None:
