@@ -50,7 +50,7 @@ from binance_cluster.exchange.broker.ids import MAX_LIST_ID, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.candles.fetch import FetchDeps, RetryPolicy, _network_problem
+from binance_cluster.exchange.transport import FetchDeps, RetryPolicy, network_problem
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class BinanceBroker:
                                 self._retry_after(exc)) from None
             except (ConnectionError, Timeout, ChunkedEncodingError,
                     BinanceRequestException) as exc:
-                problem = _network_problem(exc)
+                problem = network_problem(exc)
                 if not safe:
                     raise _Ambiguous(problem) from None
                 failures = self._backoff(what, problem, failures, 0, 0)

@@ -98,7 +98,7 @@ class ExchangeFeed:
 
     def __init__(self, base_url: str, interval: str = "1m", timeout_s: float = 10.0,
                  client=None):
-        from binance_cluster.candles.fetch import PublicClient
+        from binance_cluster.exchange.transport import PublicClient
 
         self.client = client or PublicClient(base_url, timeout_s)
         self.interval = interval
@@ -133,7 +133,7 @@ class ExchangeFeed:
         return Quote(float(rows[-1][4]), bucket, False)
 
     def closed_candles(self, symbol: str, start_ms: int, now_ms: int) -> Candles:
-        from binance_cluster.candles.fetch import PAGE_LIMIT, parse_klines
+        from binance_cluster.exchange.transport import PAGE_LIMIT, parse_klines
 
         parts = []
         cursor = start_ms
