@@ -18,6 +18,9 @@ import numpy as np
 
 from binance_cluster.errors import (ExchangeError, RateLimitError, RetryableExchangeError,
                                     UnknownSymbolError)
+from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError,
+                                                    FilterError, InsufficientBalanceError,
+                                                    OrderNotFoundError, OrderRejectedError)
 from binance_cluster.types import Candles
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,8 @@ DEFAULT_WEIGHT_LIMIT = 6000
 WINDOW_MS = 60_000
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 REPLAY_TIME_HEADER = "X-Replay-Time"  # sent by the project's emulator, not by Binance
+BALANCE_MSG = "insufficient balance"
+AUTH_CODES = (-2014, -2015, -1022)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,3 +249,28 @@ def parse_klines(rows: list, step: int, now: int, end: int, what: str) -> tuple[
         raise ExchangeError(f"{what}: kline rows are not in time order")
     candles = Candles.from_columns({k: v[:keep] for k, v in data.items()})
     return candles, len(rows) - keep
+
+
+def translate(what: str, status: int, code: int, message: str,
+              retry_after: float = 0.0) -> Exception:
+    """The project exception for an exchange error answer."""
+    text = f"{what}: {message} (code {code}, HTTP {status})"
+    if status in (418, 429):
+        return RateLimitError(text, code, status, retry_after)
+    if code == -1121:
+        return UnknownSymbolError(text)
+    if code == -1013:
+        return FilterError(text, code, status)
+    if code == -2010:
+        if BALANCE_MSG in message.lower():
+            return InsufficientBalanceError(text, code, status)
+        return OrderRejectedError(text, code, status)
+    if code in (-2011, -2013):
+        return OrderNotFoundError(text, code, status)
+    if code in AUTH_CODES or status == 401:
+        return AuthenticationError(text, code, status)
+    if code == -1021:
+        return ClockSkewError(text, code, status)
+    if status >= 500:
+        return RetryableExchangeError(text, code, status)
+    return ExchangeError(text, code, status)

@@ -15,8 +15,7 @@ from binance.exceptions import BinanceAPIException
 
 from binance_cluster.exchange.broker import OrderRequest, client_order_id
 from binance_cluster.exchange.broker.base import Broker, SymbolFilters, decimal_text, prepare
-from binance_cluster.exchange.broker.binance import (BinanceBroker, BinanceBrokerConfig, order_params,
-                                            translate)
+from binance_cluster.exchange.broker.binance import BinanceBroker, BinanceBrokerConfig, order_params
 from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
                                            InsufficientBalanceError, OrderNotFoundError,
                                            OrderRejectedError, OrderRequestError)
@@ -24,7 +23,7 @@ from binance_cluster.exchange.broker.ids import CLIENT_ID_RE, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.candles.fetch import RetryPolicy
+from binance_cluster.exchange.transport import RetryPolicy, translate
 from binance_cluster.types import MINUTE_MS
 from support.broker import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
 from support.emulator import source_store  # noqa: F401

@@ -17,7 +17,7 @@ from binance_cluster.exchange.broker import OrderRequest, client_order_id
 from binance_cluster.exchange.broker.binance import BinanceBroker
 from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStatusUnknownError
 from binance_cluster.exchange.broker.ids import leg_ids
-from binance_cluster.candles.fetch import RetryPolicy
+from binance_cluster.exchange.transport import RetryPolicy
 from binance_cluster.types import MINUTE_MS
 from support.broker import Sleeps, Venue, fill_key, order_key, trading  # noqa: F401
 from support.emulator import source_store  # noqa: F401

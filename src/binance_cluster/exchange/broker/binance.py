@@ -42,15 +42,13 @@ from urllib.parse import urlsplit
 from binance_cluster.exchange.broker.base import (Balance, Fill, Order, OrderRequest,
                                          SymbolFilters, decimal_text, list_order,
                                          parse_decimal, prepare)
-from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError, FilterError,
-                                           InsufficientBalanceError, OrderNotFoundError,
-                                           OrderRejectedError, OrderRequestError,
-                                           OrderStatusUnknownError)
+from binance_cluster.exchange.broker.errors import (OrderNotFoundError, OrderRejectedError,
+                                                    OrderRequestError, OrderStatusUnknownError)
 from binance_cluster.exchange.broker.ids import MAX_LIST_ID, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
-from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
-                                    RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.exchange.transport import FetchDeps, RetryPolicy, network_problem
+from binance_cluster.errors import (ConfigError, RateLimitError, RetryableExchangeError,
+                                    UnknownSymbolError)
+from binance_cluster.exchange.transport import FetchDeps, RetryPolicy, network_problem, translate
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +56,6 @@ NETWORKS = ("mainnet", "testnet")
 QUOTE_QUANTUM = Decimal("0.00000001")
 SETTLE_MARGIN_MS = 100
 DUPLICATE_MSG = "duplicate order"
-BALANCE_MSG = "insufficient balance"
-AUTH_CODES = (-2014, -2015, -1022)
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,31 +466,6 @@ class BinanceBroker:
             if leg.is_open:
                 self._cancel_one(symbol, leg.client_id)
         return self._get_list(symbol, client_id) or current
-
-
-def translate(what: str, status: int, code: int, message: str,
-              retry_after: float = 0.0) -> Exception:
-    """The project exception for an exchange error answer."""
-    text = f"{what}: {message} (code {code}, HTTP {status})"
-    if status in (418, 429):
-        return RateLimitError(text, code, status, retry_after)
-    if code == -1121:
-        return UnknownSymbolError(text)
-    if code == -1013:
-        return FilterError(text, code, status)
-    if code == -2010:
-        if BALANCE_MSG in message.lower():
-            return InsufficientBalanceError(text, code, status)
-        return OrderRejectedError(text, code, status)
-    if code in (-2011, -2013):
-        return OrderNotFoundError(text, code, status)
-    if code in AUTH_CODES or status == 401:
-        return AuthenticationError(text, code, status)
-    if code == -1021:
-        return ClockSkewError(text, code, status)
-    if status >= 500:
-        return RetryableExchangeError(text, code, status)
-    return ExchangeError(text, code, status)
 
 
 # -- wire format -----------------------------------------------------------------------------
