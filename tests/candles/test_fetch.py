@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from binance_cluster.errors import RetryableExchangeError
-from binance_cluster.candles.fetch import FetchConfig, FetchDeps, RetryPolicy, run_fetch
+from binance_cluster.candles.fetch import FetchConfig, run_fetch
+from binance_cluster.exchange.transport import RetryPolicy, TimeDeps
 from binance_cluster.log import setup_logging
 from binance_cluster.parallel import SerialComm, partition
 from binance_cluster.candles.store import CandleStore
@@ -41,8 +42,8 @@ class FakeTime:
         return time.time() + self.offset
 
     @property
-    def deps(self) -> FetchDeps:
-        return FetchDeps(sleep=self.sleep, clock=self.clock)
+    def deps(self) -> TimeDeps:
+        return TimeDeps(sleep=self.sleep, clock=self.clock)
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +51,10 @@ def _logging_to_this_test():
     setup_logging(0, 1, 0, False)  # bind the project's log handler to this test's stderr
 
 
-def fetch(url: str, store_dir, symbols=SYMBOLS, deps: FetchDeps | None = None, **settings):
+def fetch(url: str, store_dir, symbols=SYMBOLS, deps: TimeDeps | None = None, **settings):
     config = FetchConfig(store=store_dir, symbols=tuple(symbols), start_ms=0, base_url=url,
                          **settings)
-    return run_fetch(config, SerialComm(), deps or FetchDeps(), show_progress=False)
+    return run_fetch(config, SerialComm(), deps or TimeDeps(), show_progress=False)
 
 
 def assert_same_store(got: CandleStore, want: CandleStore, symbols=SYMBOLS,

@@ -21,7 +21,7 @@ from binance_cluster.exchange.broker.base import Balance, Fill, Order
 from binance_cluster.exchange.broker.binance import (BinanceBroker, BinanceBrokerConfig, fill_from_trade,
                                             order_from)
 from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
-from binance_cluster.candles.fetch import FetchDeps, RetryPolicy
+from binance_cluster.exchange.transport import RetryPolicy, TimeDeps
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS
 
@@ -89,7 +89,7 @@ class Venue:
         sleep = sleep or Sleeps()
         self.sleeps.append(sleep)
         return BinanceBroker(BinanceBrokerConfig(**settings), env=ENV,
-                             deps=FetchDeps(sleep=sleep))
+                             deps=TimeDeps(sleep=sleep))
 
     def client(self):
         return keyed_client(self.url)

@@ -18,7 +18,8 @@ Gaps the exchange itself has in the fetched range are logged (count and largest)
 Under mpirun the symbols are divided among ranks by expected candle count
 (`parallel.map_units`); each rank writes only the files of its own symbols. Symbols are all
 checked against `exchangeInfo` at rank 0 before anything is downloaded. `sleep` and `clock`
-are injectable (`FetchDeps`) so rate-limit behaviour is testable without waiting.
+are injectable (`transport.TimeDeps`) so rate-limit behaviour is testable without waiting.
+The request loop (retries, waits, weight, server time) is `exchange.transport.Transport`.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ import numpy as np
 
 from binance_cluster.errors import ConfigError, ExchangeError, UnknownSymbolError
 from binance_cluster.exchange.transport import (DEFAULT_BASE_URL, DEFAULT_WEIGHT_LIMIT,
-                                                PAGE_LIMIT, FetchDeps, PublicClient,
-                                                RetryPolicy, parse_klines, weight_limit_of)
+                                                PAGE_LIMIT, RetryPolicy, TimeDeps,
+                                                Transport, parse_klines, weight_limit_of)
 from binance_cluster.parallel import Comm, UnitResult, get_comm, map_units, on_root
 from binance_cluster.progress import Progress
 from binance_cluster.candles.store import CandleStore, check_symbol
@@ -169,7 +170,7 @@ class _Gaps:
             self.largest_after = int(t[idx[k]])
 
 
-def plan_fetch(config: FetchConfig, client: PublicClient,
+def plan_fetch(config: FetchConfig, client: Transport,
                store: CandleStore | None = None) -> FetchPlan:
     """Check every symbol against exchangeInfo and work out each one's range; nothing is written.
 
@@ -211,7 +212,7 @@ def plan_fetch(config: FetchConfig, client: PublicClient,
     return FetchPlan(tuple(jobs), limit, now)
 
 
-def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank: int = 0,
+def fetch_symbol(job: SymbolJob, config: FetchConfig, client: Transport, rank: int = 0,
                  on_page: Callable[[int], None] | None = None) -> SymbolReport:
     """Download `job` page by page into its store file; returns what was done.
 
@@ -219,7 +220,7 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank
     range it covered (gaps and the time before a listing included), for progress.
     """
     started = time.perf_counter()
-    counters = (client.requests, client.retries, client.rate_limit_waits, client.throttle_waits)
+    counters = dict(client.stats)
     store = CandleStore(config.store)
     step = interval_ms(job.interval)
     gaps = _Gaps(step)
@@ -265,18 +266,18 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: PublicClient, rank
     stored = store.count(job.symbol, job.interval) if store.has(job.symbol, job.interval) else 0
     log.info("fetch: %s: %d new candles%s, %d requests", what, added,
              f" ({format_time_ms(first)} .. {format_time_ms(last)})" if added else "",
-             client.requests - counters[0])
+             client.stats["requests"] - counters["requests"])
     return SymbolReport(
         symbol=job.symbol, interval=job.interval, added=added, first=first, last=last,
         stored_rows=stored, gaps=gaps.count, missing=gaps.missing, largest_gap=gaps.largest,
-        largest_gap_after=gaps.largest_after, requests=client.requests - counters[0],
-        retries=client.retries - counters[1],
-        rate_limit_waits=client.rate_limit_waits - counters[2],
-        throttle_waits=client.throttle_waits - counters[3], rank=rank, pid=os.getpid(),
+        largest_gap_after=gaps.largest_after, requests=client.stats["requests"] - counters["requests"],
+        retries=client.stats["retries"] - counters["retries"],
+        rate_limit_waits=client.stats["rate_limit_waits"] - counters["rate_limit_waits"],
+        throttle_waits=client.stats["throttle_waits"] - counters["throttle_waits"], rank=rank, pid=os.getpid(),
         seconds=time.perf_counter() - started)
 
 
-def run_fetch(config: FetchConfig, comm: Comm | None = None, deps: FetchDeps = FetchDeps(),
+def run_fetch(config: FetchConfig, comm: Comm | None = None, deps: TimeDeps = TimeDeps(),
               show_progress: bool = True, debug: bool = False) -> FetchOutcome | None:
     """Plan at rank 0, download the symbols split across ranks; the outcome at rank 0.
 
@@ -284,12 +285,12 @@ def run_fetch(config: FetchConfig, comm: Comm | None = None, deps: FetchDeps = F
     does not list a symbol. Per-symbol failures are in `FetchOutcome.failures`.
     """
     comm = comm or get_comm()
-    clients: dict[str, PublicClient] = {}
+    clients: dict[str, Transport] = {}
 
-    def client(limit: int = DEFAULT_WEIGHT_LIMIT) -> PublicClient:
+    def client(limit: int = DEFAULT_WEIGHT_LIMIT) -> Transport:
         if "c" not in clients:
-            clients["c"] = PublicClient(config.base_url, config.timeout_s, config.retry, deps,
-                                        limit, config.weight_headroom)
+            clients["c"] = Transport.public(config.base_url, config.timeout_s, config.retry,
+                                            deps, limit, config.weight_headroom)
         clients["c"].weight_limit = limit
         return clients["c"]
 

@@ -79,7 +79,8 @@ def _print_table(rows: list[dict]) -> None:
 
 def run(args) -> int:
     from binance_cluster.errors import ConfigError, UnitError
-    from binance_cluster.candles.fetch import FetchConfig, RetryPolicy, run_fetch
+    from binance_cluster.candles.fetch import FetchConfig, run_fetch
+    from binance_cluster.exchange.transport import RetryPolicy
     from binance_cluster.parallel import get_comm, on_root
     from binance_cluster.types import parse_time_ms
 

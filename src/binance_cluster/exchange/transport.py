@@ -1,9 +1,27 @@
 """The one Binance transport: python-binance 1.0.37 clients and what the bare client lacks.
 
-Moved here from the download driver (`candles.fetch`) so that `fetch` and the brokers share
-one copy: the public client with retries, rate-limit waits and weight throttling, the
-retry policy, the network-problem description, the weight limit of exchangeInfo and the
-parsing of kline rows.
+Everything that speaks to Binance (mainnet, the spot testnet, or any base URL such as the
+project's emulator) goes through a `Transport`: `fetch` (public klines), the exchange feed
+of the paper broker and `BinanceBroker` (signed trading). It adds to the bare client
+(binance-api.md sections 2, 4, 8 and 13.9):
+
+- Client construction (`make_client`) without the constructor's ping, at mainnet, the
+  testnet (python-binance's own testnet URL) or a base URL.
+- Rate limits: every answer's `X-MBX-USED-WEIGHT-1M` is read; with a `weight_limit`, a
+  request that would take the used weight past (1 - headroom) of it waits for the next
+  minute window of the server clock. A 429 or 418 is waited out for its `Retry-After`
+  seconds (the exchange refused the request; it did not run), a bounded number of times.
+- Retries: timeouts, dropped connections and 5xx answers are retried with capped
+  exponential backoff when the call is safe to repeat (queries); for an unsafe one (a submit
+  or cancel) they raise `Ambiguous`, for the caller to resolve.
+- Server time: `sync_time` measures the server clock's offset from ours and signs with it
+  (the sync client never does); signed calls resync every `time_sync_s`, and a -1021 answer
+  triggers one resync and one more try (the request was refused before matching).
+  `now()` is the exchange's "now": the server time, or the emulator's replay time
+  (`X-Replay-Time`, not a Binance header) when earlier.
+- Errors become the project's exceptions (`translate`), one line naming the call, never a
+  key, secret or signature; callers never see python-binance or requests types.
+- Kline rows become `Candles` (`parse_klines`), still-open rows dropped.
 """
 
 from __future__ import annotations
@@ -36,6 +54,7 @@ WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 REPLAY_TIME_HEADER = "X-Replay-Time"  # sent by the project's emulator, not by Binance
 BALANCE_MSG = "insufficient balance"
 AUTH_CODES = (-2014, -2015, -1022)
+OFFSET_NOTE_MS = 500  # an offset change larger than this is logged
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,59 +73,128 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchDeps:
+class TimeDeps:
     """Injected time functions: `sleep(seconds)` and `clock()` (epoch seconds)."""
 
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
 
 
-class PublicClient:
-    """python-binance's public endpoints with retries, rate-limit waits and weight throttling."""
+class Ambiguous(Exception):
+    """An unsafe request that may or may not have been executed (timeout, dropped answer, 5xx)."""
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, timeout_s: float = 10.0,
-                 retry: RetryPolicy = RetryPolicy(), deps: FetchDeps = FetchDeps(),
-                 weight_limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1):
-        from binance import Client
+    def __init__(self, problem: str, status: int = 0, code: int = 0):
+        super().__init__(problem)
+        self.problem = problem
+        self.status = status
+        self.code = code
 
-        self.client = Client(None, None, ping=False, requests_params={"timeout": timeout_s})
-        self.client.API_URL = base_url.rstrip("/") + "/api"
-        self.base_url = base_url
+
+def make_client(base_url: str | None = None, *, key: str | None = None,
+                secret: str | None = None, testnet: bool = False, timeout_s: float = 10.0,
+                recv_window_ms: int | None = None):
+    """A python-binance Client (no ping): mainnet, the spot testnet, or `base_url`."""
+    from binance import Client
+
+    client = Client(key, secret, ping=False, testnet=testnet and base_url is None,
+                    requests_params={"timeout": timeout_s})
+    if base_url is not None:
+        client.API_URL = base_url.rstrip("/") + "/api"
+    if recv_window_ms is not None:
+        client.REQUEST_RECVWINDOW = int(recv_window_ms)
+    return client
+
+
+class Transport:
+    """One python-binance client and the request loop around it; see the module docstring.
+
+    `name` prefixes log lines; `stats` counts requests, retries, rate-limit waits, weight
+    throttle waits and time syncs (callers may add their own keys).
+    """
+
+    def __init__(self, client, *, name: str = "binance", retry: RetryPolicy = RetryPolicy(),
+                 deps: TimeDeps = TimeDeps(), weight_limit: int = 0, headroom: float = 0.1,
+                 time_sync_s: float = 300.0):
+        self.client = client
+        self.name = name
+        self.base_url = str(client.API_URL).removesuffix("/api")
         self.retry = retry
         self.deps = deps
         self.weight_limit = weight_limit
         self.headroom = headroom
+        self.time_sync_s = time_sync_s
         self.offset_ms = 0  # server clock minus local clock
+        self.synced_at: float | None = None
+        self.last_sent_ms = 0  # ~ the timestamp python-binance signed the last request with
         self.used_weight: int | None = None
         self._used_window: int | None = None
-        self.requests = 0
-        self.retries = 0
-        self.rate_limit_waits = 0
-        self.throttle_waits = 0
+        self.stats = {"requests": 0, "retries": 0, "rate_limit_waits": 0, "throttle_waits": 0,
+                      "resyncs": 0}
 
-    # -- plumbing ----------------------------------------------------------------------
-    def _server_ms(self) -> int:
+    @classmethod
+    def public(cls, base_url: str = DEFAULT_BASE_URL, timeout_s: float = 10.0,
+               retry: RetryPolicy = RetryPolicy(), deps: TimeDeps = TimeDeps(),
+               weight_limit: int = DEFAULT_WEIGHT_LIMIT, headroom: float = 0.1,
+               name: str = "fetch") -> "Transport":
+        """A keyless transport for the public endpoints at `base_url`, weight-throttled."""
+        return cls(make_client(base_url, timeout_s=timeout_s), name=name, retry=retry,
+                   deps=deps, weight_limit=weight_limit, headroom=headroom)
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self.client.close_connection()
+
+    # -- clocks and weight -----------------------------------------------------------------
+    def server_ms(self) -> int:
+        """The server clock now, as last measured by `sync_time`."""
         return int(self.deps.clock() * 1000) + self.offset_ms
+
+    def sync_time(self) -> int:
+        """Measure the server clock's offset from ours and sign with it from now on; returns
+        the server time."""
+        before = self.deps.clock()
+        answer = self.call("time", self.client.get_server_time, weight=TIME_WEIGHT)
+        after = self.deps.clock()
+        server = int(answer["serverTime"])
+        offset = server - int((before + after) * 500)
+        if self.synced_at is not None and abs(offset - self.offset_ms) > OFFSET_NOTE_MS:
+            log.info("%s: server clock offset changed from %+d ms to %+d ms", self.name,
+                     self.offset_ms, offset)
+        self.offset_ms = offset
+        self.client.timestamp_offset = offset
+        self.synced_at = after
+        self.stats["resyncs"] += 1
+        return server
+
+    def now(self) -> int:
+        """The exchange's "now" in ms (server time, or the replay time when earlier); also
+        measures the server clock's offset."""
+        server = self.sync_time()
+        headers = getattr(self.client.response, "headers", None) or {}
+        replay = headers.get(REPLAY_TIME_HEADER)
+        if replay is not None and str(replay).isdigit():
+            return min(server, int(replay))
+        return server
 
     def _note_weight(self, headers) -> None:
         value = headers.get(WEIGHT_HEADER) if headers is not None else None
         if value is not None and str(value).isdigit():
             self.used_weight = int(value)
-            self._used_window = self._server_ms() // WINDOW_MS
+            self._used_window = self.server_ms() // WINDOW_MS
 
     def _throttle(self, weight: int) -> None:
         """Wait for the next weight window when this request would pass the safe limit."""
         if self.weight_limit <= 0 or self.used_weight is None:
             return
-        if self._server_ms() // WINDOW_MS != self._used_window:
+        if self.server_ms() // WINDOW_MS != self._used_window:
             self.used_weight = None  # a new window has begun since the last answer
             return
         if self.used_weight + weight <= self.weight_limit * (1 - self.headroom):
             return
-        wait = (WINDOW_MS - self._server_ms() % WINDOW_MS) / 1000 + 0.5
-        log.info("fetch: used weight %d of %d this minute: waiting %.1f s for the next window",
-                 self.used_weight, self.weight_limit, wait)
-        self.throttle_waits += 1
+        wait = (WINDOW_MS - self.server_ms() % WINDOW_MS) / 1000 + 0.5
+        log.info("%s: used weight %d of %d this minute: waiting %.1f s for the next window",
+                 self.name, self.used_weight, self.weight_limit, wait)
+        self.stats["throttle_waits"] += 1
         self.deps.sleep(wait)
         self.used_weight = None
 
@@ -117,84 +205,89 @@ class PublicClient:
         except (TypeError, ValueError):
             return self.retry.default_retry_after_s
 
-    def call(self, what: str, weight: int, fn: Callable[..., Any], **params) -> Any:
-        """`fn(**params)` with throttling, rate-limit waits and retries; `what` names the call
-        in errors."""
+    def _failed(self, what: str, problem: str, failures: int, status: int, code: int) -> int:
+        failures += 1
+        if failures >= self.retry.attempts:
+            raise RetryableExchangeError(f"{what}: giving up after {failures} attempts at "
+                                         f"{self.base_url}: {problem}", code, status)
+        wait = self.retry.backoff(failures)
+        log.warning("%s: %s: %s; retry %d of %d in %g s", self.name, what, problem, failures,
+                    self.retry.attempts - 1, wait)
+        self.stats["retries"] += 1
+        self.deps.sleep(wait)
+        return failures
+
+    # -- the request loop ------------------------------------------------------------------
+    def call(self, what: str, fn: Callable[..., Any], *, weight: int = 1, safe: bool = True,
+             signed: bool = False, **params) -> Any:
+        """`fn(**params)` (a method of `self.client`; `what` names it in errors) with weight
+        throttling, 429/418 waits, a -1021 resync when `signed`, and retries of timeouts,
+        dropped answers and 5xx when `safe` (else they raise `Ambiguous`)."""
         from binance.exceptions import BinanceAPIException, BinanceRequestException
         from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
 
-        failures = 0
-        waits = 0
+        failures = waits = 0
+        resynced = False
         while True:
+            if signed and (self.synced_at is None or
+                           self.deps.clock() - self.synced_at > self.time_sync_s):
+                self.sync_time()
             self._throttle(weight)
-            self.requests += 1
+            self.stats["requests"] += 1
+            self.last_sent_ms = self.server_ms()
             try:
                 result = fn(**params)
             except BinanceAPIException as exc:
                 self._note_weight(getattr(exc.response, "headers", None))
-                status = int(exc.status_code or 0)
+                status, code = int(exc.status_code or 0), int(exc.code or 0)
                 if status in (418, 429):
                     waits += 1
+                    wait = self._retry_after(exc)
                     if waits > self.retry.rate_limit_waits:
                         raise RateLimitError(f"{what}: still rate limited (HTTP {status}) after "
-                                             f"{waits - 1} waits; giving up", exc.code, status,
-                                             self._retry_after(exc)) from None
-                    wait = self._retry_after(exc)
-                    log.warning("fetch: %s: HTTP %d (%s): waiting %g s (Retry-After)", what,
-                                status, exc.message, wait)
-                    self.rate_limit_waits += 1
+                                             f"{waits - 1} waits; giving up", code, status,
+                                             wait) from None
+                    log.warning("%s: %s: HTTP %d (%s): waiting %g s (Retry-After)", self.name,
+                                what, status, exc.message, wait)
+                    self.stats["rate_limit_waits"] += 1
                     self.used_weight = None
                     self.deps.sleep(wait)
                     continue
-                if status >= 500:
-                    failures = self._failed(what, f"HTTP {status} ({exc.message})", failures,
-                                            status, exc.code)
+                if code == -1021 and signed and not resynced:
+                    log.warning("%s: %s: -1021 %s: resynchronising the clock", self.name, what,
+                                exc.message)
+                    resynced = True
+                    self.sync_time()
                     continue
-                if exc.code == -1121:
-                    raise UnknownSymbolError(f"{what}: the exchange answered -1121 Invalid "
-                                             "symbol.") from None
-                raise ExchangeError(f"{what}: {exc.message} (code {exc.code}, HTTP {status})",
-                                    int(exc.code or 0), status) from None
-            except (ConnectionError, Timeout, ChunkedEncodingError, BinanceRequestException) as exc:
-                failures = self._failed(what, network_problem(exc), failures, 0, 0)
+                if status >= 500:
+                    problem = f"HTTP {status} ({exc.message})"
+                    if not safe:
+                        raise Ambiguous(problem, status, code) from None
+                    failures = self._failed(what, problem, failures, status, code)
+                    continue
+                raise translate(what, status, code, str(exc.message),
+                                self._retry_after(exc)) from None
+            except (ConnectionError, Timeout, ChunkedEncodingError,
+                    BinanceRequestException) as exc:
+                problem = network_problem(exc)
+                if not safe:
+                    raise Ambiguous(problem) from None
+                failures = self._failed(what, problem, failures, 0, 0)
                 continue
             self._note_weight(getattr(self.client.response, "headers", None))
             return result
 
-    def _failed(self, what: str, problem: str, failures: int, status: int, code) -> int:
-        failures += 1
-        if failures >= self.retry.attempts:
-            raise RetryableExchangeError(f"{what}: giving up after {failures} attempts at "
-                                         f"{self.base_url}: {problem}", int(code or 0), status)
-        wait = self.retry.backoff(failures)
-        log.warning("fetch: %s: %s; retry %d of %d in %g s", what, problem, failures,
-                    self.retry.attempts - 1, wait)
-        self.retries += 1
-        self.deps.sleep(wait)
-        return failures
-
-    # -- endpoints ---------------------------------------------------------------------
+    # -- public endpoints --------------------------------------------------------------------
     def exchange_info(self) -> dict:
         """`GET /api/v3/exchangeInfo` (all symbols)."""
-        return self.call("exchangeInfo", EXCHANGE_INFO_WEIGHT, self.client.get_exchange_info)
+        return self.call("exchangeInfo", self.client.get_exchange_info,
+                         weight=EXCHANGE_INFO_WEIGHT)
 
-    def now(self) -> int:
-        """The exchange's "now" in ms (server time, or the replay time when earlier);
-        also measures the server clock's offset from the local clock."""
-        before = self.deps.clock()
-        answer = self.call("time", TIME_WEIGHT, self.client.get_server_time)
-        after = self.deps.clock()
-        server = int(answer["serverTime"])
-        self.offset_ms = server - int((before + after) * 500)
-        headers = getattr(self.client.response, "headers", None) or {}
-        replay = headers.get(REPLAY_TIME_HEADER)
-        if replay is not None and str(replay).isdigit():
-            return min(server, int(replay))
-        return server
-
-    def klines(self, symbol: str, interval: str, start: int, end: int, limit: int) -> list:
-        """`GET /api/v3/klines` rows with open times in [start, end] (both inclusive)."""
-        return self.call(f"{symbol} klines", KLINES_WEIGHT, self.client.get_klines,
+    def klines(self, symbol: str, interval: str, start: int | None, end: int | None,
+               limit: int) -> list:
+        """`GET /api/v3/klines` rows with open times in [start, end] (both inclusive; a
+        bound None is not sent)."""
+        return self.call(f"{symbol} klines", self.client.get_klines, weight=KLINES_WEIGHT,
                          symbol=symbol, interval=interval, startTime=start, endTime=end,
                          limit=limit)
 

@@ -1,13 +1,14 @@
 """`BinanceBroker`: the account on Binance mainnet, the spot testnet or any base URL (the
-project's emulator), through python-binance 1.0.37. The only python-binance importer for
-trading; rank 0 only (keys: see `broker.keys`).
+project's emulator), through python-binance 1.0.37 and the one transport
+(`exchange.transport`: client construction, retries, Retry-After, weight, server time, error
+translation). Rank 0 only (keys: see `broker.keys`).
 
-What it adds to the bare client (binance-api.md sections 2, 8, 13.9; SEEDS.md weak points):
+What it adds (binance-api.md sections 2, 8, 13.9; SEEDS.md weak points):
 
-- Server time: `/api/v3/time` is measured at start and every `time_sync_s`, and the offset is
-  set as `client.timestamp_offset` (the sync client never does it). A -1021 answer triggers a
-  resync and one more try (the exchange rejected the request before matching, so resending
-  is safe); a second -1021 raises ClockSkewError.
+- Server time: `/api/v3/time` is measured at start and every `time_sync_s` (the transport
+  signs with the offset); a -1021 answer triggers a resync and one more try (the exchange
+  rejected the request before matching, so resending is safe); a second -1021 raises
+  ClockSkewError.
 - Exchange info is downloaded once and cached (`exchange_info_ttl_s`); a symbol missing from
   the cache triggers one refresh, then UnknownSymbolError.
 - Orders go out with quantities and prices rounded to the symbol's filters and written as
@@ -46,9 +47,9 @@ from binance_cluster.exchange.broker.errors import (OrderNotFoundError, OrderRej
                                                     OrderRequestError, OrderStatusUnknownError)
 from binance_cluster.exchange.broker.ids import MAX_LIST_ID, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
-from binance_cluster.errors import (ConfigError, RateLimitError, RetryableExchangeError,
-                                    UnknownSymbolError)
-from binance_cluster.exchange.transport import FetchDeps, RetryPolicy, network_problem, translate
+from binance_cluster.errors import ConfigError, RetryableExchangeError, UnknownSymbolError
+from binance_cluster.exchange.transport import (Ambiguous, RetryPolicy, TimeDeps, Transport,
+                                                make_client)
 
 log = logging.getLogger(__name__)
 
@@ -95,41 +96,26 @@ class BinanceBrokerConfig:
         return "custom" if self.base_url is not None else self.network
 
 
-class _Ambiguous(Exception):
-    """A request that may or may not have been executed (timeout, dropped answer, 5xx)."""
-
-    def __init__(self, problem: str, status: int = 0, code: int = 0):
-        super().__init__(problem)
-        self.problem = problem
-        self.status = status
-        self.code = code
-
-
 class BinanceBroker:
     """The Broker protocol over python-binance; see the module docstring."""
 
     def __init__(self, config: BinanceBrokerConfig = BinanceBrokerConfig(), *,
                  env: Mapping[str, str] = os.environ, rank: int | None = None,
-                 deps: FetchDeps = FetchDeps()):
-        from binance import Client
-
+                 deps: TimeDeps = TimeDeps()):
         self.config = config
         self.deps = deps
         self._keys: ApiKeys = read_keys(config.venue, env, rank, config.allow_live)
-        self._client = Client(self._keys.key, self._keys.secret, ping=False,
-                              testnet=config.venue == "testnet",
-                              requests_params={"timeout": config.timeout_s})
-        if config.base_url is not None:
-            self._client.API_URL = config.base_url.rstrip("/") + "/api"
-        self._client.REQUEST_RECVWINDOW = int(config.recv_window_ms)
-        self.offset_ms = 0
-        self._synced_at: float | None = None
+        client = make_client(config.base_url, key=self._keys.key, secret=self._keys.secret,
+                             testnet=config.venue == "testnet", timeout_s=config.timeout_s,
+                             recv_window_ms=config.recv_window_ms)
+        self._transport = Transport(client, name="broker", retry=config.retry, deps=deps,
+                                    time_sync_s=config.time_sync_s)
+        self._client = client
         self._info: dict[str, SymbolFilters] = {}
         self._info_at: float | None = None
         self._lists: dict[str, bool] = {}  # client id -> is an OCO list id
-        self._last_sent_ms = 0
-        self.stats = {"requests": 0, "retries": 0, "rate_limit_waits": 0, "resyncs": 0,
-                      "ambiguous": 0, "resubmits": 0, "recovered": 0}
+        self.stats = self._transport.stats
+        self.stats.update({"ambiguous": 0, "resubmits": 0, "recovered": 0})
         self.sync_time()
 
     def __repr__(self) -> str:
@@ -138,99 +124,23 @@ class BinanceBroker:
 
     def close(self) -> None:
         """Close the HTTP session."""
-        self._client.close_connection()
+        self._transport.close()
 
     # -- transport -------------------------------------------------------------------------
-    def _server_now_ms(self) -> int:
-        return int(self.deps.clock() * 1000) + self.offset_ms
+    @property
+    def offset_ms(self) -> int:
+        """The server clock minus ours, as last measured."""
+        return self._transport.offset_ms
 
     def sync_time(self) -> int:
         """Measure the server clock's offset from ours and sign with it from now on."""
-        before = self.deps.clock()
-        answer = self._call("time", self._client.get_server_time, safe=True, signed=False)
-        after = self.deps.clock()
-        offset = int(answer["serverTime"]) - int((before + after) * 500)
-        if self._synced_at is not None and abs(offset - self.offset_ms) > 500:
-            log.info("broker: server clock offset changed from %+d ms to %+d ms",
-                     self.offset_ms, offset)
-        self.offset_ms = offset
-        self._client.timestamp_offset = offset
-        self._synced_at = after
-        self.stats["resyncs"] += 1
-        return offset
-
-    def _retry_after(self, exc) -> float:
-        headers = getattr(exc.response, "headers", None) or {}
-        try:
-            return max(0.0, float(headers.get("Retry-After")))
-        except (TypeError, ValueError):
-            return self.config.retry.default_retry_after_s
-
-    def _backoff(self, what: str, problem: str, failures: int, status: int, code: int) -> int:
-        failures += 1
-        policy = self.config.retry
-        if failures >= policy.attempts:
-            raise RetryableExchangeError(f"{what}: giving up after {failures} attempts: "
-                                         f"{problem}", code, status)
-        wait = policy.backoff(failures)
-        log.warning("broker: %s: %s; retry %d of %d in %g s", what, problem, failures,
-                    policy.attempts - 1, wait)
-        self.stats["retries"] += 1
-        self.deps.sleep(wait)
-        return failures
+        self._transport.sync_time()
+        return self._transport.offset_ms
 
     def _call(self, what: str, fn: Callable[..., Any], *, safe: bool, signed: bool = True,
               **params) -> Any:
-        """`fn(**params)`: 429/418 waited out, -1021 resynced once, errors translated;
-        timeouts, dropped answers and 5xx retried when `safe`, else raised as _Ambiguous."""
-        from binance.exceptions import BinanceAPIException, BinanceRequestException
-        from requests.exceptions import ChunkedEncodingError, ConnectionError, Timeout
-
-        policy = self.config.retry
-        failures = waits = 0
-        resynced = False
-        while True:
-            if signed and (self._synced_at is None or
-                           self.deps.clock() - self._synced_at > self.config.time_sync_s):
-                self.sync_time()
-            self.stats["requests"] += 1
-            self._last_sent_ms = self._server_now_ms()  # ~ the timestamp python-binance signs
-            try:
-                return fn(**params)
-            except BinanceAPIException as exc:
-                status, code = int(exc.status_code or 0), int(exc.code or 0)
-                if status in (418, 429):
-                    waits += 1
-                    wait = self._retry_after(exc)
-                    if waits > policy.rate_limit_waits:
-                        raise RateLimitError(f"{what}: still rate limited (HTTP {status}) after "
-                                             f"{waits - 1} waits; giving up", code, status,
-                                             wait) from None
-                    log.warning("broker: %s: HTTP %d (%s): waiting %g s (Retry-After)", what,
-                                status, exc.message, wait)
-                    self.stats["rate_limit_waits"] += 1
-                    self.deps.sleep(wait)
-                    continue
-                if code == -1021 and signed and not resynced:
-                    log.warning("broker: %s: -1021 %s: resynchronising the clock", what,
-                                exc.message)
-                    resynced = True
-                    self.sync_time()
-                    continue
-                if status >= 500:
-                    problem = f"HTTP {status} ({exc.message})"
-                    if not safe:
-                        raise _Ambiguous(problem, status, code) from None
-                    failures = self._backoff(what, problem, failures, status, code)
-                    continue
-                raise translate(what, status, code, str(exc.message),
-                                self._retry_after(exc)) from None
-            except (ConnectionError, Timeout, ChunkedEncodingError,
-                    BinanceRequestException) as exc:
-                problem = network_problem(exc)
-                if not safe:
-                    raise _Ambiguous(problem) from None
-                failures = self._backoff(what, problem, failures, 0, 0)
+        """`fn(**params)` through the transport (signed by default); see `Transport.call`."""
+        return self._transport.call(what, fn, safe=safe, signed=signed, **params)
 
     # -- market rules ----------------------------------------------------------------------
     def _load_info(self) -> None:
@@ -345,7 +255,7 @@ class BinanceBroker:
     def _settle(self, sent_ms: int) -> None:
         """Wait until a request signed at `sent_ms` can no longer pass the recvWindow check."""
         deadline = sent_ms + self.config.recv_window_ms + SETTLE_MARGIN_MS
-        wait = (deadline - self._server_now_ms()) / 1000
+        wait = (deadline - self._transport.server_ms()) / 1000
         if wait > 0:
             self.deps.sleep(wait)
 
@@ -384,11 +294,11 @@ class BinanceBroker:
                          found.status)
                 self.stats["recovered"] += 1
                 return found
-            except _Ambiguous as amb:
+            except Ambiguous as amb:
                 self.stats["ambiguous"] += 1
                 log.warning("broker: %s: %s: outcome unknown; checking by client id", what,
                             amb.problem)
-                self._settle(self._last_sent_ms)
+                self._settle(self._transport.last_sent_ms)
                 try:
                     found = self._lookup(req.symbol, req.client_id)
                 except RetryableExchangeError as exc:
@@ -425,11 +335,11 @@ class BinanceBroker:
                                     symbol=symbol, origClientOrderId=client_id)
             except OrderNotFoundError:
                 return self._get_order(symbol, client_id)  # already done, or never existed
-            except _Ambiguous as amb:
+            except Ambiguous as amb:
                 self.stats["ambiguous"] += 1
                 log.warning("broker: %s: %s: outcome unknown; checking the order", what,
                             amb.problem)
-                self._settle(self._last_sent_ms)
+                self._settle(self._transport.last_sent_ms)
                 try:
                     found = self._get_order(symbol, client_id)
                 except RetryableExchangeError as exc:

@@ -1,7 +1,7 @@
 """Market data for the paper broker: the time, a symbol's filters, its current price and its
 closed candles. Two feeds: `CandleFeed` (candles in memory, a settable clock: tests and
 replays of the store) and `ExchangeFeed` (the public endpoints of Binance or the emulator
-through python-binance without keys, via `fetch.PublicClient`).
+through python-binance without keys, via `exchange.transport.Transport`).
 
 The current price follows the emulator's matching engine (`emulator/matching.py`): the open
 of the candle forming at "now"; in a gap of the data, the open of the next candle; after the
@@ -94,13 +94,13 @@ class CandleFeed:
 
 
 class ExchangeFeed:
-    """The public endpoints of Binance or the emulator (no keys), with fetch's retries."""
+    """The public endpoints of Binance or the emulator (no keys), through the transport."""
 
     def __init__(self, base_url: str, interval: str = "1m", timeout_s: float = 10.0,
                  client=None):
-        from binance_cluster.exchange.transport import PublicClient
+        from binance_cluster.exchange.transport import Transport
 
-        self.client = client or PublicClient(base_url, timeout_s)
+        self.client = client or Transport.public(base_url, timeout_s, name="feed")
         self.interval = interval
         self.step_ms = interval_ms(interval)
         self._filters: dict[str, SymbolFilters] | None = None
@@ -124,9 +124,7 @@ class ExchangeFeed:
         rows = self.client.klines(symbol, self.interval, bucket, bucket, 1)
         if rows and int(rows[0][0]) == bucket:
             return Quote(float(rows[0][1]), bucket, True)
-        rows = self.client.call(f"{symbol} klines", 2, self.client.client.get_klines,
-                                symbol=symbol, interval=self.interval, endTime=now_ms - 1,
-                                limit=2)
+        rows = self.client.klines(symbol, self.interval, None, now_ms - 1, 2)
         rows = [r for r in rows if int(r[6]) < now_ms] if rows else []
         if not rows:
             return None
