@@ -82,6 +82,14 @@ def resample(candles: Candles, interval: str, source_interval: str = "1m",
     _check_times(open_time, plan)
     bounds, opens = _k.closed_buckets(open_time, plan.source_ms, plan.step_ms, plan.origin_ms,
                                       int(until))
+    return aggregate(candles, bounds, opens)
+
+
+def aggregate(candles: Candles, bounds: np.ndarray, opens: np.ndarray) -> Candles:
+    """Candles of buckets given by row bounds (bucket k holds rows bounds[k]..bounds[k+1]-1)
+    and open times, aggregated by the rules of the module docstring."""
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
+    opens = np.ascontiguousarray(opens, dtype=np.int64)
     o, h, lo, c, v = _k.aggregate_ohlcv(_f64(candles.open), _f64(candles.high),
                                         _f64(candles.low), _f64(candles.close),
                                         _f64(candles.volume), bounds)
