@@ -282,7 +282,8 @@ def test_the_checks_catch_circles_at_module_and_function_level(tmp_path):
         "a.py": "from binance_cluster import b\n",
         "b.py": "def late():\n    from binance_cluster.c import thing\n",
         "c.py": "import binance_cluster.a\nthing = 1\n",
-        "d.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from binance_cluster import e\n",
+        "d.py": ("from typing import TYPE_CHECKING\n"
+                 "if TYPE_CHECKING:\n    from binance_cluster import e\n"),
         "e.py": "from binance_cluster import d\n",
         "sub/__init__.py": ("def __getattr__(name):\n"
                             "    from binance_cluster.sub import impl\n    return impl\n"),

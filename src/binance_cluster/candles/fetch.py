@@ -236,7 +236,8 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: Transport, rank: i
             while cursor < job.end:
                 rows = client.klines(job.symbol, job.interval, cursor, job.end - 1,
                                      config.page_limit)
-                candles, dropped = parse_klines(rows, step, job.now, job.end, what)
+                candles, dropped = parse_klines(rows, step, job.now, job.end, what,
+                                                client.unknown_fields())
                 n = len(candles)
                 if n:
                     if int(candles.open_time[0]) < cursor:
@@ -264,16 +265,16 @@ def fetch_symbol(job: SymbolJob, config: FetchConfig, client: Transport, rank: i
                     gaps.largest, format_duration_ms(gaps.largest * step),
                     format_time_ms(gaps.largest_after))
     stored = store.count(job.symbol, job.interval) if store.has(job.symbol, job.interval) else 0
+    done = {k: v - counters[k] for k, v in client.stats.items()}
     log.info("fetch: %s: %d new candles%s, %d requests", what, added,
              f" ({format_time_ms(first)} .. {format_time_ms(last)})" if added else "",
-             client.stats["requests"] - counters["requests"])
+             done["requests"])
     return SymbolReport(
         symbol=job.symbol, interval=job.interval, added=added, first=first, last=last,
         stored_rows=stored, gaps=gaps.count, missing=gaps.missing, largest_gap=gaps.largest,
-        largest_gap_after=gaps.largest_after, requests=client.stats["requests"] - counters["requests"],
-        retries=client.stats["retries"] - counters["retries"],
-        rate_limit_waits=client.stats["rate_limit_waits"] - counters["rate_limit_waits"],
-        throttle_waits=client.stats["throttle_waits"] - counters["throttle_waits"], rank=rank, pid=os.getpid(),
+        largest_gap_after=gaps.largest_after, requests=done["requests"],
+        retries=done["retries"], rate_limit_waits=done["rate_limit_waits"],
+        throttle_waits=done["throttle_waits"], rank=rank, pid=os.getpid(),
         seconds=time.perf_counter() - started)
 
 

@@ -39,7 +39,7 @@ from binance_cluster.errors import (ExchangeError, RateLimitError, RetryableExch
 from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError,
                                                     FilterError, InsufficientBalanceError,
                                                     OrderNotFoundError, OrderRejectedError)
-from binance_cluster.types import Candles
+from binance_cluster.types import EXTRA_COLUMNS, Candles
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,11 @@ EXCHANGE_INFO_WEIGHT = 20
 DEFAULT_WEIGHT_LIMIT = 6000
 WINDOW_MS = 60_000
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-REPLAY_TIME_HEADER = "X-Replay-Time"  # sent by the project's emulator, not by Binance
+# Not Binance headers: sent by the project's emulator. The replay clock (ms), so clients can
+# tell the market's "now" from the server clock that /api/v3/time reports (binance-api.md
+# section 13.1); and the kline extras the replayed store does not know (sent as zeros).
+REPLAY_TIME_HEADER = "X-Replay-Time"
+UNKNOWN_FIELDS_HEADER = "X-Replay-Unknown-Fields"
 BALANCE_MSG = "insufficient balance"
 AUTH_CODES = (-2014, -2015, -1022)
 OFFSET_NOTE_MS = 500  # an offset change larger than this is logged
@@ -277,6 +281,13 @@ class Transport:
             self._note_weight(getattr(self.client.response, "headers", None))
             return result
 
+    def unknown_fields(self) -> tuple[str, ...]:
+        """The kline extras the last answer said it does not know (the emulator's
+        `X-Replay-Unknown-Fields`; Binance knows them all)."""
+        headers = getattr(self.client.response, "headers", None) or {}
+        value = headers.get(UNKNOWN_FIELDS_HEADER) or ""
+        return tuple(name for name in value.split(",") if name in EXTRA_COLUMNS)
+
     # -- public endpoints --------------------------------------------------------------------
     def exchange_info(self) -> dict:
         """`GET /api/v3/exchangeInfo` (all symbols)."""
@@ -311,9 +322,11 @@ def weight_limit_of(info: dict) -> int:
     return DEFAULT_WEIGHT_LIMIT
 
 
-def parse_klines(rows: list, step: int, now: int, end: int, what: str) -> tuple[Candles, int]:
+def parse_klines(rows: list, step: int, now: int, end: int, what: str,
+                 unknown: tuple[str, ...] = ()) -> tuple[Candles, int]:
     """Closed candles of kline rows (close time before `now`, open before `end`), and how
-    many rows were dropped as still open or out of range."""
+    many rows were dropped as still open or out of range. Extras named in `unknown` are left
+    out (the store then marks them unknown itself)."""
     if not isinstance(rows, list):
         raise ExchangeError(f"{what}: expected a list of klines, got {type(rows).__name__}")
     if not rows:
@@ -340,7 +353,7 @@ def parse_klines(rows: list, step: int, now: int, end: int, what: str) -> tuple[
     keep = int(np.count_nonzero((close_time < now) & (open_time < end)))
     if not np.all((close_time[:keep] < now) & (open_time[:keep] < end)):
         raise ExchangeError(f"{what}: kline rows are not in time order")
-    candles = Candles.from_columns({k: v[:keep] for k, v in data.items()})
+    candles = Candles.from_columns({k: v[:keep] for k, v in data.items() if k not in unknown})
     return candles, len(rows) - keep
 
 

@@ -18,9 +18,11 @@ from binance.exceptions import BinanceAPIException
 from binance_cluster.exchange.emulator import EmulatorConfig, FaultConfig, run_emulator
 from binance_cluster.errors import ConfigError
 from binance_cluster.candles.resample import resample
-from binance_cluster.types import MINUTE_MS
-from support.emulator import (binance_client, emulator, first_open,  # noqa: F401
-                               fresh_weight_window, source_store)
+from binance_cluster.candles.store import CandleStore
+from binance_cluster.types import DAY_MS, MINUTE_MS, Candles
+from support.emulator import (binance_client, build_store, emulator, first_open,  # noqa: F401
+                               fresh_weight_window, source_store, with_extras)
+from support.real_data import first_rows, load_real
 
 HOUR_MS = 60 * MINUTE_MS
 
@@ -55,10 +57,43 @@ def test_kline_rows_follow_the_binance_shape_and_replay_the_store_exactly(emulat
     assert [r[8] for r in rows] == stored.extras["trades"][:1000].tolist()
 
 
-def test_unknown_extras_are_sent_as_nan_and_minus_one(emulator):
+UNKNOWN = "X-Replay-Unknown-Fields"
+ALL_EXTRAS = "quote_volume,trades,taker_buy_base,taker_buy_quote"
+
+
+def test_unknown_extras_are_sent_as_zeros_and_named_in_a_header(emulator, source_store,
+                                                                shared_data, tmp_path):
     with emulator() as (url, _):
-        row = binance_client(url).get_klines(symbol="BTCUSDT", interval="1m", limit=1)[0]
-    assert (row[7], row[8], row[9], row[10]) == ("NaN", -1, "NaN", "NaN")
+        client = binance_client(url)
+        btc = client.get_klines(symbol="BTCUSDT", interval="1m", limit=3)
+        btc_header = client.response.headers.get(UNKNOWN)
+        btc_1h = client.get_klines(symbol="BTCUSDT", interval="1h", limit=3)
+        btc_1h_header = client.response.headers.get(UNKNOWN)
+        client.get_klines(symbol="ETHUSDT", interval="1m", limit=3)
+        eth_header = client.response.headers.get(UNKNOWN)
+    for row in btc + btc_1h:  # never "NaN" or -1, which Binance never sends
+        assert (row[7], row[8], row[9], row[10]) == ("0.00000000", 0, "0.00000000", "0.00000000")
+    assert btc_header == btc_1h_header == ALL_EXTRAS
+    assert eth_header is None  # ETHUSDT's store has all four
+    # a group with extras whose later rows lack them: the header names a field only for
+    # answers in which every row lacks it
+    eth = with_extras(first_rows(shared_data, "ETHUSDT", 300))
+    store = CandleStore(tmp_path / "mixed")
+    store.append("ETHUSDT", "1m", eth.slice(0, 200))
+    plain = {k: v for k, v in eth.slice(200, 300).columns().items()
+             if k in ("open_time", "open", "high", "low", "close", "volume")}
+    store.append("ETHUSDT", "1m", Candles.from_columns(plain))
+    t = eth.open_time
+    with emulator(store=store) as (url, _):
+        client = binance_client(url)
+        late = client.get_klines(symbol="ETHUSDT", interval="1m", startTime=int(t[200]))
+        late_header = client.response.headers.get(UNKNOWN)
+        across = client.get_klines(symbol="ETHUSDT", interval="1m", startTime=int(t[150]))
+        across_header = client.response.headers.get(UNKNOWN)
+    assert len(late) == 100 and late_header == ALL_EXTRAS
+    assert len(across) == 150 and across_header is None
+    assert float(across[0][7]) == eth.extras["quote_volume"][150]
+    assert across[-1][7] == "0.00000000" and across[-1][8] == 0
 
 
 def test_limit_default_clamp_and_invalid(emulator):
@@ -154,7 +189,7 @@ def test_other_intervals_are_resampled_from_1m_without_look_ahead(emulator, sour
     closed = rows[:-1]
     assert [r[0] for r in closed] == expected.open_time[:20].tolist()
     assert np.array_equal([float(r[4]) for r in closed], expected.close[:20])
-    assert np.array_equal([float(r[5]) for r in closed], expected.volume[:20])
+    assert np.array_equal([float(r[5]) for r in closed], np.round(expected.volume[:20], 3))
     assert rows[-1][0] == expected.open_time[20]
     assert float(rows[-1][2]) == expected.open[20]  # forming: high = its open, not the future high
     assert rows[-1][6] == rows[-1][0] + HOUR_MS - 1
@@ -379,3 +414,188 @@ def test_exchange_sim_command_serves_until_sigterm(source_store, tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
     assert "store directory does not exist" in bad.stderr
+
+
+# -- intervals, time zones, numbers -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def month_store(shared_data, tmp_path_factory) -> CandleStore:
+    """BTCUSDT's whole real month (2025-05-04 .. 2025-06-03) of 1m candles."""
+    c = load_real("BTCUSDT", str(shared_data))
+    return build_store(tmp_path_factory.mktemp("month") / "store", shared_data,
+                       symbols=("BTCUSDT",), rows=len(c))
+
+
+def buckets_by_hand(c: Candles, opens: list[int], ends: list[int]) -> list[tuple]:
+    """(open, high, low, close, volume at 3 decimals) of the 1m rows in each [open, end)."""
+    out = []
+    for a, b in zip(opens, ends):
+        i, j = np.searchsorted(c.open_time, [a, b])
+        out.append((c.open[i], c.high[i:j].max(), c.low[i:j].min(), c.close[j - 1],
+                    round(float(c.volume[i:j].sum()), 3)))
+    return out
+
+
+def values(rows) -> list[tuple]:
+    return [tuple(float(x) for x in r[1:6]) for r in rows]
+
+
+def test_resampled_volumes_are_written_at_the_symbols_decimals(emulator, source_store):
+    c = source_store.read("BTCUSDT", "1m")
+    raw = resample(c, "1h").volume
+    assert np.any(np.round(raw, 3) != raw)  # plain float sums carry noise (230.80800000000002)
+    with emulator() as (url, _):
+        rows = binance_client(url).get_klines(symbol="BTCUSDT", interval="1h", limit=1000)
+    texts = [r[5] for r in rows]
+    assert all(len(t.split(".")[1]) == 8 for t in texts)
+    assert [float(t) for t in texts] == np.round(raw, 3).tolist()
+
+
+def test_3d_and_1M_candles_on_their_calendar_grid(emulator, month_store):
+    c = month_store.read("BTCUSDT", "1m")
+    may, june = 1746057600000, 1748736000000  # 2025-05-01, 2025-06-01 00:00 UTC
+    with emulator(store=month_store) as (url, _):
+        client = binance_client(url)
+        month = client.get_klines(symbol="BTCUSDT", interval=client.KLINE_INTERVAL_1MONTH)
+        days3 = client.get_klines(symbol="BTCUSDT", interval=client.KLINE_INTERVAL_3DAY,
+                                  limit=1000)
+    with emulator(store=month_store, forming_candle="synthetic") as (url, _):
+        forming = binance_client(url).get_klines(symbol="BTCUSDT", interval="1M")
+    # one closed month (built from the rows present, from May 4), June still forming
+    assert [(r[0], r[6]) for r in month] == [(may, june - 1)]
+    assert values(month) == buckets_by_hand(c, [may], [june])
+    assert [r[0] for r in forming] == [may, june] and forming[1][6] == 1751328000000 - 1
+    step = 3 * DAY_MS  # 3d candles repeat every three days from 1970-01-01 (documented)
+    first = int(c.open_time[0]) // step * step
+    opens = list(range(first, int(c.open_time[-1]) + 1 - step + MINUTE_MS, step))
+    opens = [t for t in opens if t + step <= int(c.open_time[-1]) + MINUTE_MS]
+    assert [r[0] for r in days3] == opens and all(r[6] == r[0] + step - 1 for r in days3)
+    assert values(days3) == buckets_by_hand(c, opens, [t + step for t in opens])
+
+
+def test_time_zone_moves_the_bucket_boundaries(emulator, month_store):
+    c = month_store.read("BTCUSDT", "1m")
+    with emulator(store=month_store) as (url, _):
+        client = binance_client(url)
+
+        def klines(interval, zone=None, **kw):
+            params = {"timeZone": zone} if zone is not None else {}
+            return client.get_klines(symbol="BTCUSDT", interval=interval, limit=1000,
+                                     **params, **kw)
+
+        utc = klines("1d")
+        east = klines("1d", "8")
+        east_hm = klines("1d", "+08:00")
+        zero = klines("1d", "0")
+        quarter = klines("1h", "05:45", startTime=int(c.open_time[600]))
+        minutes = klines("1m", "-3:30", startTime=int(c.open_time[0]))
+        month_west = klines("1M", "-5:00")
+        errors = [api_error(klines, "1d", zone) for zone in ("+14:01", "-12:30", "8:60", "abc")]
+        edges = [len(klines("1d", zone)) for zone in ("-12:00", "+14:00")]
+    assert zero == utc and all(r[0] % DAY_MS == 0 for r in utc)
+    assert east == east_hm and all(r[0] % DAY_MS == 16 * 3_600_000 for r in east)
+    opens = [r[0] for r in east]
+    assert values(east) == buckets_by_hand(c, opens, [t + DAY_MS for t in opens])
+    assert all(r[0] % 3_600_000 == 15 * MINUTE_MS for r in quarter)  # :15 UTC is :00 at +5:45
+    assert [r[0] for r in minutes] == c.open_time[:1000].tolist()  # 1m is unmoved
+    may_west = 1746057600000 + 5 * 3_600_000  # May 1st 00:00 at -05:00 is 05:00 UTC
+    assert [r[0] for r in month_west] == [may_west]
+    assert values(month_west) == buckets_by_hand(c, [may_west], [1748736000000 + 5 * 3_600_000])
+    assert all((e.status_code, e.code) == (400, -1130) for e in errors)
+    assert "timeZone" in errors[0].message and min(edges) > 0
+
+
+# -- depth, 24hr ticker, the end of the data ------------------------------------------------------
+def test_depth_is_a_synthetic_book_around_the_last_close(emulator, source_store):
+    c = source_store.read("BTCUSDT", "1m")
+    now = int(c.open_time[700]) + 10_000
+    with emulator(start_ms=now, half_spread_bps=2.0) as (url, control):
+        fresh_weight_window(control)
+        client = binance_client(url)
+        book = client.get_order_book(symbol="BTCUSDT", limit=5)
+        w5 = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+        deep = client.get_order_book(symbol="BTCUSDT", limit=200)
+        w200 = int(client.response.headers["X-MBX-USED-WEIGHT-1M"]) - w5
+        default = client.get_order_book(symbol="BTCUSDT")
+        top = client.get_orderbook_ticker(symbol="BTCUSDT")
+        bad = api_error(client.get_order_book, symbol="BTCUSDT", limit=0)
+    bids = [Decimal(p) for p, _ in book["bids"]]
+    asks = [Decimal(p) for p, _ in book["asks"]]
+    assert len(bids) == len(asks) == 5 and len(deep["bids"]) == 200
+    assert len(default["asks"]) == 100 and (w5, w200) == (5, 25)
+    assert book["bids"][0] == [top["bidPrice"], top["bidQty"]]
+    assert book["asks"][0] == [top["askPrice"], top["askQty"]]
+    assert bids == sorted(bids, reverse=True) and asks == sorted(asks)
+    assert all(a - b == Decimal("0.01") for a, b in zip(bids, bids[1:]))
+    assert all(b - a == Decimal("0.01") for a, b in zip(asks, asks[1:]))
+    assert bids[0] < Decimal(repr(float(c.close[699]))) < asks[0]
+    assert book["lastUpdateId"] == 700 and bad.code == -1130
+
+
+def test_ticker_24hr_from_the_closed_candles(emulator, source_store):
+    btc = source_store.read("BTCUSDT", "1m")
+    eth = source_store.read("ETHUSDT", "1m")
+    now = int(btc.open_time[2000]) + 10_000  # 2000 closed; 1439 opened in the last 24 h
+    with emulator(start_ms=now) as (url, control):
+        fresh_weight_window(control)
+        client = binance_client(url)
+        full = client.get_ticker(symbol="BTCUSDT")
+        one_weight = int(client.response.headers["X-MBX-USED-WEIGHT-1M"])
+        mini = client.get_ticker(symbol="ETHUSDT", type="MINI")
+        every = client.get_ticker()
+        all_weight = int(client.response.headers["X-MBX-USED-WEIGHT-1M"]) - one_weight - 2
+        price = client.get_symbol_ticker(symbol="BTCUSDT")["price"]
+        top = client.get_orderbook_ticker(symbol="BTCUSDT")
+    i0 = int(np.searchsorted(btc.open_time, now - DAY_MS))
+    window = slice(i0, 2000)
+    assert 2000 - i0 == 1439
+    assert float(full["openPrice"]) == btc.open[i0]
+    assert float(full["highPrice"]) == btc.high[window].max()
+    assert float(full["lowPrice"]) == btc.low[window].min()
+    assert full["lastPrice"] == price and float(price) == btc.close[1999]
+    assert float(full["prevClosePrice"]) == btc.close[i0 - 1]
+    assert float(full["volume"]) == round(float(btc.volume[window].sum()), 3)
+    assert Decimal(full["priceChange"]) == Decimal(full["lastPrice"]) - Decimal(full["openPrice"])
+    change = 100 * (btc.close[1999] - btc.open[i0]) / btc.open[i0]
+    assert full["priceChangePercent"] == f"{change:.3f}"
+    assert (full["bidPrice"], full["askPrice"]) == (top["bidPrice"], top["askPrice"])
+    assert full["openTime"] == int(btc.open_time[i0])
+    assert full["closeTime"] == int(btc.open_time[1999]) + MINUTE_MS - 1
+    assert (full["firstId"], full["lastId"], full["count"]) == (-1, -1, 0)  # no trade counts
+    weighted = float(full["weightedAvgPrice"])
+    assert btc.low[window].min() <= weighted <= btc.high[window].max()
+    j0 = int(np.searchsorted(eth.open_time, now - DAY_MS))
+    j1 = int(np.searchsorted(eth.open_time, now - MINUTE_MS, side="right"))
+    assert set(mini) == {"symbol", "openPrice", "highPrice", "lowPrice", "lastPrice", "volume",
+                         "quoteVolume", "openTime", "closeTime", "firstId", "lastId", "count"}
+    assert mini["count"] == int(eth.extras["trades"][j0:j1].sum())
+    assert float(mini["quoteVolume"]) == pytest.approx(
+        float(eth.extras["quote_volume"][j0:j1].sum()), rel=1e-12)
+    assert [t["symbol"] for t in every] == ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    assert (one_weight, all_weight) == (2, 80)
+
+
+def test_after_the_data_ends_the_symbol_is_in_break(emulator, source_store):
+    from binance import Client
+
+    t = source_store.read("BTCUSDT", "1m").open_time
+    with emulator(start_ms=int(t[-1]) + 30_000) as (url, control):  # the last candle forms
+        client = Client("demo", "demo", ping=False)
+        client.API_URL = url + "/api"
+        trading = client.get_symbol_info("BTCUSDT")["status"]
+        live_book = client.get_orderbook_ticker(symbol="BTCUSDT")
+        control.advance_replay(30_000)  # the last candle has closed: no market any more
+        info = client.get_exchange_info()
+        listed = client._get("exchangeInfo", data={"symbolStatus": "TRADING"})["symbols"]
+        book = client.get_orderbook_ticker(symbol="BTCUSDT")
+        depth = client.get_order_book(symbol="BTCUSDT")
+        price = client.get_symbol_ticker(symbol="BTCUSDT")["price"]
+        refused = api_error(client.order_market_buy, symbol="BTCUSDT", quantity="0.001")
+    assert trading == "TRADING" and Decimal(live_book["bidPrice"]) > 0
+    statuses = {s["symbol"]: s["status"] for s in info["symbols"]}
+    assert statuses["BTCUSDT"] == "BREAK"
+    assert "BTCUSDT" not in [s["symbol"] for s in listed]
+    assert book == {"symbol": "BTCUSDT", "bidPrice": "0.00000000", "bidQty": "0.00000000",
+                    "askPrice": "0.00000000", "askQty": "0.00000000"}
+    assert depth["bids"] == [] and depth["asks"] == []
+    assert float(price) == source_store.read("BTCUSDT", "1m").close[-1]  # the last trade
+    assert refused.code == -2010 and "Market is closed" in refused.message

@@ -138,7 +138,8 @@ class ExchangeFeed:
         while cursor < now_ms:
             rows = self.client.klines(symbol, self.interval, cursor, now_ms, PAGE_LIMIT)
             candles, dropped = parse_klines(rows, self.step_ms, now_ms, now_ms,
-                                            f"{symbol} {self.interval}")
+                                            f"{symbol} {self.interval}",
+                                            self.client.unknown_fields())
             if len(candles):
                 parts.append(candles)
                 cursor = int(candles.open_time[-1]) + self.step_ms

@@ -16,11 +16,11 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+# the header names are the transport's, so server and clients spell them once
+from binance_cluster.exchange.transport import (REPLAY_TIME_HEADER,  # noqa: F401
+                                                UNKNOWN_FIELDS_HEADER, WEIGHT_HEADER)
+
 JSON_TYPE = "application/json;charset=UTF-8"
-WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-# Not a Binance header: the replay clock (ms), so clients can tell the market's "now" from
-# the server clock that /api/v3/time reports (see binance-api.md section 13.1).
-REPLAY_TIME_HEADER = "X-Replay-Time"
 INT_RE = re.compile(r"^[0-9]{1,20}$")
 
 

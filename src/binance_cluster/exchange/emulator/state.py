@@ -90,5 +90,13 @@ class EmulatorState:
     def replay_now(self) -> int:
         return self.replay_clock.now_ms()
 
+    def status(self, symbol: str, now_ms: int) -> str:
+        """The symbol's trading status at replay time `now_ms`: its configured status, or
+        BREAK once its data has ended (no candle forms: orders are refused)."""
+        status = self.spec(symbol).status
+        if status == "TRADING" and self.data.ended(symbol, now_ms):
+            return "BREAK"
+        return status
+
 
 STATE = web.AppKey("binance_cluster_emulator_state", EmulatorState)
