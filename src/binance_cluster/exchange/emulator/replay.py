@@ -176,6 +176,15 @@ def encode_rows(candles: Candles, close_time: np.ndarray) -> list[str]:
                             tb[i], tq[i]) for i, t in enumerate(opens)]
 
 
+def quote_volume(c: Candles, i0: int, i1: int) -> tuple[float, bool]:
+    """The quote volume of rows [i0, i1) and whether it is stored (else close x volume, when
+    any row lacks it)."""
+    quote = c.extras.get("quote_volume")
+    if quote is not None and np.all(np.isfinite(quote[i0:i1])):
+        return float(quote[i0:i1].sum()), True
+    return float((c.close[i0:i1] * c.volume[i0:i1]).sum()), False
+
+
 @dataclass(frozen=True, slots=True)
 class Rolling:
     """A rolling window's prices and volumes (ticker/24hr), from closed base candles."""
@@ -190,7 +199,6 @@ class Rolling:
     trades: int
     open_time: int
     close_time: int
-    traded: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,21 +365,17 @@ class ReplayData:
         prev = float(c.close[i0 - 1]) if i0 > 0 else float(c.open[0])
         if i0 >= n:
             return Rolling(last, last, last, last, prev, 0.0, 0.0, 0, now_ms - window_ms,
-                           now_ms - 1, False)
-        vol = c.volume[i0:n]
-        quote = c.extras.get("quote_volume")
+                           now_ms - 1)
         trades = c.extras.get("trades")
-        if quote is not None and np.all(np.isfinite(quote[i0:n])):
-            quote_volume = round(float(quote[i0:n].sum()), self.decimals(symbol, "quote_volume"))
-        else:
-            quote_volume = round(float((c.close[i0:n] * vol).sum()), 8)
         count = int(trades[i0:n].sum()) if trades is not None and np.all(trades[i0:n] >= 0) \
             else 0
+        quote, stored = quote_volume(c, i0, n)
+        digits = self.decimals(symbol, "quote_volume") if stored else 8
         return Rolling(float(c.open[i0]), float(c.high[i0:n].max()), float(c.low[i0:n].min()),
-                       last, prev,
-                       round(float(vol.sum()), self.decimals(symbol, "volume")),
-                       quote_volume, count,
-                       int(base.open_time[i0]), int(base.close_time[n - 1]), True)
+                       last, prev, round(float(c.volume[i0:n].sum()),
+                                         self.decimals(symbol, "volume")),
+                       round(quote, digits), count,
+                       int(base.open_time[i0]), int(base.close_time[n - 1]))
 
     def last_closed(self, symbol: str, now_ms: int) -> tuple[float, int]:
         """(price, time) of the latest trade known at `now_ms`: the close of the last closed
@@ -393,16 +397,8 @@ class ReplayData:
                                  side="left"))
         i0 = min(i0, n - 1)
         c = base.candles
-        vol = c.volume[i0:n]
-        quote = c.extras.get("quote_volume")
-        total = float(vol.sum())
-        if total > 0:
-            if quote is not None and np.all(np.isfinite(quote[i0:n])):
-                price = float(quote[i0:n].sum()) / total
-            else:
-                price = float((c.close[i0:n] * vol).sum()) / total
-        else:
-            price = float(c.close[n - 1])
+        total = float(c.volume[i0:n].sum())
+        price = quote_volume(c, i0, n)[0] / total if total > 0 else float(c.close[n - 1])
         return price, int(base.close_time[n - 1])
 
     def price_level(self, symbol: str, at_ms: int) -> tuple[float, int]:
