@@ -599,3 +599,18 @@ def test_after_the_data_ends_the_symbol_is_in_break(emulator, source_store):
     assert depth["bids"] == [] and depth["asks"] == []
     assert float(price) == source_store.read("BTCUSDT", "1m").close[-1]  # the last trade
     assert refused.code == -2010 and "Market is closed" in refused.message
+
+
+def test_the_exchange_feed_sees_the_market_close_with_the_data(emulator, source_store):
+    from binance_cluster.exchange.broker.feeds import ExchangeFeed
+
+    c = source_store.read("BTCUSDT", "1m")
+    t = c.open_time
+    with emulator(start_ms=int(t[-1]) + 30_000) as (url, control):
+        feed = ExchangeFeed(url, timeout_s=5)
+        now = feed.now_ms()
+        before = feed.market("BTCUSDT", now)
+        control.advance_replay(30_000)
+        after = feed.market("BTCUSDT", feed.now_ms())
+    assert before is not None and before.price == c.close[-2] and not before.forming
+    assert after is None  # as the emulator refuses orders: no price to fill at

@@ -7,7 +7,8 @@ The current price follows the emulator's matching engine (`emulator/matching.py`
 of the candle forming at "now"; in a gap of the data, the open of the next candle; after the
 last candle the market is closed (None). A live feed cannot see the next candle in a gap, so
 `ExchangeFeed` answers the forming candle's open when the exchange serves it (Binance does;
-the emulator with `forming_candle="synthetic"`), else the last closed candle's close.
+the emulator with `forming_candle="synthetic"`), else the last closed candle's close, unless
+the exchange's book is empty (a symbol in BREAK: the market is closed).
 """
 
 from __future__ import annotations
@@ -126,9 +127,16 @@ class ExchangeFeed:
             return Quote(float(rows[0][1]), bucket, True)
         rows = self.client.klines(symbol, self.interval, None, now_ms - 1, 2)
         rows = [r for r in rows if int(r[6]) < now_ms] if rows else []
-        if not rows:
+        if not rows or self._book_empty(symbol):
             return None
         return Quote(float(rows[-1][4]), bucket, False)
+
+    def _book_empty(self, symbol: str) -> bool:
+        """Whether the exchange's book is empty (zero bid and ask: a symbol in BREAK, e.g. the
+        emulator after its data has ended)."""
+        book = self.client.call(f"{symbol} bookTicker", self.client.client.get_orderbook_ticker,
+                                weight=2, symbol=symbol)
+        return float(book.get("bidPrice") or 0) <= 0 and float(book.get("askPrice") or 0) <= 0
 
     def closed_candles(self, symbol: str, start_ms: int, now_ms: int) -> Candles:
         from binance_cluster.exchange.transport import PAGE_LIMIT, parse_klines
