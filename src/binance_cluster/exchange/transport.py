@@ -121,7 +121,8 @@ class Transport:
                  time_sync_s: float = 300.0):
         self.client = client
         self.name = name
-        self.base_url = str(client.API_URL).removesuffix("/api")
+        api = client.API_TESTNET_URL if getattr(client, "testnet", False) else client.API_URL
+        self.base_url = str(api).removesuffix("/api")  # where requests go (named in errors)
         self.retry = retry
         self.deps = deps
         self.weight_limit = weight_limit

@@ -23,7 +23,8 @@ from binance_cluster.exchange.broker.ids import CLIENT_ID_RE, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import (ConfigError, ExchangeError, RateLimitError,
                                     RetryableExchangeError, UnknownSymbolError)
-from binance_cluster.exchange.transport import RetryPolicy, translate
+from binance_cluster.exchange.transport import (DEFAULT_BASE_URL, RetryPolicy, Transport,
+                                                make_client, translate)
 from binance_cluster.types import MINUTE_MS
 from support.broker import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
 from support.emulator import source_store  # noqa: F401
@@ -151,6 +152,18 @@ def test_exchange_errors_map_to_the_project_tree():
     assert translate("x", 418, -1003, "banned", 9.0).retry_after == 9.0
 
 
+def test_one_transport_builds_the_client_for_every_venue():
+    mainnet = Transport.public()
+    testnet = Transport(make_client(testnet=True, timeout_s=3, recv_window_ms=7000))
+    custom = Transport(make_client("http://127.0.0.1:9/", testnet=True, key="k", secret="s"))
+    assert mainnet.base_url == DEFAULT_BASE_URL and mainnet.weight_limit == 6000
+    assert testnet.base_url == "https://testnet.binance.vision"  # python-binance's own
+    assert testnet.client.REQUEST_RECVWINDOW == 7000 and testnet.weight_limit == 0
+    assert custom.base_url == "http://127.0.0.1:9"  # an explicit URL wins over testnet
+    for t in (mainnet, testnet, custom):
+        t.close()
+
+
 # -- against the emulator --------------------------------------------------------------------
 def test_a_tiny_quantity_reaches_the_exchange_as_a_decimal_string(trading, tmp_path):
     overrides = tmp_path / "symbols.json"
@@ -239,8 +252,10 @@ def test_the_broker_layer_keeps_python_binance_off_worker_ranks():
     import subprocess
     import sys
 
-    code = ("import sys, binance_cluster.exchange.broker as b; from binance_cluster.exchange.broker import base, "
-            "ids, keys, errors; assert not any(m == 'binance' or m.startswith(('binance.', "
+    code = ("import sys, binance_cluster.exchange.broker as b; "
+            "from binance_cluster.exchange.broker import base, ids, keys, errors; "
+            "from binance_cluster.exchange import transport; "
+            "assert not any(m == 'binance' or m.startswith(('binance.', "
             "'requests', 'numba', 'h5py')) for m in sys.modules), sorted(sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-500:]
