@@ -24,9 +24,9 @@ from aiohttp import web
 from binance_cluster.exchange.emulator import admin, market, trading
 from binance_cluster.exchange.emulator.config import EmulatorConfig
 from binance_cluster.exchange.emulator.faults import STATUS_5XX
-from binance_cluster.exchange.emulator.http import (REPLAY_TIME_HEADER, WEIGHT_HEADER, ApiError, Route,
-                                           RouteGroup, error_response)
+from binance_cluster.exchange.emulator.http import ApiError, Route, RouteGroup, error_response
 from binance_cluster.exchange.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.transport import REPLAY_TIME_HEADER, WEIGHT_HEADER
 
 log = logging.getLogger(__name__)
 

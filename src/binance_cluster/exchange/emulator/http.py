@@ -16,10 +16,6 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-# the header names are the transport's, so server and clients spell them once
-from binance_cluster.exchange.transport import (REPLAY_TIME_HEADER,  # noqa: F401
-                                                UNKNOWN_FIELDS_HEADER, WEIGHT_HEADER)
-
 JSON_TYPE = "application/json;charset=UTF-8"
 INT_RE = re.compile(r"^[0-9]{1,20}$")
 

@@ -22,11 +22,12 @@ import re
 import numpy as np
 from aiohttp import web
 
-from binance_cluster.exchange.emulator.http import (UNKNOWN_FIELDS_HEADER, ApiError, Params,
-                                                    RouteGroup, invalid_value, json_response)
+from binance_cluster.exchange.emulator.http import (ApiError, Params, RouteGroup, invalid_value,
+                                                    json_response)
 from binance_cluster.exchange.emulator.replay import (BINANCE_INTERVALS, ZERO, IntervalNotServed,
                                                       format_decimals)
 from binance_cluster.exchange.emulator.state import STATE, EmulatorState
+from binance_cluster.exchange.transport import UNKNOWN_FIELDS_HEADER
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.types import DAY_MS, MINUTE_MS
 
