@@ -309,3 +309,55 @@ def test_robustness_tells_a_plateau_from_a_spike(run):
     plateau[1, 2] = 0.31
     s, b = robustness(grid, plateau)
     assert b == (1, 2) and s > PLATEAU
+
+
+def test_readers_give_back_what_the_files_hold(run):
+    import csv
+    import json
+
+    import h5py
+
+    from binance_cluster.backtest import results
+    from binance_cluster.backtest.job import load_job
+
+    out, _ = run("portfolio")
+    trades = results.read_trades(out)
+    with open(out / "trades.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(trades) == list(rows[0])
+    assert len(trades["symbol"]) == len(rows) > 0
+    for k in (0, len(rows) // 2, len(rows) - 1):
+        assert trades["symbol"][k] == rows[k]["symbol"]
+        assert trades["entry_time_ms"][k] == int(rows[k]["entry_time_ms"])
+        assert trades["pnl"][k] == float(rows[k]["pnl"])
+        assert trades["paper"][k] == (rows[k]["paper"] == "1")
+    summary = results.read_summary(out)
+    raw = json.loads((out / "summary.json").read_text())
+    assert [u["symbol"] for u in summary["units"]] == [u["symbol"] for u in raw["units"]]
+    assert summary["portfolio"]["metrics"]["trades"] == raw["portfolio"]["metrics"]["trades"]
+    (name, times, equity, attrs), = results.read_curves(out)
+    with h5py.File(out / "results.h5", "r") as f:
+        assert name == "portfolio"
+        assert np.array_equal(times, f["portfolio/times"][()])
+        assert np.array_equal(equity, f["portfolio/equity"][()])
+    assert attrs["symbols"] == list(SYMBOLS)
+    assert results.read_job(out) == load_job(out / "job.toml", check_store=False)
+
+
+def test_trade_returns_are_pnl_over_entry_cost(run):
+    from binance_cluster.report.backtest import trade_returns
+    from binance_cluster.report.inputs import load_backtest
+
+    r = load_backtest(run("portfolio")[0])
+    t = r.trades
+    mask = r.real()
+    cost = t["entry_price"][mask] * t["quantity"][mask]
+    assert np.array_equal(trade_returns(r, mask), t["pnl"][mask] / cost * 100.0)
+
+
+def test_the_zoom_fits_three_days_of_1m_candles_into_30m_candles():
+    from binance_cluster.report.backtest import ZOOM_MS, zoom_interval
+
+    assert zoom_interval("1m", ZOOM_MS) == "30m"
+    assert zoom_interval("1h", ZOOM_MS) == "1h"
+    assert zoom_interval("5m", 86_400_000) == "15m"

@@ -176,10 +176,10 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
     low.fill_between(t, dd, 0.0, color=style.COLOURS["drawdown"], alpha=0.3, lw=0)
     low.plot(t, dd, color=style.COLOURS["drawdown"], lw=0.8)
     k = int(np.argmin(dd))
-    right = k > 0.6 * len(dd)
-    low.annotate(f"max drawdown {dd[k]:.1f} % ({format_time_ms(int(times_ms[k]))} UTC)",
-                 xy=(t[k], dd[k]), xytext=(-8 if right else 8, 4), textcoords="offset points",
-                 fontsize=9, va="bottom", ha="right" if right else "left")
+    low.plot(t[k], dd[k], "o", color=style.COLOURS["drawdown"], ms=4)
+    low.text(0.01, 0.06, f"max drawdown {dd[k]:.1f} % at {format_time_ms(int(times_ms[k]))} UTC",
+             transform=low.transAxes, fontsize=9, va="bottom", ha="left",
+             bbox=dict(boxstyle="round", facecolor="white", edgecolor="#cccccc", alpha=0.9))
     low.set_ylabel("drawdown (%)")
     low.set_ylim(min(dd.min() * 1.15, -0.5), 0.5)
     style.percent_axis(low)

@@ -9,7 +9,7 @@ matplotlib.use("Agg", force=True)
 import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 DPI = 100
 # Figure sizes in inches (pixels = inches x DPI): every PNG of a report has one of these sizes.
@@ -59,9 +59,9 @@ def date_axis(ax, show_labels: bool = True) -> None:
         ax.tick_params(labelbottom=False)
 
 
-def percent_axis(ax, axis: str = "y", decimals: int = 0) -> None:
-    """Tick labels as percentages of values already in percent."""
-    fmt = FuncFormatter(lambda v, _: f"{v:.{decimals}f} %")
+def percent_axis(ax, axis: str = "y") -> None:
+    """Tick labels as percentages of values already in percent (as many decimals as the ticks need)."""
+    fmt = PercentFormatter(xmax=100.0, decimals=None, symbol=" %")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
@@ -128,23 +128,23 @@ def table(ax, header: list[str], rows: list[list[str]], title: str, highlight: i
     ax.add_table(t)
 
 
-# Metric names of summary.json -> (label, unit, scale applied before display)
+# Metric names of summary.json -> (short name, what it is, unit, scale applied before display)
 METRICS = {
-    "total_return": ("total return", "%", 100.0),
-    "cagr": ("CAGR (annualised return)", "%", 100.0),
-    "sharpe": ("Sharpe ratio (annualised)", "ratio", 1.0),
-    "sortino": ("Sortino ratio (annualised)", "ratio", 1.0),
-    "max_drawdown": ("max drawdown", "%", 100.0),
-    "trades": ("trades", "count", 1.0),
-    "win_rate": ("win rate", "%", 100.0),
-    "profit_factor": ("profit factor (gross profit / gross loss)", "ratio", 1.0),
-    "exposure": ("exposure (share of bars in a position)", "%", 100.0),
-    "fees": ("fees", "quote", 1.0),
+    "total_return": ("total return", "total return", "%", 100.0),
+    "cagr": ("CAGR", "CAGR, annualised return", "%", 100.0),
+    "sharpe": ("Sharpe", "Sharpe ratio, annualised", "ratio", 1.0),
+    "sortino": ("Sortino", "Sortino ratio, annualised", "ratio", 1.0),
+    "max_drawdown": ("max drawdown", "max drawdown", "%", 100.0),
+    "trades": ("trades", "trades", "count", 1.0),
+    "win_rate": ("win rate", "win rate", "%", 100.0),
+    "profit_factor": ("profit factor", "profit factor, gross profit / gross loss", "ratio", 1.0),
+    "exposure": ("exposure", "exposure, share of bars in a position", "%", 100.0),
+    "fees": ("fees", "fees", "quote", 1.0),
 }
 
 
 def metric_label(name: str, quote: str = "quote") -> tuple[str, float]:
     """(`label (unit)`, scale) of a summary metric for axes and colour bars."""
-    label, unit, scale = METRICS.get(name, (name, "", 1.0))
+    _, label, unit, scale = METRICS.get(name, (name, name, "", 1.0))
     unit = quote if unit == "quote" else unit
     return (f"{label} ({unit})" if unit else label), scale

@@ -264,7 +264,7 @@ def draw_top_table(fig, run: BacktestRun, top: int) -> None:
     units = run.summary["units"]
     ranked = rank_entries(units, metric)[:top]
     names = [metric] + [m for m in backtest.PORTFOLIO_COLUMNS if m != metric]
-    label = {m: style.METRICS.get(m, (m,))[0].split(" (")[0] for m in names}
+    label = {m: style.METRICS.get(m, (m,))[0] for m in names}
     header = ["#", "symbol", "parameters"] + [label[m] for m in names]
     rows = []
     for pos, i in enumerate(ranked, start=1):
@@ -283,23 +283,24 @@ def build(directory, options: ReportOptions) -> Report:
     metric = options.metric or run.job.rank_by
     grid = metric_grid(run, metric)
     label = style.metric_label(metric, run.quote)[0]
+    heading = label[:1].upper() + label[1:]
     pair = _axes_pair(grid, options)
     figures = []
     if pair is not None:
         x, y = pair
         figures += [
-            FigureSpec("heatmap", f"{label}: mean over symbols",
+            FigureSpec("heatmap", f"{heading}: mean over symbols",
                        f"The sweep's {label} for each pair of {grid.names[x]} and {grid.names[y]} "
                        "values, averaged over the symbols; the black box marks the best cell. "
                        "With more varying parameters, each cell shows the best over the others.",
                        "wide", partial(draw_mean_heatmap, run=run, grid=grid, x=x, y=y)),
-            FigureSpec("heatmap-symbols", f"{label} per symbol",
+            FigureSpec("heatmap-symbols", f"{heading} per symbol",
                        "The same heatmap for each symbol on one colour scale: good parameters "
                        "that hold on several symbols are more trustworthy than one symbol's best.",
                        "tall", partial(draw_symbol_heatmaps, run=run, grid=grid, x=x, y=y)),
         ]
     elif grid.names:
-        figures.append(FigureSpec("heatmap", f"{label} over {grid.names[0]}",
+        figures.append(FigureSpec("heatmap", f"{heading} over {grid.names[0]}",
                                   f"The sweep's {label} for each value of {grid.names[0]}, per "
                                   "symbol and averaged over them.", "wide",
                                   partial(draw_line, run=run, grid=grid)))
