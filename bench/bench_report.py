@@ -6,10 +6,11 @@ Imports ../shared/data/binance-usdm-1m (16 symbols, about a month of 1m candles 
 temporary store with `binance-cluster import`, runs `jobs/portfolio_real.toml` (portfolio
 mode, all 16 symbols) and a 16-symbol sma_cross sweep under `mpirun -n N`, then renders each
 report with `binance-cluster report` in a fresh process, `--repeat` times. Prints, side by
-side: the report's wall time (process start to exit, median), the drawing time of its figures
-(as the command reports it), the peak resident memory of the report process (goal: under
-10 s), and for reference the backtest that made the results and a bare interpreter that
-imports matplotlib and saves one empty figure (the floor every report pays).
+side: the report's wall time (process start to exit, median; goal: under 10 s), its CPU time
+(about the wall time on an idle machine), the drawing time of its figures (as the command
+reports it), the peak resident memory of the report process, and for reference the backtest
+that made the results and a bare interpreter that imports matplotlib and saves one empty
+figure (the floor every report pays).
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "binance_cluster", *args]
 
 
-def measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
-    """(wall seconds, peak resident memory in MB of that process alone, output) of one command."""
+def measured(cmd: list[str], env: dict) -> tuple[float, float, str, float]:
+    """(wall seconds, peak resident memory in MB, output, CPU seconds) of one command's process."""
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
@@ -73,7 +74,7 @@ def measured(cmd: list[str], env: dict) -> tuple[float, float, str]:
         text = out.read()
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{text}")
-    return wall, usage.ru_maxrss / 1024.0, text
+    return wall, usage.ru_maxrss / 1024.0, text, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -89,7 +90,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
         store = Path(tmp) / "store"
-        wall, _, _ = measured(cli("import", "--store", str(store), *map(str, files)), env)
+        wall, _, _, _ = measured(cli("import", "--store", str(store), *map(str, files)), env)
         print(f"imported 16 symbols into {store} in {wall:.1f} s")
         measured(cli("warm-up"), env)
         sweep_job = Path(tmp) / "sweep.toml"
@@ -97,27 +98,30 @@ def main() -> None:
         runs = [("portfolio, 16 symbols", ROOT / "jobs" / "portfolio_real.toml", Path(tmp) / "portfolio"),
                 ("sweep, 16 symbols x 9 sets", sweep_job, Path(tmp) / "sweep")]
         for label, job, out in runs:
-            wall, _, _ = measured(mpirun + cli("backtest", str(job), "--store", str(store),
+            wall, _, _, _ = measured(mpirun + cli("backtest", str(job), "--store", str(store),
                                                "--output", str(out), "--no-progress"), env)
             renders = [measured(cli("report", str(out)), env) for _ in range(args.repeat)]
-            figures = [float(re.search(r"figures in ([0-9.]+) s", text).group(1)) for _, _, text in renders]
+            figures = [float(re.search(r"figures in ([0-9.]+) s", r[2]).group(1)) for r in renders]
             count = int(re.search(r"\((\d+) figures", renders[0][2]).group(1))
             rows.append((label, wall, statistics.median(r[0] for r in renders),
-                         statistics.median(figures), max(r[1] for r in renders), count))
+                         statistics.median(r[3] for r in renders), statistics.median(figures),
+                         max(r[1] for r in renders), count))
         floor = [measured([sys.executable, "-c", FLOOR], env) for _ in range(args.repeat)]
     floor_wall = statistics.median(f[0] for f in floor)
+    floor_cpu = statistics.median(f[3] for f in floor)
     floor_rss = max(f[1] for f in floor)
-    print(f"\nreport of each run, median of {args.repeat} renders (goal: under 10 s):")
-    head = f"{'run':28s} {'backtest s':>10s} {'report s':>9s} {'figures s':>9s} {'pages':>5s} " \
-           f"{'peak MB':>8s} {'report/backtest':>15s} {'MB over floor':>13s}"
+    load = os.getloadavg()[0]
+    print(f"\nreport of each run, median of {args.repeat} renders (goal: under 10 s; load average "
+          f"{load:.1f} on {os.cpu_count()} cores: wall times include waiting for the CPU)")
+    head = f"{'run':28s} {'backtest s':>10s} {'report s':>9s} {'CPU s':>6s} {'figures s':>9s} " \
+           f"{'pages':>5s} {'peak MB':>8s} {'report/backtest':>15s} {'MB over floor':>13s}"
     print(head)
     print("-" * len(head))
-    for label, backtest, report, figs, rss, count in rows:
-        print(f"{label:28s} {backtest:10.2f} {report:9.2f} {figs:9.2f} {count:5d} {rss:8.0f} "
-              f"{report / backtest:15.2f} {rss - floor_rss:13.0f}")
-    print(f"{'floor: import + 1 empty fig':28s} {'':>10s} {floor_wall:9.2f} {'':>9s} {'':>5s} "
-          f"{floor_rss:8.0f}")
-
+    for label, backtest, report, cpu, figs, rss, count in rows:
+        print(f"{label:28s} {backtest:10.2f} {report:9.2f} {cpu:6.2f} {figs:9.2f} {count:5d} "
+              f"{rss:8.0f} {report / backtest:15.2f} {rss - floor_rss:13.0f}")
+    print(f"{'floor: import + 1 empty fig':28s} {'':>10s} {floor_wall:9.2f} {floor_cpu:6.2f} "
+          f"{'':>9s} {'':>5s} {floor_rss:8.0f}")
 
 if __name__ == "__main__":
     main()

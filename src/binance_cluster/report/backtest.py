@@ -59,8 +59,9 @@ def build(directory, options: ReportOptions) -> Report:
                            title=f"Portfolio equity: {run.job.strategy} on {len(symbols)} symbols, "
                                  f"{period}")),
         FigureSpec("symbols", "Profit and loss per symbol",
-                   "Each symbol's realised profit or loss inside the portfolio, after fees, added "
-                   "up trade by trade at the exit times.", "tall",
+                   "Each traded symbol's realised profit or loss inside the portfolio, after "
+                   "fees, added up trade by trade at the exit times; symbols without trades are "
+                   "named in the title.", "tall",
                    partial(draw_symbol_pnl, run=run, symbols=symbols, period=period)),
     ]
     picks = []
@@ -159,12 +160,12 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
     ax = fig.add_subplot(grid[0])
     low = fig.add_subplot(grid[1], sharex=ax)
     t = style.times(times_ms)
-    ax.plot(t, equity, color=style.COLOURS["equity"], lw=1.4,
+    ax.plot(*style.envelope(t, equity), color=style.COLOURS["equity"], lw=1.4,
             label=f"strategy: {style.signed_percent(equity[-1] / initial - 1)}")
     hold = buy_and_hold(run, symbols, times_ms, initial)
     if hold is not None:
         what = symbols[0] if len(symbols) == 1 else f"{len(symbols)} symbols in equal parts"
-        ax.plot(t, hold, color=style.COLOURS["buy_hold"], lw=1.0,
+        ax.plot(*style.envelope(t, hold), color=style.COLOURS["buy_hold"], lw=1.0,
                 label=f"buy and hold {what}: {style.signed_percent(hold[-1] / initial - 1)}")
     ax.axhline(initial, color="#555555", lw=0.8, ls=":", label=f"initial cash {initial:,.0f}")
     ax.set_ylabel(f"equity ({run.quote})")
@@ -173,8 +174,9 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
     ax.legend(loc="upper left")
     style.date_axis(ax, show_labels=False)
     dd = (equity / np.maximum.accumulate(equity) - 1.0) * 100.0
-    low.fill_between(t, dd, 0.0, color=style.COLOURS["drawdown"], alpha=0.3, lw=0)
-    low.plot(t, dd, color=style.COLOURS["drawdown"], lw=0.8)
+    td, ddd = style.envelope(t, dd)
+    low.fill_between(td, ddd, 0.0, color=style.COLOURS["drawdown"], alpha=0.3, lw=0)
+    low.plot(td, ddd, color=style.COLOURS["drawdown"], lw=0.8)
     k = int(np.argmin(dd))
     low.plot(t[k], dd[k], "o", color=style.COLOURS["drawdown"], ms=4)
     low.text(0.01, 0.06, f"max drawdown {dd[k]:.1f} % at {format_time_ms(int(times_ms[k]))} UTC",
@@ -202,27 +204,36 @@ def panel_grid(fig, n: int):
 
 
 def draw_symbol_pnl(fig, run: BacktestRun, symbols: list[str], period: str) -> None:
-    """Small multiples: each symbol's realised P&L in the portfolio over time."""
+    """Small multiples: each traded symbol's realised P&L in the portfolio over time."""
     first, last = run.span()
-    axes, cols, bottom = panel_grid(fig, len(symbols))
-    fig.suptitle(f"Realised profit and loss per symbol in the portfolio ({run.quote}, after fees), {period}")
     t = run.trades
-    for k, symbol in enumerate(symbols):
+    traded = [s for s in symbols if run.real(s).any()]
+    idle = [s for s in symbols if s not in traded]
+    title = f"Realised profit and loss per symbol in the portfolio ({run.quote}, after fees), {period}"
+    if idle:
+        title += f"\nno trades: {', '.join(idle)}"
+    fig.suptitle(title)
+    if not traded:
+        _no_data(fig.add_subplot(), "no symbol traded")
+        return
+    axes, cols, bottom = panel_grid(fig, len(traded))
+    for k, symbol in enumerate(traded):
         ax = axes.ravel()[k]
         mask = run.real(symbol)
         order = np.argsort(t["exit_time_ms"][mask], kind="stable")
         exits = t["exit_time_ms"][mask][order]
         cum = np.cumsum(t["pnl"][mask][order])
         xs = np.concatenate([[first], exits, [last]]).astype(np.int64)
-        ys = np.concatenate([[0.0], cum, [cum[-1] if len(cum) else 0.0]])
+        ys = np.concatenate([[0.0], cum, [cum[-1]]])
         colour = style.COLOURS["up"] if ys[-1] >= 0 else style.COLOURS["down"]
         ax.step(style.times(xs), ys, where="post", color=colour, lw=1.2)
         ax.fill_between(style.times(xs), ys, 0.0, step="post", color=colour, alpha=0.15, lw=0)
         ax.axhline(0.0, color="#555555", lw=0.6)
-        ax.set_title(f"{symbol}: {ys[-1]:+,.0f} {run.quote}, {int(mask.sum())} trades", fontsize=9.5)
+        ax.set_title(f"{symbol}: {ys[-1]:+,.2f} {run.quote}, {style.count(int(mask.sum()), 'trade')}",
+                     fontsize=9.5)
         if k % cols == 0:
             ax.set_ylabel(f"P&L ({run.quote})")
-        style.date_axis(ax)
+        style.panel_date_axis(ax, first, last)
     for ax in bottom:
         ax.set_xlabel("time (UTC)")
 
@@ -239,7 +250,7 @@ def draw_curves(fig, run: BacktestRun, curves: list[tuple], title: str) -> None:
         ax = axes.ravel()[k]
         r = (equity / initial - 1.0) * 100.0
         colour = style.COLOURS["up"] if r[-1] >= 0 else style.COLOURS["down"]
-        ax.plot(style.times(times_ms), r, color=colour, lw=1.0)
+        ax.plot(*style.envelope(style.times(times_ms), r), color=colour, lw=1.0)
         ax.axhline(0.0, color="#555555", lw=0.6)
         params = " ".join(f"{p}={v}" for p, v in (attrs.get("params") or {}).items())
         ax.set_title(f"#{attrs.get('rank', k + 1)} {attrs.get('symbol', name)} {params}: "
@@ -247,7 +258,7 @@ def draw_curves(fig, run: BacktestRun, curves: list[tuple], title: str) -> None:
         if k % cols == 0:
             ax.set_ylabel("return (%)")
         style.percent_axis(ax)
-        style.date_axis(ax)
+        style.panel_date_axis(ax, int(times_ms[0]), int(times_ms[-1]))
     for ax in bottom:
         ax.set_xlabel("time (UTC)")
 
@@ -287,13 +298,13 @@ def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str)
     ax = fig.add_subplot(grid[0])
     zoom = fig.add_subplot(grid[1])
     first, last = int(candles.open_time[0]), int(candles.open_time[-1])
-    ax.plot(style.times(candles.open_time), candles.close, color=style.COLOURS["price"], lw=0.7,
-            label="close")
+    ax.plot(*style.envelope(style.times(candles.open_time), candles.close),
+            color=style.COLOURS["price"], lw=0.7, label="close")
     ax.scatter(style.times(entry_t), entry_p, marker="^", s=18, color=style.COLOURS["entry"],
                label=f"buy ({len(entry_t)})", zorder=3)
     ax.scatter(style.times(exit_t), exit_p, marker="v", s=18, color=style.COLOURS["exit"],
                label="sell", zorder=3)
-    ax.set_title(f"{symbol} ({label}): close price and {len(entry_t)} trades, "
+    ax.set_title(f"{symbol} ({label}): close price and {style.count(len(entry_t), 'trade')}, "
                  f"{format_time_ms(first)} to {format_time_ms(last)} UTC, "
                  f"P&L {pnl.sum():+,.2f} {run.quote}")
     ax.set_ylabel(f"price ({run.quote})")
@@ -305,14 +316,14 @@ def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str)
         centre = (int(entry_t[k]) + int(exit_t[k])) // 2
     else:
         centre = (first + last) // 2
-    lo = max(first, centre - ZOOM_MS // 2)
+    iv = zoom_interval(run.job.interval, min(ZOOM_MS, last - first + interval_ms(run.job.interval)))
+    step = interval_ms(iv)
+    lo = max(first - first % step, centre - ZOOM_MS // 2)
+    lo -= lo % step                      # the window starts on a candle of the zoom interval
     hi = min(last + interval_ms(run.job.interval), lo + ZOOM_MS)
-    lo = max(first, hi - ZOOM_MS)
     ax.axvspan(style.times(np.array([lo]))[0], style.times(np.array([hi]))[0],
                color=style.COLOURS["zoom"], alpha=0.25, lw=0)
-    iv = zoom_interval(run.job.interval, hi - lo)
-    step = interval_ms(iv)
-    i, j = np.searchsorted(candles.open_time, [lo - lo % step, hi])
+    i, j = np.searchsorted(candles.open_time, [lo, hi])
     window = candles.slice(int(i), int(j))
     if iv != run.job.interval:
         from binance_cluster.candles.resample import resample
@@ -345,9 +356,9 @@ def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str)
         handles.append(Line2D([], [], color=style.COLOURS["target"], ls="--"))
         labels.append(f"take profit ({risk.take_profit * 100:g} % above entry)")
     zoom.legend(handles, labels, loc="upper left", ncols=2)
-    what = (f"around its largest trade ({pnl[k]:+,.2f} {run.quote}, {format_time_ms(int(entry_t[k]))}"
-            f" to {format_time_ms(int(exit_t[k]))})") if len(pnl) else "(no trades)"
-    zoom.set_title(f"Zoom: {iv} candles, {format_time_ms(lo)} to {format_time_ms(hi)} UTC, {what}")
+    what = (f"largest trade {pnl[k]:+,.2f} {run.quote} ({format_time_ms(int(entry_t[k]))[5:]} to "
+            f"{format_time_ms(int(exit_t[k]))[5:]})") if len(pnl) else "no trades"
+    zoom.set_title(f"Zoom, {iv} candles, {format_time_ms(lo)} to {format_time_ms(hi)[5:]} UTC: {what}")
     zoom.set_xlim(style.times(np.array([lo]))[0], style.times(np.array([hi]))[0])
     zoom.set_ylabel(f"price ({run.quote})")
     zoom.set_xlabel("time (UTC)")
@@ -383,7 +394,7 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
     ax.legend(loc="upper right")
     pnl = run.trades["pnl"][mask]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
-    ax.text(0.01, 0.97, f"{len(r)} trades\nwin rate {(r > 0).mean() * 100:.1f} %\n"
+    ax.text(0.01, 0.97, f"{style.count(len(r), 'trade')}\nwin rate {(r > 0).mean() * 100:.1f} %\n"
                         f"best {r.max():+.2f} %, worst {r.min():+.2f} %\n"
                         f"profit factor {gains / losses if losses > 0 else math.inf:.2f}",
             transform=ax.transAxes, va="top", ha="left", fontsize=9,
@@ -500,14 +511,15 @@ def draw_exposure(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarra
     centres = starts + np.timedelta64(size // 2, "ms")
     if value is not None:
         share = value / equity * 100.0
-        ax.fill_between(t, share, 0.0, color=style.COLOURS["exposure"], alpha=0.18, lw=0,
-                        step="post", label="at each close")
+        ax.fill_between(*style.envelope(t, share), 0.0, color=style.COLOURS["exposure"], alpha=0.18,
+                        lw=0, step="post", label="at each close")
         means = np.add.reduceat(share, first) / np.diff(np.append(first, len(share)))
         ax.step(np.append(starts, starts[-1] + np.timedelta64(size, "ms")), np.append(means, means[-1]),
                 where="post", color=style.COLOURS["exposure"], lw=1.6, label=f"mean per {name}")
         ax.set_title(f"Exposure: share of equity in positions (mean {share.mean():.1f} %), "
                      f"{run.period()}")
-        ax.set_ylim(0, max(100.0, float(share.max()) * 1.05))
+        ax.set_ylim(0, min(100.0, max(5.0, float(share.max()) * 1.15)) if share.max() <= 100.0
+                    else float(share.max()) * 1.05)
         ax.legend(loc="upper right", ncols=2)
     else:
         _no_data(ax, "prices unavailable: share of equity in positions not drawn")
@@ -532,8 +544,12 @@ PORTFOLIO_COLUMNS = ("total_return", "sharpe", "max_drawdown", "trades", "win_ra
 def metric_cells(metrics: dict | None, names=PORTFOLIO_COLUMNS) -> list[str]:
     """Table cells of the named metrics: fractions as percentages, ratios to 2 decimals."""
     cells = []
+    idle = (metrics or {}).get("trades") == 0
     for m in names:
         v = (metrics or {}).get(m)
+        if idle and m in ("win_rate", "profit_factor"):
+            cells.append("–")          # no trades: no win rate, no profit factor
+            continue
         if m in ("total_return", "cagr", "win_rate", "exposure"):
             cells.append(style.signed_percent(v, 2) if m in ("total_return", "cagr")
                          else "n/a" if v is None or not np.isfinite(v) else f"{v * 100:.1f} %")

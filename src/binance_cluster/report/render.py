@@ -60,6 +60,7 @@ def render_report(directory: str | Path, options: ReportOptions | None = None) -
                 spec.draw(fig)
                 buffer = io.BytesIO()
                 fig.savefig(buffer, format="png", dpi=style.DPI)
+                fig.set_layout_engine("none")  # laid out once, for the PNG; the PDF page reuses it
                 pdf.savefig(fig)
                 fig.clear()
                 name = f"{n:02d}-{spec.name}.png"

@@ -9,7 +9,7 @@ matplotlib.use("Agg", force=True)
 import matplotlib.dates as mdates  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import Formatter, FuncFormatter  # noqa: E402
 
 DPI = 100
 # Figure sizes in inches (pixels = inches x DPI): every PNG of a report has one of these sizes.
@@ -50,6 +50,28 @@ def times(ms: np.ndarray) -> np.ndarray:
     return np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
 
 
+ENVELOPE = 1500   # a series longer than twice this is drawn as its min/max per bucket
+
+
+def envelope(x: np.ndarray, y: np.ndarray, buckets: int = ENVELOPE) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) thinned to the lowest and highest point of each of `buckets` runs of points.
+
+    A figure is ~1200 pixels wide: drawing 40,000 points per line looks the same as drawing
+    each run's extremes in order, and costs many times more (PNG and PDF alike).
+    """
+    n = len(y)
+    if n <= 2 * buckets:
+        return x, y
+    k = -(-n // buckets)
+    rows = -(-n // k)
+    padded = np.concatenate([y, np.full(rows * k - n, y[-1])]).reshape(rows, k)
+    base = np.arange(rows) * k
+    lo = base + np.nanargmin(np.where(np.isnan(padded), np.inf, padded), axis=1)
+    hi = base + np.nanargmax(np.where(np.isnan(padded), -np.inf, padded), axis=1)
+    keep = np.unique(np.concatenate([[0, n - 1], np.minimum(lo, n - 1), np.minimum(hi, n - 1)]))
+    return x[keep], y[keep]
+
+
 def date_axis(ax, show_labels: bool = True) -> None:
     """UTC dates on the x axis, concise (day, month and year only where they change)."""
     locator = mdates.AutoDateLocator(minticks=4, maxticks=9)
@@ -59,16 +81,49 @@ def date_axis(ax, show_labels: bool = True) -> None:
         ax.tick_params(labelbottom=False)
 
 
+TICK_STEPS_MS = tuple(h * 3_600_000 for h in (1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 672))
+
+
+def panel_date_axis(ax, first_ms: int, last_ms: int, ticks: int = 5) -> None:
+    """UTC date ticks at fixed, evenly spaced times (cheaper than `date_axis` on many panels)."""
+    from matplotlib.ticker import FixedLocator
+
+    span = max(int(last_ms) - int(first_ms), 1)
+    step = next((s for s in TICK_STEPS_MS if span / s <= ticks), TICK_STEPS_MS[-1])
+    at = np.arange(-(-int(first_ms) // step) * step, int(last_ms) + 1, step, dtype=np.int64)
+    ax.xaxis.set_major_locator(FixedLocator(mdates.date2num(times(at))))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b" if step >= 86_400_000 else "%d %b %H:%M"))
+
+
+class _Percent(Formatter):
+    """`-2.5 %`: values already in percent, with as many decimals as the tick spacing needs."""
+
+    def format_ticks(self, values):
+        locs = np.sort(np.asarray(values, dtype=float))
+        step = float(np.min(np.diff(locs))) if len(locs) > 1 else 1.0
+        decimals = max(0, int(np.ceil(-np.log10(step) - 1e-9))) if 0 < step < 1 else 0
+        if decimals == 0 and any(abs(v - round(v)) > 1e-9 for v in locs):
+            decimals = 1
+        return [f"{v:.{decimals}f} %" for v in values]
+
+    def __call__(self, x, pos=None):
+        return self.format_ticks([x])[0]
+
+
 def percent_axis(ax, axis: str = "y") -> None:
     """Tick labels as percentages of values already in percent (as many decimals as the ticks need)."""
-    fmt = PercentFormatter(xmax=100.0, decimals=None, symbol=" %")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_Percent())
 
 
 def money_axis(ax, axis: str = "y") -> None:
     """Tick labels with thousands separators."""
     fmt = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def count(n: int, noun: str) -> str:
+    """`1 trade`, `3 trades`."""
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def signed_percent(value: float, decimals: int = 1) -> str:
