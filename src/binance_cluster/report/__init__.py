@@ -7,6 +7,10 @@ writers (`html`, `render`). It reads results through the readers kept beside the
 (`backtest.results`) and candles through `candles.store`; it may import the ground floor,
 `backtest`, `candles` and `engine`, and nothing imports it but `commands`.
 
+A kind of report is a module with `KIND`, `applies(directory) -> bool` and
+`build(directory, ReportOptions) -> Report` (a title, facts and `FigureSpec`s, see `spec`),
+listed in `render.KINDS`; the writers turn any `Report` into PNG, PDF and HTML.
+
   from binance_cluster.report.render import render_report
   files = render_report("results/demo")      # DIR/report.html, DIR/report.pdf, DIR/figures/*.png
 """

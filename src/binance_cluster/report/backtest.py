@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import matplotlib.dates as mdates
 import numpy as np
 
 from binance_cluster.report import style
-from binance_cluster.report.inputs import BacktestRun, closes_at, load_backtest
+from binance_cluster.report.inputs import BacktestRun, closes_at, load_backtest, run_mode
 from binance_cluster.report.spec import FigureSpec, Report, ReportOptions
 from binance_cluster.types import format_time_ms, interval_ms
 
@@ -27,12 +28,7 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 
 def applies(directory) -> bool:
     """A portfolio backtest's output directory."""
-    from binance_cluster.backtest.results import read_summary
-
-    try:
-        return read_summary(directory).get("mode") == "portfolio"
-    except Exception:
-        return False
+    return run_mode(directory) == "portfolio"
 
 
 # -- the portfolio report --------------------------------------------------------------------
@@ -171,7 +167,7 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
     ax.set_ylabel(f"equity ({run.quote})")
     style.money_axis(ax)
     ax.set_title(title)
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")
     style.date_axis(ax, show_labels=False)
     dd = (equity / np.maximum.accumulate(equity) - 1.0) * 100.0
     td, ddd = style.envelope(t, dd)
@@ -274,14 +270,22 @@ def zoom_interval(job_interval: str, window_ms: int) -> str:
 
 
 def _candlesticks(ax, candles, step_ms: int) -> None:
-    t = style.times(candles.open_time + step_ms // 2)
+    """Wicks as one line collection and bodies as one polygon collection per colour."""
+    from matplotlib.collections import PolyCollection
+
+    left = mdates.date2num(style.times(candles.open_time + int(step_ms * 0.15)))
+    right = mdates.date2num(style.times(candles.open_time + int(step_ms * 0.85)))
+    centre = (left + right) / 2
     up = candles.close >= candles.open
-    width = np.timedelta64(int(step_ms * 0.7), "ms")
     for sel, colour in ((up, style.COLOURS["up"]), (~up, style.COLOURS["down"])):
-        ax.vlines(t[sel], candles.low[sel], candles.high[sel], color=colour, lw=0.7)
-        body = np.abs(candles.close[sel] - candles.open[sel])
-        ax.bar(t[sel], np.maximum(body, 1e-12), bottom=np.minimum(candles.open[sel], candles.close[sel]),
-               width=width, color=colour, edgecolor=colour, lw=0.5)
+        ax.vlines(centre[sel], candles.low[sel], candles.high[sel], color=colour, lw=0.7)
+        bottom = np.minimum(candles.open[sel], candles.close[sel])
+        top = np.maximum(candles.open[sel], candles.close[sel])
+        l, r = left[sel], right[sel]
+        boxes = np.stack([np.column_stack([l, bottom]), np.column_stack([r, bottom]),
+                          np.column_stack([r, top]), np.column_stack([l, top])], axis=1)
+        ax.add_collection(PolyCollection(boxes, facecolors=colour, edgecolors=colour, linewidths=0.5))
+    ax.autoscale_view()
 
 
 def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str) -> None:
@@ -308,7 +312,7 @@ def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str)
                  f"{format_time_ms(first)} to {format_time_ms(last)} UTC, "
                  f"P&L {pnl.sum():+,.2f} {run.quote}")
     ax.set_ylabel(f"price ({run.quote})")
-    ax.legend(loc="upper left")
+    ax.legend(loc="best")
     style.date_axis(ax)
 
     if len(pnl):

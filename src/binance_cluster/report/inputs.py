@@ -82,6 +82,14 @@ class BacktestRun:
         return self._prices[symbol]
 
 
+def run_mode(directory: str | Path) -> str | None:
+    """The `mode` of a backtest output directory's summary.json; None when it has no readable one."""
+    try:
+        return results.read_summary(directory).get("mode")
+    except BinanceClusterError:
+        return None
+
+
 def load_backtest(directory: str | Path) -> BacktestRun:
     """Read a backtest output directory; DataError naming the first missing or bad file."""
     directory = Path(directory)

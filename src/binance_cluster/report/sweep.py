@@ -14,7 +14,7 @@ from matplotlib.patches import Rectangle
 
 from binance_cluster.errors import ConfigError
 from binance_cluster.report import backtest, style
-from binance_cluster.report.inputs import BacktestRun, load_backtest
+from binance_cluster.report.inputs import BacktestRun, load_backtest, run_mode
 from binance_cluster.report.spec import FigureSpec, Report, ReportOptions
 
 KIND = "sweep"
@@ -24,12 +24,7 @@ MAX_ANNOTATED = 400  # heatmap cells written with their value when there are at 
 
 def applies(directory) -> bool:
     """A sweep's output directory."""
-    from binance_cluster.backtest.results import read_summary
-
-    try:
-        return read_summary(directory).get("mode") == "sweep"
-    except Exception:
-        return False
+    return run_mode(directory) == "sweep"
 
 
 def smaller_is_better(metric: str) -> bool:
