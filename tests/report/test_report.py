@@ -13,20 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support.backtest_store import SYMBOLS, build_store
+from support.backtest_store import RULES, SYMBOLS, build_store
 
-RULES = """
-[rules]
-tick_size = 0.0001
-step_size = 0.1
-min_notional = 5.0
-[rules.BTCUSDT]
-tick_size = 0.1
-step_size = 0.001
-[rules.ETHUSDT]
-tick_size = 0.01
-step_size = 0.001
-"""
 
 SWEEP = """\
 store = "{store}"

@@ -7,11 +7,11 @@ import hashlib
 
 import pytest
 
-from support.backtest_store import build_store
+from support.backtest_store import RULES, build_store
 
 pytestmark = pytest.mark.mpi
 
-SYMBOLS = ("BTCUSDT", "LAYERUSDT")
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
 START = 1_746_403_200_000  # 2025-05-05
 DAY = 86_400_000
 
@@ -29,13 +29,7 @@ slow = 60
 stake = 0.45
 max_positions = 2
 stop_loss = 0.02
-[rules]
-tick_size = 0.0001
-step_size = 0.1
-[rules.BTCUSDT]
-tick_size = 0.1
-step_size = 0.001
-"""
+""" + RULES
 
 
 def _digests(out) -> dict[str, str]:
