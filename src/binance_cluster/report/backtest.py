@@ -8,6 +8,7 @@ which draws its best units with them.
 from __future__ import annotations
 
 import math
+import textwrap
 from functools import partial
 
 import matplotlib.dates as mdates
@@ -207,7 +208,7 @@ def draw_symbol_pnl(fig, run: BacktestRun, symbols: list[str], period: str) -> N
     idle = [s for s in symbols if s not in traded]
     title = f"Realised profit and loss per symbol in the portfolio ({run.quote}, after fees), {period}"
     if idle:
-        title += f"\nno trades: {', '.join(idle)}"
+        title += "\n" + "\n".join(textwrap.wrap(f"no trades: {', '.join(idle)}", 100))
     fig.suptitle(title)
     if not traded:
         _no_data(fig.add_subplot(), "no symbol traded")
@@ -395,14 +396,12 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
     ax.set_xlabel("trade return after fees (% of the entry cost)")
     ax.set_ylabel("trades")
     ax.set_title(title)
-    ax.legend(loc="upper right")
     pnl = run.trades["pnl"][mask]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
-    ax.text(0.01, 0.97, f"{style.count(len(r), 'trade')}\nwin rate {(r > 0).mean() * 100:.1f} %\n"
-                        f"best {r.max():+.2f} %, worst {r.min():+.2f} %\n"
-                        f"profit factor {gains / losses if losses > 0 else math.inf:.2f}",
-            transform=ax.transAxes, va="top", ha="left", fontsize=9,
-            bbox=dict(boxstyle="round", facecolor="white", edgecolor="#cccccc"))
+    stats = (f"{style.count(len(r), 'trade')}, win rate {(r > 0).mean() * 100:.1f} %\n"
+             f"best {r.max():+.2f} %, worst {r.min():+.2f} %\n"
+             f"profit factor {gains / losses if losses > 0 else math.inf:.2f}")
+    ax.legend(loc="best", title=stats, alignment="left")
     reasons = run.trades["exit_reason"][mask] if "exit_reason" in run.trades else np.array([])
     names, counts = np.unique(reasons, return_counts=True)
     order = np.argsort(-counts, kind="stable")
