@@ -11,25 +11,13 @@ import h5py
 import numpy as np
 import pytest
 
-from support.backtest_store import SYMBOLS, build_store
+from support.backtest_store import RULES, SYMBOLS, build_store
 from binance_cluster.backtest.driver import chunk_bounds, plan_units
 from binance_cluster.engine.portfolio import align
 from binance_cluster.backtest.results import iso_ms
 from binance_cluster.fileio import atomic_write
 
 INITIAL = 10_000.0
-RULES = """
-[rules]
-tick_size = 0.0001
-step_size = 0.1
-min_notional = 5.0
-[rules.BTCUSDT]
-tick_size = 0.1
-step_size = 0.001
-[rules.ETHUSDT]
-tick_size = 0.01
-step_size = 0.001
-"""
 
 SWEEP = """\
 store = "{store}"

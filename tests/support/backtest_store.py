@@ -11,6 +11,20 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT", "XRPUSDT")
 WEEK_START = 1_746_403_200_000   # 2025-05-05 00:00 UTC (a Monday)
 WEEK_MS = 7 * 86_400_000
 
+# Exchange rules for jobs over the real symbols (a job file's [rules] tables)
+RULES = """
+[rules]
+tick_size = 0.0001
+step_size = 0.1
+min_notional = 5.0
+[rules.BTCUSDT]
+tick_size = 0.1
+step_size = 0.001
+[rules.ETHUSDT]
+tick_size = 0.01
+step_size = 0.001
+"""
+
 
 def build_store(shared_data: Path, root: Path, symbols=SYMBOLS, start: int = WEEK_START,
                 end: int = WEEK_START + WEEK_MS) -> CandleStore:

@@ -134,3 +134,130 @@ def write_curves(path: str | os.PathLike, curves: list[tuple[str, np.ndarray, np
 def run_text(meta: dict) -> str:
     """JSON text of the run metadata."""
     return json.dumps(plain(meta), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+# -- readers (the report reads results through these, so each format is defined here) -------
+
+def _result_file(out: str | os.PathLike, name: str) -> Path:
+    """`OUT/name`, or a DataError naming it when it is missing."""
+    from binance_cluster.errors import DataError
+
+    path = Path(out) / name
+    if not path.is_file():
+        raise DataError(f"{path}: missing (not a backtest results directory? "
+                        "`binance-cluster backtest JOB --out DIR` writes it)")
+    return path
+
+
+def _unplain(value: Any) -> Any:
+    """Inverse of `plain` for floats: null is NaN, "inf"/"-inf" are infinities."""
+    if isinstance(value, dict):
+        return {k: _unplain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unplain(v) for v in value]
+    if value is None:
+        return math.nan
+    if value == "inf":
+        return math.inf
+    if value == "-inf":
+        return -math.inf
+    return value
+
+
+def read_summary(out: str | os.PathLike) -> dict:
+    """`OUT/summary.json` as written; metric values null/"inf" read back as NaN/inf."""
+    from binance_cluster.errors import DataError
+
+    path = _result_file(out, "summary.json")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("units"), list):
+        raise DataError(f"{path}: no `units` list (not a backtest summary)")
+    for unit in summary["units"]:
+        if unit.get("metrics") is not None:
+            unit["metrics"] = _unplain(unit["metrics"])
+    portfolio = summary.get("portfolio")
+    if portfolio and portfolio.get("metrics") is not None:
+        portfolio["metrics"] = _unplain(portfolio["metrics"])
+    return summary
+
+
+# trades.csv columns by type; columns not listed here are read as text
+_TRADE_INTS = ("params_id", "entry_time_ms", "exit_time_ms")
+_TRADE_FLOATS = ("entry_price", "exit_price", "quantity", "fees", "pnl")
+
+
+def read_trades(out: str | os.PathLike) -> dict[str, np.ndarray]:
+    """`OUT/trades.csv` as one numpy column per header name (times int64 ms, prices float64,
+    `paper` bool, text columns str); the columns are those of the file's header."""
+    from binance_cluster.errors import DataError
+
+    path = _result_file(out, "trades.csv")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise DataError(f"{path}: empty (no header line)")
+    header = lines[0].split(",")
+    missing = [c for c in ("symbol", "entry_time_ms", "exit_time_ms", "pnl") if c not in header]
+    if missing:
+        raise DataError(f"{path}: header lacks {', '.join(missing)}")
+    rows = [line.split(",") for line in lines[1:] if line]
+    for n, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise DataError(f"{path}: line {n}: {len(row)} fields, the header has {len(header)}")
+    columns: dict[str, np.ndarray] = {}
+    for k, name in enumerate(header):
+        text = [row[k] for row in rows]
+        try:
+            if name in _TRADE_INTS:
+                columns[name] = np.array(text, dtype=np.int64).reshape(len(rows))
+            elif name in _TRADE_FLOATS:
+                columns[name] = np.array(text, dtype=np.float64).reshape(len(rows))
+            elif name == "paper":
+                columns[name] = np.array([t == "1" for t in text], dtype=bool)
+            else:
+                columns[name] = np.array(text, dtype=str).reshape(len(rows))
+        except ValueError as exc:
+            raise DataError(f"{path}: column {name}: {exc}") from None
+    return columns
+
+
+def read_curves(out: str | os.PathLike) -> list[tuple[str, np.ndarray, np.ndarray, dict]]:
+    """`OUT/results.h5` as `write_curves` took it: (name, times, equity, attrs) per curve."""
+    import h5py
+
+    from binance_cluster.errors import DataError
+
+    path = _result_file(out, "results.h5")
+    curves = []
+    try:
+        with h5py.File(path, "r", locking=False) as f:
+            if f.attrs.get("format") != "binance-cluster-results":
+                raise DataError(f"{path}: not a binance-cluster results file")
+
+            def visit(name: str, node) -> None:
+                if isinstance(node, h5py.Group) and "times" in node and "equity" in node:
+                    attrs = {}
+                    for key, value in node.attrs.items():
+                        if isinstance(value, bytes):
+                            value = value.decode()
+                        if isinstance(value, str) and value[:1] in "[{":
+                            value = json.loads(value)
+                        elif isinstance(value, np.generic):
+                            value = value.item()
+                        attrs[key] = value
+                    curves.append((name, node["times"][()].astype(np.int64),
+                                   node["equity"][()].astype(np.float64), attrs))
+
+            f.visititems(visit)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc})") from None
+    return sorted(curves, key=lambda c: c[0])
+
+
+def read_job(out: str | os.PathLike):
+    """`OUT/job.toml`, the resolved job, as a `Job` (the store is not checked)."""
+    from binance_cluster.backtest.job import load_job
+
+    return load_job(_result_file(out, "job.toml"), check_store=False)

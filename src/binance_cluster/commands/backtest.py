@@ -34,6 +34,11 @@ def add_arguments(p) -> None:
     p.add_argument("--rank-by", default=None, help="metric that orders the results (e.g. sharpe)")
     p.add_argument("--show", type=int, default=10, help="rows of the printed results table (default 10)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true",
+                   help="render the report (report.html, report.pdf, figures/) after the run")
+    from binance_cluster.commands.report import add_report_options
+
+    add_report_options(p)
     p.add_argument("--fail-rank", type=int, default=None, help=argparse.SUPPRESS)  # fault injection
 
 
@@ -45,6 +50,10 @@ def _validate(args):
                           symbols=tuple(args.symbols.split(",")) if args.symbols else None,
                           top=args.top, rank_by=args.rank_by)
     job = load_job(args.job, overrides)
+    if args.report:
+        from binance_cluster.commands.report import report_options
+
+        report_options(args)  # a bad report option fails before any rank computes
     store = CandleStore(job.store)
     counts = {s: count_candles(store, s, job.interval, job.start, job.end) for s in job.symbols}
     return job, counts
@@ -61,6 +70,10 @@ def run(args) -> int:
     code = comm.bcast(outcome.exit_code if outcome is not None else None, root=0)
     if outcome is not None:
         print_outcome(outcome, args.show)
+        if args.report:
+            from binance_cluster.commands.report import render
+
+            render(job.output, args)
     return code
 
 
