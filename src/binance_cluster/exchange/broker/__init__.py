@@ -1,7 +1,7 @@
 """The broker layer: one protocol (`base.Broker`) and its implementations.
 
-`BinanceBroker` (module `binance`, the only python-binance importer for trading, rank 0 only)
-and `PaperBroker` (module `paper`, local fills with the project's fill rules). Importing this
+`BinanceBroker` (module `binance`: trading through `exchange/transport`, rank 0 only)
+and `PaperBroker` (module `paper`, local fills by the one order engine, `engine/orders`). Importing this
 package imports neither python-binance nor requests.
 """
 
