@@ -6,7 +6,8 @@ The algorithm follows scikit-learn's HistGradientBoostingClassifier:
   the training rows; with at most `max_bins` of them the bin edges are the midpoints between
   neighbours, otherwise the quantiles at k / max_bins (k = 1 .. max_bins - 1, numpy's
   "averaged_inverted_cdf" method, as scikit-learn), duplicates dropped. A value x falls in
-  bin b = number of edges < x, so `x <= edges[b]` exactly when its bin is <= b. Inputs must be finite (the wrapper checks).
+  bin b = number of edges < x, so `x <= edges[b]` exactly when its bin is <= b. Inputs must
+  be finite (the wrapper checks).
 - Boosting starts from the log-odds of the weighted base rate. Each round computes
   gradient w * (p - y) and hessian w * p * (1 - p), grows one tree best-first (the leaf whose
   best split has the largest gain is split next) and adds learning_rate * leaf value.
