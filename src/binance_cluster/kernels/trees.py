@@ -124,23 +124,22 @@ def bin_edges(X, max_bins, seed):
 
 @jit
 def bin_matrix(X, edges, offsets):
-    """X[n, f] as bin numbers, column-major: out[f, i] = number of edges of f below X[i, f]."""
+    """X[n, f] as bin numbers: out[i, f] = number of edges of feature f below X[i, f]."""
     n, nf = X.shape
-    out = np.empty((nf, n), dtype=np.uint8)
-    for f in range(nf):
-        e = edges[offsets[f]:offsets[f + 1]]
-        ne = e.shape[0]
-        for i in range(n):
+    out = np.empty((n, nf), dtype=np.uint8)
+    for i in range(n):
+        for f in range(nf):
             x = X[i, f]
-            lo = 0
-            hi = ne
+            lo = offsets[f]
+            hi = offsets[f + 1]
+            first = lo
             while lo < hi:
                 mid = (lo + hi) >> 1
-                if e[mid] < x:
+                if edges[mid] < x:
                     lo = mid + 1
                 else:
                     hi = mid
-            out[f, i] = lo
+            out[i, f] = lo - first
     return out
 
 
@@ -148,23 +147,39 @@ def bin_matrix(X, edges, offsets):
 
 
 @jit
-def _build_histogram(Xb, g, h, idx, start, end, hist, og, oh):
-    """hist[f, b] = (sum g, sum h, count) over rows idx[start:end]; og/oh are scratch."""
-    nf = Xb.shape[0]
-    m = end - start
-    for i in range(m):
-        r = idx[start + i]
-        og[i] = g[r]
-        oh[i] = h[r]
+def _build_histogram(Xb, gh, idx, start, end, hist):
+    """hist[f, b] = (sum g, sum h, count) over rows idx[start:end] (gh[r] = (g, h))."""
+    nf = Xb.shape[1]
     hist[:, :, :] = 0.0
-    for f in range(nf):
-        col = Xb[f]
-        hf = hist[f]
-        for i in range(m):
-            b = col[idx[start + i]]
-            hf[b, 0] += og[i]
-            hf[b, 1] += oh[i]
-            hf[b, 2] += 1.0
+    i = start
+    while i + 1 < end:
+        # two rows per step: more independent additions in flight
+        r = idx[i]
+        s = idx[i + 1]
+        g0 = gh[r, 0]
+        h0 = gh[r, 1]
+        g1 = gh[s, 0]
+        h1 = gh[s, 1]
+        row0 = Xb[r]
+        row1 = Xb[s]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += g0
+            hist[f, b, 1] += h0
+            hist[f, b, 2] += 1.0
+            b = row1[f]
+            hist[f, b, 0] += g1
+            hist[f, b, 1] += h1
+            hist[f, b, 2] += 1.0
+        i += 2
+    if i < end:
+        r = idx[i]
+        row0 = Xb[r]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += gh[r, 0]
+            hist[f, b, 1] += gh[r, 1]
+            hist[f, b, 2] += 1.0
 
 
 @jit
@@ -203,17 +218,16 @@ def _best_split(hist, n_bins, sum_g, sum_h, count, min_samples_leaf, l2):
 @jit
 def _partition(Xb, idx, start, end, feature, bin_, buf):
     """Reorders idx[start:end] stably: rows with bin <= bin_ first; returns the split point."""
-    col = Xb[feature]
     nl = start
     nr = 0
     for i in range(start, end):
+        # branch-free: write both ways, advance one (the outcome is unpredictable)
         r = idx[i]
-        if col[r] <= bin_:
-            idx[nl] = r
-            nl += 1
-        else:
-            buf[nr] = r
-            nr += 1
+        go_left = 1 if Xb[r, feature] <= bin_ else 0
+        idx[nl] = r
+        buf[nr] = r
+        nl += go_left
+        nr += 1 - go_left
     for i in range(nr):
         idx[nl + i] = buf[i]
     return nl
@@ -232,8 +246,8 @@ def _leaf_value(sum_g, sum_h, l2):
 
 
 @jit
-def _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
-               learning_rate, hist_pool, og, oh, buf,
+def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
+               learning_rate, hist_pool, buf,
                t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count, t_start, t_end):
     """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..)."""
     n_slots = hist_pool.shape[0]
@@ -257,8 +271,8 @@ def _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth, min_samples_leaf
     sg = 0.0
     sh = 0.0
     for i in range(m):
-        sg += g[idx[i]]
-        sh += h[idx[i]]
+        sg += gh[idx[i], 0]
+        sh += gh[idx[i], 1]
     n_nodes = 1
     t_feature[0] = -1
     t_start[0] = 0
@@ -271,7 +285,7 @@ def _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth, min_samples_leaf
             and sh >= MIN_HESSIAN):
         n_free -= 1
         slot[0] = free_slots[n_free]
-        _build_histogram(Xb, g, h, idx, 0, m, hist_pool[slot[0]], og, oh)
+        _build_histogram(Xb, gh, idx, 0, m, hist_pool[slot[0]])
         gain, f, b = _best_split(hist_pool[slot[0]], n_bins, sg, sh, m, min_samples_leaf, l2)
         if f >= 0:
             split_f[0] = f
@@ -341,8 +355,7 @@ def _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth, min_samples_leaf
                 large = lc
             n_free -= 1
             slot[small] = free_slots[n_free]
-            _build_histogram(Xb, g, h, idx, t_start[small], t_end[small],
-                             hist_pool[slot[small]], og, oh)
+            _build_histogram(Xb, gh, idx, t_start[small], t_end[small], hist_pool[slot[small]])
             slot[large] = slot[node]
             slot[node] = -1
             if (can_left if large == lc else can_right):
@@ -390,11 +403,16 @@ def _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth, min_samples_leaf
 
 @jit
 def _sigmoid(z):
-    """1 / (1 + exp(-z)) without overflow."""
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
+    """1 / (1 + exp(-z)); exp overflowing to inf gives 0 (branch-free: gradients are hot)."""
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@jit
+def _gradient(raw, y, w, gh, i):
+    """Log-loss gradient and hessian of row i at its raw score, weighted, into gh[i]."""
+    p = _sigmoid(raw[i])
+    gh[i, 0] = w[i] * (p - y[i])
+    gh[i, 1] = w[i] * p * (1.0 - p)
 
 
 @jit
@@ -408,13 +426,13 @@ def _grown(arr, size):
 @jit
 def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_leaves,
                 max_depth, min_samples_leaf, l2, subsample, seed):
-    """Boosted trees on binned Xb[f, n], labels y (0/1 floats) and weights w.
+    """Boosted trees on binned Xb[n, f], labels y (0/1 floats) and weights w.
 
     Returns (baseline, feature, threshold, bin, left, right, value, gain, count, tree_start).
     max_leaves bounds the leaves of a tree (the wrapper turns "no limit" into the most that
     min_samples_leaf and max_depth allow); max_depth < 0 means no depth limit.
     """
-    nf, n = Xb.shape
+    n, nf = Xb.shape
     sw = 0.0
     sy = 0.0
     for i in range(n):
@@ -430,12 +448,9 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     state[0] = np.uint64(seed)
 
     raw = np.full(n, baseline)
-    g = np.zeros(n)
-    h = np.zeros(n)
+    gh = np.zeros((n, 2))
     idx = np.empty(n, dtype=np.int64)
     buf = np.empty(n, dtype=np.int64)
-    og = np.empty(n)
-    oh = np.empty(n)
     max_bin = 1
     for f in range(nf):
         max_bin = max(max_bin, n_bins[f])
@@ -466,16 +481,14 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     for rnd in range(n_rounds):
         if m < n:
             _sample_rows(n, m, state, idx)
+            for j in range(m):
+                _gradient(raw, y, w, gh, idx[j])
         else:
             for i in range(n):
                 idx[i] = i
-        for j in range(m):
-            i = idx[j]
-            p = _sigmoid(raw[i])
-            g[i] = w[i] * (p - y[i])
-            h[i] = w[i] * p * (1.0 - p)
-        nodes = _grow_tree(Xb, n_bins, g, h, idx, m, max_leaves, max_depth,
-                           min_samples_leaf, l2, learning_rate, hist_pool, og, oh, buf,
+                _gradient(raw, y, w, gh, i)
+        nodes = _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth,
+                           min_samples_leaf, l2, learning_rate, hist_pool, buf,
                            t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count,
                            t_start, t_end)
         if m == n:
@@ -488,7 +501,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
             for i in range(n):
                 node = 0
                 while t_feature[node] >= 0:
-                    if Xb[t_feature[node], i] <= t_bin[node]:
+                    if Xb[i, t_feature[node]] <= t_bin[node]:
                         node = t_left[node]
                     else:
                         node = t_right[node]
