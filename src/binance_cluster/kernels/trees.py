@@ -449,8 +449,8 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
 
     raw = np.full(n, baseline)
     gh = np.zeros((n, 2))
-    idx = np.empty(n, dtype=np.int64)
-    buf = np.empty(n, dtype=np.int64)
+    idx = np.empty(n, dtype=np.int32)
+    buf = np.empty(n, dtype=np.int32)
     max_bin = 1
     for f in range(nf):
         max_bin = max(max_bin, n_bins[f])
