@@ -255,7 +255,7 @@ def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, 
     for s in range(n_slots):
         free_slots[s] = n_slots - 1 - s
     n_free = n_slots
-    cap = t_feature.shape[0]
+    cap = t_start.shape[0]                 # nodes of one tree at most
     # per node: sums, depth, histogram slot and best split found
     sum_g = np.zeros(cap)
     sum_h = np.zeros(cap)
@@ -456,29 +456,30 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
         max_bin = max(max_bin, n_bins[f])
     hist_pool = np.zeros((max_leaves + 1, nf, max_bin, 3))
 
-    cap = 2 * max_leaves - 1
-    t_feature = np.empty(cap, dtype=np.int32)
-    t_bin = np.empty(cap, dtype=np.int32)
-    t_left = np.empty(cap, dtype=np.int32)
-    t_right = np.empty(cap, dtype=np.int32)
-    t_value = np.empty(cap)
-    t_gain = np.empty(cap)
-    t_count = np.empty(cap, dtype=np.int64)
+    cap = 2 * max_leaves - 1              # nodes of one tree at most
     t_start = np.empty(cap, dtype=np.int64)
     t_end = np.empty(cap, dtype=np.int64)
-
-    total = n_rounds * 3 if n_rounds > 0 else 1
-    feature = np.empty(total, dtype=np.int32)
-    bins = np.empty(total, dtype=np.int32)
-    left = np.empty(total, dtype=np.int32)
-    right = np.empty(total, dtype=np.int32)
-    value = np.empty(total)
-    gain = np.empty(total)
-    count = np.empty(total, dtype=np.int64)
+    size = max(n_rounds * 3, cap)
+    feature = np.empty(size, dtype=np.int32)
+    bins = np.empty(size, dtype=np.int32)
+    left = np.empty(size, dtype=np.int32)
+    right = np.empty(size, dtype=np.int32)
+    value = np.empty(size)
+    gain = np.empty(size)
+    count = np.empty(size, dtype=np.int64)
     tree_start = np.zeros(n_rounds + 1, dtype=np.int64)
     used = 0
 
     for rnd in range(n_rounds):
+        if used + cap > feature.shape[0]:
+            size = max(2 * feature.shape[0], used + cap)
+            feature = _grown(feature, size)
+            bins = _grown(bins, size)
+            left = _grown(left, size)
+            right = _grown(right, size)
+            value = _grown(value, size)
+            gain = _grown(gain, size)
+            count = _grown(count, size)
         if m < n:
             _sample_rows(n, m, state, idx)
             for j in range(m):
@@ -487,10 +488,15 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
             for i in range(n):
                 idx[i] = i
                 _gradient(raw, y, w, gh, i)
+        t_feature = feature[used:]
+        t_bin = bins[used:]
+        t_left = left[used:]
+        t_right = right[used:]
+        t_value = value[used:]
         nodes = _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth,
                            min_samples_leaf, l2, learning_rate, hist_pool, buf,
-                           t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count,
-                           t_start, t_end)
+                           t_feature, t_bin, t_left, t_right, t_value, gain[used:],
+                           count[used:], t_start, t_end)
         if m == n:
             for node in range(nodes):
                 if t_feature[node] < 0:
@@ -506,24 +512,10 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
                     else:
                         node = t_right[node]
                 raw[i] += t_value[node]
-
-        if used + nodes > feature.shape[0]:
-            size = max(2 * feature.shape[0], used + nodes)
-            feature = _grown(feature, size)
-            bins = _grown(bins, size)
-            left = _grown(left, size)
-            right = _grown(right, size)
-            value = _grown(value, size)
-            gain = _grown(gain, size)
-            count = _grown(count, size)
-        for node in range(nodes):
-            feature[used + node] = t_feature[node]
-            bins[used + node] = t_bin[node]
-            left[used + node] = t_left[node] + used if t_left[node] >= 0 else -1
-            right[used + node] = t_right[node] + used if t_right[node] >= 0 else -1
-            value[used + node] = t_value[node]
-            gain[used + node] = t_gain[node]
-            count[used + node] = t_count[node]
+        for node in range(nodes):              # tree-local child numbers -> model-wide
+            if t_feature[node] >= 0:
+                t_left[node] += used
+                t_right[node] += used
         used += nodes
         tree_start[rnd + 1] = used
 
