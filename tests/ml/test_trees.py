@@ -42,7 +42,8 @@ def tree_depths(model: TreeModel) -> list[int]:
             node, d = stack.pop()
             deepest = max(deepest, d)
             if model.node_feature[node] >= 0:
-                stack += [(int(model.node_left[node]), d + 1), (int(model.node_right[node]), d + 1)]
+                stack += [(int(model.node_left[node]), d + 1),
+                          (int(model.node_right[node]), d + 1)]
         depths.append(deepest)
     return depths
 
@@ -139,7 +140,8 @@ def test_one_split_hand_checked(n0, n1):
     assert right == pytest.approx(1 / p, rel=1e-12)
     z = model.baseline + np.array([left, right])
     assert model.predict_proba([[0.0, 3.0], [1.0, 3.0]]) == pytest.approx(1 / (1 + np.exp(-z)))
-    assert model.predict_one([0.5, 3.0]) == pytest.approx(1 / (1 + math.exp(-z[0])))  # <= goes left
+    # a value equal to the threshold goes left
+    assert model.predict_one([0.5, 3.0]) == pytest.approx(1 / (1 + math.exp(-z[0])))
     assert model.importance().tolist() == [1.0, 0.0]
 
 
@@ -159,7 +161,7 @@ def test_subsample_draws_the_stated_rows_each_round_and_changes_the_model(data):
     full = fit_trees(X_train, y_train, TreeParams(n_rounds=10))
     half = fit_trees(X_train, y_train, TreeParams(n_rounds=10, subsample=0.5))
     assert (full.node_count[full.tree_start[:-1]] == n).all()
-    assert (half.node_count[half.tree_start[:-1]] == round(0.5 * n)).all()
+    assert (half.node_count[half.tree_start[:-1]] == math.floor(0.5 * n + 0.5)).all()
     assert not np.array_equal(full.node_value, half.node_value)
     first = half.node_count[half.tree_start[0]:half.tree_start[1]]
     second = half.node_count[half.tree_start[1]:half.tree_start[2]]
@@ -203,8 +205,10 @@ GOOD_Y = (np.arange(40) % 2).astype(np.int8)
     (GOOD_X, np.where(np.arange(40) == 5, np.nan, GOOD_Y), "y: NaN label at row 5"),
     (GOOD_X, np.zeros(40, dtype=np.int8), "y: only class 0 present"),
     (GOOD_X, np.full(40, 2, dtype=np.int8), "y: labels must be 0 or 1"),
-    (np.where(GOOD_X == 3.0, np.inf, GOOD_X), GOOD_Y, "X: non-finite value inf at row 3, feature 0"),
-    (np.where(GOOD_X == 5.0, np.nan, GOOD_X), GOOD_Y, "X: non-finite value nan at row 5, feature 0"),
+    (np.where(GOOD_X == 3.0, np.inf, GOOD_X), GOOD_Y,
+     "X: non-finite value inf at row 3, feature 0"),
+    (np.where(GOOD_X == 5.0, np.nan, GOOD_X), GOOD_Y,
+     "X: non-finite value nan at row 5, feature 0"),
 ])
 def test_bad_data_is_a_one_line_data_error(X, y, message):
     with pytest.raises(DataError, match="^" + message.replace("(", r"\(")) as err:
@@ -223,6 +227,8 @@ def test_bad_prediction_input_and_bad_arrays_are_data_errors():
         TreeModel.from_arrays({k: v for k, v in arrays.items() if k != "node_value"})
     with pytest.raises(DataError, match="format version 99"):
         TreeModel.from_arrays({**arrays, "format_version": np.array(99)})
+    with pytest.raises(DataError, match="'bin_offsets' does not index"):
+        TreeModel.from_arrays({**arrays, "bin_edges": arrays["bin_edges"][:-1]})
     with pytest.raises(DataError, match="a node points outside"):
         TreeModel.from_arrays({**arrays, "node_left": arrays["node_left"] + 100})
 

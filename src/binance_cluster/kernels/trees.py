@@ -17,9 +17,10 @@ The algorithm follows scikit-learn's HistGradientBoostingClassifier:
   gain > 0, at least `min_samples_leaf` rows and MIN_HESSIAN hessian on each side; a node
   with fewer than 2 * min_samples_leaf rows, at depth `max_depth` (max_depth < 0: none), or
   once the tree has `max_leaves` leaves, stays a leaf. Leaf value -G / (H + l2).
-- Row subsampling draws exactly round(subsample * n) rows per round without replacement
-  with a splitmix64 generator seeded by `seed`: the same inputs and seed give the same
-  model bit for bit (every loop runs in a fixed order).
+- Row subsampling draws exactly floor(subsample * n + 0.5) rows per round, without
+  replacement, with a splitmix64 generator seeded by `seed` (which also picks the rows for
+  the bin edges): the same inputs and seed give the same model bit for bit (every loop
+  runs in a fixed order).
 
 Trees are stored flat, nodes of every tree in one set of arrays with global indices:
 `feature` (-1 at a leaf), `threshold` (go left when x <= threshold), `left`, `right`,

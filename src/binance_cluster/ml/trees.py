@@ -220,7 +220,8 @@ class TreeModel:
             raise DataError(f"x: expected one row of {self.n_features} features, got shape "
                             f"{x.shape}")
         if not np.isfinite(x).all():
-            raise DataError(f"x: non-finite value at feature {int(np.flatnonzero(~np.isfinite(x))[0])}")
+            bad = int(np.flatnonzero(~np.isfinite(x))[0])
+            raise DataError(f"x: non-finite value at feature {bad}")
         return K.predict_proba_row(x, self.node_feature, self.node_threshold, self.node_left,
                                    self.node_right, self.node_value, self.tree_start,
                                    self.baseline)
@@ -276,8 +277,11 @@ class TreeModel:
                             | (arrays["node_right"] < 0) | (arrays["node_right"] >= n_nodes))
         ).any():
             raise DataError("tree model arrays: a node points outside the model")
-        if arrays["bin_offsets"].shape[0] != n_features + 1:
-            raise DataError(f"tree model arrays: 'bin_offsets' needs {n_features + 1} entries")
+        offsets = arrays["bin_offsets"]
+        if (offsets.shape[0] != n_features + 1 or offsets[0] != 0
+                or offsets[-1] != arrays["bin_edges"].shape[0] or (np.diff(offsets) < 0).any()):
+            raise DataError(f"tree model arrays: 'bin_offsets' does not index 'bin_edges' for "
+                            f"{n_features} features")
         return cls(params=TreeParams.from_arrays(d), n_features=n_features,
                    baseline=float(_entry(d, "baseline")), **arrays)
 
