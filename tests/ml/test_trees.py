@@ -28,7 +28,9 @@ def sklearn_peer(params: TreeParams) -> HistGradientBoostingClassifier:
         learning_rate=params.learning_rate, max_iter=params.n_rounds,
         max_leaf_nodes=params.max_leaf_nodes, max_depth=params.max_depth,
         min_samples_leaf=params.min_samples_leaf, l2_regularization=params.l2,
-        max_bins=params.max_bins, class_weight=params.class_weight, early_stopping=False,
+        max_bins=params.max_bins,
+        class_weight=None if params.class_weight == "none" else params.class_weight,
+        early_stopping=False,
         random_state=params.seed)
 
 
@@ -81,8 +83,9 @@ def test_probabilities_equal_sklearn_when_bins_are_the_distinct_values(data):
     # With at most max_bins distinct values per feature both put edges at the midpoints, so the
     # same algorithm must give the same trees (up to scikit-learn's float32 gradients).
     X_train, y_train, X_test, _ = data
-    levels = [np.quantile(X_train[:, j], np.linspace(0.01, 0.99, 99)) for j in range(8)]
-    coded = [np.column_stack([np.searchsorted(levels[j], X[:, j]) for j in range(8)])
+    f = X_train.shape[1]
+    levels = [np.quantile(X_train[:, j], np.linspace(0.01, 0.99, 99)) for j in range(f)]
+    coded = [np.column_stack([np.searchsorted(levels[j], X[:, j]) for j in range(f)])
              .astype(np.float64) for X in (X_train, X_test)]
     params = TreeParams(n_rounds=30)
     ours = fit_trees(coded[0], y_train, params).predict_proba(coded[1])
@@ -200,15 +203,13 @@ GOOD_Y = (np.arange(40) % 2).astype(np.int8)
 
 
 @pytest.mark.parametrize("X,y,message", [
-    (np.arange(40.0), GOOD_Y, "X: expected a non-empty 2-D array"),
-    (GOOD_X, GOOD_Y[:-1], "y: expected a 1-D array of 40 labels"),
-    (GOOD_X, np.where(np.arange(40) == 5, np.nan, GOOD_Y), "y: NaN label at row 5"),
-    (GOOD_X, np.zeros(40, dtype=np.int8), "y: only class 0 present"),
-    (GOOD_X, np.full(40, 2, dtype=np.int8), "y: labels must be 0 or 1"),
-    (np.where(GOOD_X == 3.0, np.inf, GOOD_X), GOOD_Y,
-     "X: non-finite value inf at row 3, feature 0"),
-    (np.where(GOOD_X == 5.0, np.nan, GOOD_X), GOOD_Y,
-     "X: non-finite value nan at row 5, feature 0"),
+    (np.arange(40.0), GOOD_Y, "tree fit: features must be a 2-D numeric array"),
+    (GOOD_X, GOOD_Y[:-1], "tree fit: 39 labels for 40 rows"),
+    (GOOD_X, np.where(np.arange(40) == 5, np.nan, GOOD_Y), "tree fit: label row 5 is NaN"),
+    (GOOD_X, np.zeros(40, dtype=np.int8), "tree fit: the labels hold a single class"),
+    (GOOD_X, np.full(40, 2, dtype=np.int8), "tree fit: labels must be 0 or 1"),
+    (np.where(GOOD_X == 3.0, np.inf, GOOD_X), GOOD_Y, "tree fit: feature row 3 column 0 is inf"),
+    (np.where(GOOD_X == 5.0, np.nan, GOOD_X), GOOD_Y, "tree fit: feature row 5 column 0 is nan"),
 ])
 def test_bad_data_is_a_one_line_data_error(X, y, message):
     with pytest.raises(DataError, match="^" + message.replace("(", r"\(")) as err:
@@ -220,7 +221,7 @@ def test_bad_prediction_input_and_bad_arrays_are_data_errors():
     model = fit_trees(GOOD_X, GOOD_Y, TreeParams(n_rounds=2, min_samples_leaf=2))
     with pytest.raises(DataError, match="trained on 2 features, got 3"):
         model.predict_proba(np.zeros((4, 3)))
-    with pytest.raises(DataError, match="x: non-finite value at feature 1"):
+    with pytest.raises(DataError, match="tree predict: feature 1 is nan"):
         model.predict_one([1.0, np.nan])
     arrays = model.to_arrays()
     with pytest.raises(DataError, match="missing 'node_value'"):
@@ -241,7 +242,7 @@ def test_bad_prediction_input_and_bad_arrays_are_data_errors():
     (dict(min_samples_leaf=2.5), "min_samples_leaf: expected an integer"),
     (dict(max_bins=256), "max_bins: must be in 2..255"),
     (dict(subsample=1.5), "subsample: must be in (0.0, 1.0]"),
-    (dict(class_weight="auto"), "class_weight: expected None or 'balanced'"),
+    (dict(class_weight="auto"), "class_weight: expected one of none, balanced"),
     (dict(l2=-1.0), "l2: must be in [0.0"),
 ])
 def test_bad_parameters_are_config_errors(kwargs, message):

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import trees as K
+from binance_cluster.ml.params import (CLASS_WEIGHTS, check_xy, params_from_array,
+                                       params_to_array, training_weights)
 
 FORMAT_VERSION = 1
-CLASS_WEIGHTS = (None, "balanced")
 # Histograms of a tree's open leaves are kept for sibling subtraction; beyond this many bytes
 # the leaf limit is refused (a worker must stay well under 200 MB).
 MAX_HISTOGRAM_BYTES = 128 * 2**20
@@ -57,7 +58,7 @@ class TreeParams:
     l2: float = 0.0
     max_bins: int = 255
     subsample: float = 1.0
-    class_weight: str | None = None
+    class_weight: str = "none"
     seed: int = 0
 
     def __post_init__(self):
@@ -74,8 +75,8 @@ class TreeParams:
         _integer("max_bins", self.max_bins, 2, 255)
         _number("subsample", self.subsample, 0.0, 1.0, True)
         if self.class_weight not in CLASS_WEIGHTS:
-            raise ConfigError(f"tree parameter class_weight: expected None or 'balanced', "
-                              f"got {self.class_weight!r}")
+            raise ConfigError(f"tree parameter class_weight: expected one of "
+                              f"{', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         _integer("seed", self.seed, 0, 2**63 - 1)
 
     def max_leaves(self, n_rows: int) -> int:
@@ -87,35 +88,6 @@ class TreeParams:
             bound = min(bound, 2**self.max_depth)
         return bound
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The parameters as 0-d arrays named param_* (None stored as -1)."""
-        out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "class_weight":
-                out["param_class_weight_balanced"] = np.array(v == "balanced", dtype=np.int8)
-            elif f.name in ("max_leaf_nodes", "max_depth"):
-                out[f"param_{f.name}"] = np.array(-1 if v is None else v, dtype=np.int64)
-            elif isinstance(v, float):
-                out[f"param_{f.name}"] = np.array(v, dtype=np.float64)
-            else:
-                out[f"param_{f.name}"] = np.array(v, dtype=np.int64)
-        return out
-
-    @classmethod
-    def from_arrays(cls, d: dict[str, np.ndarray]) -> "TreeParams":
-        """The parameters saved by `to_arrays`."""
-        kw = {}
-        for f in fields(cls):
-            if f.name == "class_weight":
-                kw[f.name] = "balanced" if int(_entry(d, "param_class_weight_balanced")) else None
-                continue
-            v = _entry(d, f"param_{f.name}").item()
-            if f.name in ("max_leaf_nodes", "max_depth"):
-                v = None if v < 0 else int(v)
-            kw[f.name] = v
-        return cls(**kw)
-
 
 def _entry(d: dict[str, np.ndarray], key: str) -> np.ndarray:
     """d[key] as an array; DataError naming the key when it is missing."""
@@ -124,68 +96,13 @@ def _entry(d: dict[str, np.ndarray], key: str) -> np.ndarray:
     return np.asarray(d[key])
 
 
-def _features(X, n_features: int | None = None) -> np.ndarray:
-    """X as a C-contiguous float64 [n, f] matrix of finite values; DataError otherwise."""
-    arr = np.asarray(X)
-    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise DataError(f"X: expected a non-empty 2-D array [rows, features], got shape "
-                        f"{arr.shape}")
-    if arr.dtype.kind not in "iuf":
-        raise DataError(f"X: expected real numbers, got dtype {arr.dtype}")
-    if n_features is not None and arr.shape[1] != n_features:
-        raise DataError(f"X: the model was trained on {n_features} features, got "
-                        f"{arr.shape[1]}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise DataError(f"X: non-finite value {arr[i, j]} at row {i}, feature {j}")
-    return arr
-
-
-def _labels(y, n: int) -> np.ndarray:
-    """y as float64 0/1 of length n with both classes present; DataError otherwise."""
-    arr = np.asarray(y)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise DataError(f"y: expected a 1-D array of {n} labels (one per row of X), got "
-                        f"shape {arr.shape}")
-    if arr.dtype.kind not in "biuf":
-        raise DataError(f"y: expected 0/1 labels, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
-    if np.isnan(arr).any():
-        raise DataError(f"y: NaN label at row {int(np.flatnonzero(np.isnan(arr))[0])}")
-    bad = (arr != 0.0) & (arr != 1.0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(f"y: labels must be 0 or 1, got {arr[i]} at row {i}")
-    ones = int(arr.sum())
-    if ones == 0 or ones == n:
-        raise DataError(f"y: only class {int(arr[0])} present in {n} rows; both 0 and 1 "
-                        f"are needed")
-    return arr
-
-
-def _weights(sample_weight, y: np.ndarray, class_weight: str | None) -> np.ndarray:
-    """Per-row weights: sample_weight (default 1) times the class weights."""
-    n = y.shape[0]
-    if sample_weight is None:
-        w = np.ones(n)
-    else:
-        w = np.asarray(sample_weight)
-        if w.ndim != 1 or w.shape[0] != n or w.dtype.kind not in "biuf":
-            raise DataError(f"sample_weight: expected {n} numbers (one per row of X), got "
-                            f"shape {w.shape} dtype {w.dtype}")
-        w = w.astype(np.float64)
-        if not np.isfinite(w).all() or (w < 0).any():
-            raise DataError("sample_weight: weights must be finite and >= 0")
-    if class_weight == "balanced":
-        # n / (2 * rows of the class), as scikit-learn's compute_class_weight("balanced")
-        ones = y.sum()
-        w = w * np.where(y == 1.0, n / (2.0 * ones), n / (2.0 * (n - ones)))
-    for c in (0.0, 1.0):
-        if not w[y == c].sum() > 0.0:
-            raise DataError(f"sample_weight: class {int(c)} has zero total weight")
-    return w
+def _matrix(X, n_features: int) -> np.ndarray:
+    """X as float64[n, n_features] of finite values; DataError otherwise."""
+    X, _ = check_xy(X, None, "tree predict")
+    if X.shape[1] != n_features:
+        raise DataError(f"tree predict: the model was trained on {n_features} features, got "
+                        f"{X.shape[1]}")
+    return X
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +125,7 @@ class TreeModel:
 
     def predict_proba(self, X) -> np.ndarray:
         """Probability of class 1 for every row of X[n, f]."""
-        X = _features(X, self.n_features)
+        X = _matrix(X, self.n_features)
         return K.predict_proba(X, self.node_feature, self.node_threshold, self.node_left,
                                self.node_right, self.node_value, self.tree_start,
                                self.baseline)
@@ -217,11 +134,11 @@ class TreeModel:
         """Probability of class 1 for one feature row x[f] (the newest bar)."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (self.n_features,):
-            raise DataError(f"x: expected one row of {self.n_features} features, got shape "
-                            f"{x.shape}")
+            raise DataError(f"tree predict: expected one row of {self.n_features} features, "
+                            f"got shape {x.shape}")
         if not np.isfinite(x).all():
             bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise DataError(f"x: non-finite value at feature {bad}")
+            raise DataError(f"tree predict: feature {bad} is {x[bad]}")
         return K.predict_proba_row(x, self.node_feature, self.node_threshold, self.node_left,
                                    self.node_right, self.node_value, self.tree_start,
                                    self.baseline)
@@ -244,7 +161,7 @@ class TreeModel:
         }
         for name in _ARRAYS:
             out[name] = getattr(self, name).copy()
-        out.update(self.params.to_arrays())
+        out["params"] = params_to_array(self.params)
         return out
 
     @classmethod
@@ -282,7 +199,8 @@ class TreeModel:
                 or offsets[-1] != arrays["bin_edges"].shape[0] or (np.diff(offsets) < 0).any()):
             raise DataError(f"tree model arrays: 'bin_offsets' does not index 'bin_edges' for "
                             f"{n_features} features")
-        return cls(params=TreeParams.from_arrays(d), n_features=n_features,
+        return cls(params=params_from_array(TreeParams, _entry(d, "params")),
+                   n_features=n_features,
                    baseline=float(_entry(d, "baseline")), **arrays)
 
 
@@ -298,10 +216,9 @@ def fit_trees(X, y, params: TreeParams = TreeParams(), sample_weight=None) -> Tr
     """Boosted trees for P(y = 1 | X) fitted on X[n, f] (finite floats) and y[n] (0/1)."""
     if not isinstance(params, TreeParams):
         raise ConfigError(f"tree parameters: expected TreeParams, got {type(params).__name__}")
-    X = _features(X)
+    X, y = check_xy(X, y, "tree fit")
     n, n_features = X.shape
-    y = _labels(y, n)
-    w = _weights(sample_weight, y, params.class_weight)
+    w = training_weights(y, params.class_weight, sample_weight, "tree fit")
     max_leaves = params.max_leaves(n)
     hist_bytes = (max_leaves + 1) * n_features * params.max_bins * 3 * 8
     if hist_bytes > MAX_HISTOGRAM_BYTES:
@@ -313,7 +230,7 @@ def fit_trees(X, y, params: TreeParams = TreeParams(), sample_weight=None) -> Tr
     n_bins = (np.diff(offsets) + 1).astype(np.int64)
     (baseline, feature, threshold, _bins, left, right, value, gain, count,
      tree_start) = K.fit_boosted(
-        Xb, n_bins, edges, offsets, y, w, params.learning_rate, params.n_rounds, max_leaves,
+        Xb, n_bins, edges, offsets, y.astype(np.float64), w, params.learning_rate, params.n_rounds, max_leaves,
         -1 if params.max_depth is None else params.max_depth, params.min_samples_leaf,
         params.l2, params.subsample, params.seed)
     return TreeModel(params=params, n_features=n_features, baseline=float(baseline),
