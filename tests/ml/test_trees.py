@@ -10,6 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from binance_cluster.errors import ConfigError, DataError
+from binance_cluster.kernels import trees as K
 from binance_cluster.ml.trees import TreeModel, TreeParams, fit_trees
 from support.model_data import time_split
 
@@ -91,6 +92,21 @@ def test_probabilities_equal_sklearn_when_bins_are_the_distinct_values(data):
     ours = fit_trees(coded[0], y_train, params).predict_proba(coded[1])
     theirs = sklearn_peer(params).fit(coded[0], y_train).predict_proba(coded[1])[:, 1]
     assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_bins_count_the_edges_below_each_value(data):
+    X_train, _, X_test, _ = data
+    edges, offsets = K.bin_edges(X_train, 255, 0)
+    f = X_train.shape[1]
+    assert (np.diff(offsets) == 254).sum() >= f - 2          # quantile edges, 255 bins
+    on_edges = np.column_stack([np.resize(edges[offsets[j]:offsets[j + 1]], 1000)
+                                for j in range(f)])          # values exactly on an edge
+    far = np.vstack([X_test.min(axis=0) - 1.0, X_test.max(axis=0) + 1.0])
+    X = np.ascontiguousarray(np.vstack([X_test, on_edges, far]))
+    bins = K.bin_matrix(X, edges, offsets)
+    for j in range(f):
+        assert np.array_equal(bins[:, j], np.searchsorted(edges[offsets[j]:offsets[j + 1]],
+                                                          X[:, j], side="left")), j
 
 
 def test_same_seed_same_model_other_seed_other_model(data):
