@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import trees as K
-from binance_cluster.ml.trees import TreeModel, TreeParams, fit_trees
+from binance_cluster.ml.trees import TreeModel, TreeParams, bin_edges, fit_trees
 from support.model_data import time_split
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -96,7 +96,7 @@ def test_probabilities_equal_sklearn_when_bins_are_the_distinct_values(data):
 
 def test_bins_count_the_edges_below_each_value(data):
     X_train, _, X_test, _ = data
-    edges, offsets = K.bin_edges(X_train, 255, 0)
+    edges, offsets = bin_edges(X_train, 255, 0)
     f = X_train.shape[1]
     assert (np.diff(offsets) == 254).sum() >= f - 2          # quantile edges, 255 bins
     on_edges = np.column_stack([np.resize(edges[offsets[j]:offsets[j + 1]], 1000)

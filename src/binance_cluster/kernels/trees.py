@@ -7,7 +7,8 @@ The algorithm follows scikit-learn's HistGradientBoostingClassifier:
   neighbours, otherwise the quantiles at k / max_bins (k = 1 .. max_bins - 1, numpy's
   "averaged_inverted_cdf" method, as scikit-learn), duplicates dropped. A value x falls in
   bin b = number of edges < x, so `x <= edges[b]` exactly when its bin is <= b. Inputs must
-  be finite (the wrapper checks).
+  be finite, and each feature's sample comes sorted (the wrapper checks and sorts: numpy's
+  sort is several times faster than numba's).
 - Boosting starts from the log-odds of the weighted base rate. Each round computes
   gradient w * (p - y) and hessian w * p * (1 - p), grows one tree best-first (the leaf whose
   best split has the largest gain is split next) and adds learning_rate * leaf value.
@@ -79,49 +80,45 @@ def _sample_rows(n, k, state, out):
 
 
 @jit
-def bin_edges(X, max_bins, seed):
-    """Bin edges of every column of X[n, f]: flat edges and offsets[f + 1] into them."""
-    n, nf = X.shape
-    m = n
-    rows = np.arange(n)
-    if n > BIN_SAMPLE_ROWS:
-        m = BIN_SAMPLE_ROWS
-        state = np.empty(1, dtype=np.uint64)
-        state[0] = np.uint64(seed) ^ np.uint64(0x5DEECE66D)
-        rows = np.empty(m, dtype=np.int64)
-        _sample_rows(n, m, state, rows)
-    edges = np.empty(nf * (max_bins - 1), dtype=np.float64)
-    offsets = np.zeros(nf + 1, dtype=np.int64)
-    col = np.empty(m, dtype=np.float64)
-    distinct = np.empty(m, dtype=np.float64)
+def bin_sample_rows(n, seed):
+    """The rows whose values set the bin edges: all n, or BIN_SAMPLE_ROWS drawn with `seed`."""
+    if n <= BIN_SAMPLE_ROWS:
+        return np.arange(n)
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = np.uint64(seed) ^ np.uint64(0x5DEECE66D)
+    rows = np.empty(BIN_SAMPLE_ROWS, dtype=np.int64)
+    _sample_rows(n, BIN_SAMPLE_ROWS, state, rows)
+    return rows
+
+
+@jit
+def feature_edges(col, max_bins):
+    """Bin edges of one feature from its sampled values `col`, sorted ascending."""
+    m = col.shape[0]
+    distinct = np.empty(m)
+    nd = 0
+    for i in range(m):
+        if nd == 0 or col[i] != distinct[nd - 1]:
+            distinct[nd] = col[i]
+            nd += 1
+    edges = np.empty(max(nd - 1, max_bins - 1))
     pos = 0
-    for f in range(nf):
-        for i in range(m):
-            col[i] = X[rows[i], f]
-        col.sort()
-        nd = 0
-        for i in range(m):
-            if nd == 0 or col[i] != distinct[nd - 1]:
-                distinct[nd] = col[i]
-                nd += 1
-        if nd <= max_bins:
-            for i in range(nd - 1):
-                edges[pos] = 0.5 * (distinct[i] + distinct[i + 1])
+    if nd <= max_bins:
+        for i in range(nd - 1):
+            edges[pos] = 0.5 * (distinct[i] + distinct[i + 1])
+            pos += 1
+    else:
+        for k in range(1, max_bins):
+            # the k / max_bins quantile, "averaged inverted cdf" (numpy's method name)
+            j = (m * k) // max_bins
+            if (m * k) % max_bins == 0:
+                e = 0.5 * (col[j - 1] + col[j])
+            else:
+                e = col[j]
+            if pos == 0 or e != edges[pos - 1]:
+                edges[pos] = e
                 pos += 1
-        else:
-            start = pos
-            for k in range(1, max_bins):
-                # the k / max_bins quantile, "averaged inverted cdf" (numpy's method name)
-                j = (m * k) // max_bins
-                if (m * k) % max_bins == 0:
-                    e = 0.5 * (col[j - 1] + col[j])
-                else:
-                    e = col[j]
-                if pos == start or e != edges[pos - 1]:
-                    edges[pos] = e
-                    pos += 1
-        offsets[f + 1] = pos
-    return edges[:pos].copy(), offsets
+    return edges[:pos].copy()
 
 
 @jit

@@ -212,6 +212,16 @@ _ARRAYS = {
 }
 
 
+def bin_edges(X: np.ndarray, max_bins: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every feature's bin edges, one after another, and offsets[f + 1] into them."""
+    rows = K.bin_sample_rows(X.shape[0], seed)
+    per_feature = [K.feature_edges(np.sort(X[rows, f]), max_bins)   # numpy's sort: fast
+                   for f in range(X.shape[1])]
+    offsets = np.zeros(X.shape[1] + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([e.shape[0] for e in per_feature])
+    return np.concatenate(per_feature), offsets
+
+
 def fit_trees(X, y, params: TreeParams = TreeParams(), sample_weight=None) -> TreeModel:
     """Boosted trees for P(y = 1 | X) fitted on X[n, f] (finite floats) and y[n] (0/1)."""
     if not isinstance(params, TreeParams):
@@ -225,7 +235,7 @@ def fit_trees(X, y, params: TreeParams = TreeParams(), sample_weight=None) -> Tr
         raise ConfigError(f"tree parameters: {max_leaves} leaves per tree on {n_features} "
                           f"features need {hist_bytes >> 20} MB of histograms; lower "
                           f"max_leaf_nodes or max_depth")
-    edges, offsets = K.bin_edges(X, params.max_bins, params.seed)
+    edges, offsets = bin_edges(X, params.max_bins, params.seed)
     Xb = K.bin_matrix(X, edges, offsets)
     n_bins = (np.diff(offsets) + 1).astype(np.int64)
     (baseline, feature, threshold, _bins, left, right, value, gain, count,
