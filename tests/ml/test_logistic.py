@@ -9,8 +9,9 @@ from binance_cluster.errors import DataError
 from binance_cluster.kernels import logistic as lk
 from binance_cluster.ml.features import FeatureSpec, compute_features
 from binance_cluster.ml.labels import LabelSpec, barrier_labels
-from binance_cluster.ml.logistic import LogisticModel, LogisticParams, class_weights, fit_logistic
+from binance_cluster.ml.logistic import LogisticModel, LogisticParams, fit_logistic
 from binance_cluster.ml.models import MODEL_KINDS, get_kind
+from binance_cluster.ml.params import class_weights
 from support.real_data import first_rows
 
 sklearn_linear = pytest.importorskip("sklearn.linear_model")

@@ -8,9 +8,8 @@ import numpy as np
 
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import logistic as lk
-from binance_cluster.ml.params import check_xy, params_from_array, params_to_array
-
-CLASS_WEIGHTS = ("none", "balanced")
+from binance_cluster.ml.params import (CLASS_WEIGHTS, check_xy, params_from_array,
+                                       params_to_array, training_weights)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,28 +34,10 @@ class LogisticParams:
             raise ConfigError(f"model tol = {self.tol!r}: must be above 0 and below 1")
 
 
-def class_weights(y: np.ndarray, mode: str) -> np.ndarray:
-    """Per-row weights of the class weighting `mode` ("none" or "balanced")."""
-    if mode == "none":
-        return np.ones(y.shape[0])
-    n = y.shape[0]
-    pos = int(y.sum())
-    return np.where(y == 1, n / (2.0 * pos), n / (2.0 * (n - pos)))
-
-
 def fit_logistic(x, y, params: LogisticParams, sample_weight=None) -> "LogisticModel":
     """Fit on rows x [n, f] with labels y (0/1); DataError for NaN features or a single class."""
     x, y = check_xy(x, y, "logistic fit")
-    n = x.shape[0]
-    pos = int(y.sum())
-    if n < 2 or pos == 0 or pos == n:
-        raise DataError(f"logistic fit: the labels hold a single class ({n} rows, {pos} positive)")
-    s = class_weights(y, params.class_weight)
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, np.float64)
-        if sw.shape != (n,) or not np.isfinite(sw).all() or (sw < 0).any():
-            raise DataError("logistic fit: sample_weight must be n finite values >= 0")
-        s = s * sw
+    s = training_weights(y, params.class_weight, sample_weight, "logistic fit")
     mean, scale = lk.standardise_stats(x)
     w, b0, iterations, converged = lk.fit_newton(x, mean, scale, y.astype(np.float64), np.ascontiguousarray(s),
                                                  float(params.l2), int(params.max_iter),

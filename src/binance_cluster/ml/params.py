@@ -42,6 +42,39 @@ def check_xy(x: Any, y: Any | None, what: str) -> tuple[np.ndarray, np.ndarray |
     y = np.asarray(y)
     if y.shape != (x.shape[0],):
         raise DataError(f"{what}: {y.shape[0] if y.ndim == 1 else y.shape} labels for {x.shape[0]} rows")
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise DataError(f"{what}: label row {int(np.flatnonzero(np.isnan(y))[0])} is NaN")
     if y.size and not np.isin(y, (0, 1)).all():
         raise DataError(f"{what}: labels must be 0 or 1")
     return x, y.astype(np.int8)
+
+
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+def class_weights(y: np.ndarray, mode: str) -> np.ndarray:
+    """Per-row weights of the class weighting `mode` ("none" or "balanced")."""
+    if mode == "none":
+        return np.ones(y.shape[0])
+    n = y.shape[0]
+    pos = int(y.sum())
+    return np.where(y == 1, n / (2.0 * pos), n / (2.0 * (n - pos)))
+
+
+def training_weights(y: np.ndarray, mode: str, sample_weight: Any, what: str) -> np.ndarray:
+    """Row weights of a fit on 0/1 labels y: class weights (`mode`) times sample_weight;
+    DataError for a single class, bad weights or a class without weight."""
+    n = y.shape[0]
+    pos = int(y.sum())
+    if n < 2 or pos == 0 or pos == n:
+        raise DataError(f"{what}: the labels hold a single class ({n} rows, {pos} positive)")
+    s = class_weights(y, mode)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, np.float64)
+        if sw.shape != (n,) or not np.isfinite(sw).all() or (sw < 0).any():
+            raise DataError(f"{what}: sample_weight must be n finite values >= 0")
+        s = s * sw
+    for c in (0, 1):
+        if not s[y == c].sum() > 0:
+            raise DataError(f"{what}: class {c} has zero total weight")
+    return s
