@@ -86,6 +86,18 @@ def test_same_models_at_1_and_2_ranks_then_backtest_trades_them(tmp_path, store,
         assert any(s == symbol and lo <= entry_ms - 60_000 < hi for s, lo, hi in periods), row
 
 
+def test_boosted_trees_train_and_trade_through_the_same_model_store(tmp_path, store, cli):
+    job = _job(tmp_path, store, "trees", train='kind = "trees"\n[train.model]\nn_rounds = 20\n'
+                                                'class_weight = "balanced"')
+    code, out, err = cli("train", job, "--no-progress")
+    assert code == 0, err
+    records = [r for s in SYMBOLS for r in ModelStore(tmp_path / "trees.h5").records(s, True)]
+    assert records and all(r.kind == "trees" for r in records)
+    assert any(r.threshold is not None for r in records)
+    code, out, err = cli("backtest", job, "--no-progress")
+    assert code == 0, err
+
+
 @pytest.mark.parametrize("train,extra,key", [
     ('colour = "red"', "", "train.colour: unknown key"),
     ('kind = "forest"', "", "train.kind: unknown model kind 'forest'"),

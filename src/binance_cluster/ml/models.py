@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from binance_cluster.errors import ConfigError
 from binance_cluster.ml.logistic import LogisticModel, LogisticParams, fit_logistic
+from binance_cluster.ml.trees import TreeModel, TreeParams, fit_trees
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,7 @@ class ModelKind:
 
 MODEL_KINDS: dict[str, ModelKind] = {
     "logistic": ModelKind("logistic", LogisticParams, fit_logistic, LogisticModel),
+    "trees": ModelKind("trees", TreeParams, fit_trees, TreeModel),
 }
 
 
