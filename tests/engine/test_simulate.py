@@ -22,7 +22,8 @@ MIN = 60_000
 T0 = 1_746_403_200_000          # 2025-05-05 00:00 UTC
 SMA_GRID = [{"fast": f, "slow": s} for f in range(5, 55, 5) for s in range(20, 220, 20)]
 TRADE_KEYS = ("symbol_index", "entry_time", "exit_time", "entry_bar", "exit_bar", "entry_price",
-              "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
+              "exit_price", "quantity", "sold_quantity", "dust", "fees", "pnl", "exit_reason",
+              "paper")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,8 @@ def assert_matches_reference(sim, ref) -> None:
                                    err_msg=key)
     np.testing.assert_allclose(sim.equity, ref["equity"], rtol=0, atol=1e-9)
     assert sim.held.tolist() == ref["held"]
+    assert sim.sell_refused == ref["refused"]
+    np.testing.assert_allclose(sim.dust, ref["dust"], rtol=0, atol=1e-12)
 
 
 def bars(rows, start=T0) -> Candles:
@@ -113,7 +116,8 @@ def test_min_notional_rejects_entries(data):
 def test_signal_fills_at_next_open_and_fees_reduce_equity_exactly():
     c = bars([(100, 101, 99, 100), (102, 103, 101, 102), (104, 110, 103, 108),
               (109, 111, 108, 110), (111, 112, 110, 111)])
-    sim = run_symbol(c, signals(5, entries=[0], exits=[2]), Risk(initial_cash=1000.0), FREE)
+    sim = run_symbol(c, signals(5, entries=[0], exits=[2]),
+                     Risk(initial_cash=1000.0, fee_model="quote"), FREE)
     t = sim.trades
     assert sim.n_trades == 1
     assert (t["entry_bar"][0], t["exit_bar"][0]) == (1, 3)
@@ -182,7 +186,10 @@ def test_quote_stake_and_lot_rounding():
     c = bars([(3.2713, 3.3, 3.2, 3.25), (3.2701, 3.3, 3.2, 3.28), (3.3, 3.3, 3.3, 3.3)])
     rules = SymbolRules(tick_size=0.0001, step_size=0.1, min_notional=5.0)
     sim = run_symbol(c, signals(3, entries=[0]), Risk(stake=20.0, stake_mode="quote"), rules)
-    assert sim.trades["quantity"][0] == 6.1              # floor(20 / (3.2701 * 1.001), 0.1)
+    assert sim.trades["quantity"][0] == 6.1              # floor(20 / 3.2701, 0.1)
+    quote = run_symbol(c, signals(3, entries=[0]), Risk(stake=20.0, stake_mode="quote",
+                                                        fee_model="quote"), rules)
+    assert quote.trades["quantity"][0] == 6.1            # floor(20 / (3.2701 * 1.001), 0.1)
     sim = run_symbol(c, signals(3, entries=[0]), Risk(stake=4.0, stake_mode="quote"), rules)
     assert sim.n_trades == 0 and sim.rejected == 1        # 1.2 * 3.2701 < 5
 
@@ -231,8 +238,9 @@ def aligned(parts: list[Candles], sigs: list[Signals]):
 @pytest.mark.parametrize("risk", [
     Risk(max_positions=1, stop_loss=0.01, take_profit=0.01, max_hold_bars=60),   # SEEDS B
     Risk(max_positions=2, stake=0.5, trailing_stop=0.005, shifts=True, shifts_min_trades=2),
-    Risk(max_positions=3, stake=1.0, slippage=0.0005)],
-    ids=["one-all-in", "two-halves-shifts", "three-all-in"])
+    Risk(max_positions=3, stake=1.0, slippage=0.0005),
+    Risk(max_positions=2, stake=0.5, slippage=0.0005, fee_model="quote")],
+    ids=["one-all-in", "two-halves-shifts", "three-all-in", "two-quote-fees"])
 def test_portfolio_matches_reference_and_limits(data, shared_data, risk):
     names = ["ADAUSDT", "BTCUSDT", "LAYERUSDT", "SUIUSDT"]       # ADA starts 5 days later
     full = [load_real(s, str(shared_data)) for s in names]
@@ -259,11 +267,13 @@ def test_portfolio_matches_reference_and_limits(data, shared_data, risk):
     # shared cash never negative: replay fills in order (exits at the open, entries, intrabar)
     cash = risk.initial_cash
     events = []
+    quote_fees = risk.fee_model == "quote"
     for k in np.flatnonzero(real):
         tr = {key: sim.trades[key][k] for key in TRADE_KEYS}
         cost = tr["quantity"] * tr["entry_price"]
-        events.append((tr["entry_bar"], 1, -(cost + cost * risk.fee_rate)))
-        proceeds = tr["quantity"] * tr["exit_price"]
+        # exchange model: the buy's commission comes out of the base bought, not the cash
+        events.append((tr["entry_bar"], 1, -(cost + cost * risk.fee_rate * quote_fees)))
+        proceeds = tr["sold_quantity"] * tr["exit_price"]
         at_open = EXIT_REASONS[tr["exit_reason"]] in ("signal", "max_hold")
         events.append((tr["exit_bar"], 0 if at_open else 2, proceeds - proceeds * risk.fee_rate))
     low = cash
@@ -335,11 +345,16 @@ SWEEP_RISKS = [
     Risk(stop_loss=0.004, take_profit=0.006, trailing_stop=0.003, max_hold_bars=120),
     Risk(stake=300.0, stake_mode="quote", slippage=0.0003, fee_rate=0.00075),
     Risk(shifts=True, shifts_min_trades=2, stake=0.7),
+    Risk(fee_model="quote"),
+    Risk(fee_model="quote", stop_loss=0.004, take_profit=0.006, trailing_stop=0.003,
+         max_hold_bars=120, shifts=True, shifts_min_trades=2),
+    Risk(bnb_fees=True, stake=0.9),
 ]
 
 
 @pytest.mark.parametrize("name", ["sma_cross", "ema_cross"])
-@pytest.mark.parametrize("risk", SWEEP_RISKS, ids=["plain", "exits", "quote", "shifts"])
+@pytest.mark.parametrize("risk", SWEEP_RISKS, ids=["plain", "exits", "quote-stake", "shifts",
+                                                  "quote-fees", "quote-fees-exits", "bnb"])
 def test_fused_sweep_equals_single_runs(data, name, risk):
     candles = data("SOLUSDT", 20_000)
     rules = rules_for_prices(candles.close)
@@ -403,13 +418,14 @@ def test_fused_scans_find_the_next_bar_from_any_start():
                     assert next_change(rel, words, t, value) == want, (n, t, value)
 
 
+@pytest.mark.parametrize("fee_model", ["exchange", "quote"])
 @pytest.mark.parametrize("rules", ["free", "data"])
-def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules):
+def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules, fee_model):
     from support.real_data import real_symbols
 
     st = get_strategy("sma_cross")
     grid = SMA_GRID[::4]
-    risk = Risk(slippage=0.0002) if rules == "data" else Risk()
+    risk = Risk(slippage=0.0002 if rules == "data" else 0.0, fee_model=fee_model)
     for symbol in real_symbols(str(shared_data)):
         candles = load_real(symbol, str(shared_data))
         r = FREE if rules == "free" else rules_for_prices(candles.close)
@@ -439,11 +455,160 @@ def test_one_step_per_closed_bar_reproduces_the_backtest(data):
         row = [np.array([getattr(candles, k)[t]]) for k in ("open", "high", "low", "close")]
         buf, n_trades, held, eq = kern.step(
             t, int(candles.open_time[t]), *row, sig.entry[t:t + 1], sig.exit[t:t + 1],
-            sig.score[t:t + 1], rp, tick, lot, floor, fstate, istate, pstate, hours, buf,
-            n_trades)
+            sig.score[t:t + 1], np.array([t == len(candles) - 1]), rp, tick, lot, floor,
+            fstate, istate, pstate, hours, buf, n_trades)
         equity.append(eq)
     assert whole.n_trades > 10
-    open_at_end = whole.trades["exit_reason"][-1] == EXIT_REASONS.index("end")
-    assert n_trades == whole.n_trades - (1 if open_at_end else 0)
-    np.testing.assert_array_equal(buf[:n_trades, kern.T_PNL], whole.trades["pnl"][:n_trades])
-    np.testing.assert_array_equal(equity[:-1], whole.equity[:-1])
+    assert n_trades == whole.n_trades
+    np.testing.assert_array_equal(buf[:n_trades, kern.T_PNL], whole.trades["pnl"])
+    np.testing.assert_array_equal(equity, whole.equity)
+
+
+# -- exchange-exact accounting ---------------------------------------------------------------
+
+BTC_RULES = SymbolRules(tick_size=0.01, step_size=0.00001, min_notional=5.0)
+
+
+def test_exchange_model_takes_the_buy_commission_in_base_and_keeps_the_dust():
+    c = bars([(100_000, 100_000, 100_000, 100_000), (100_000, 100_500, 99_500, 100_200),
+              (101_000, 101_000, 101_000, 101_000), (101_000, 101_000, 101_000, 101_000)])
+    risk = Risk(initial_cash=1000.0, stake=1000.0, stake_mode="quote")
+    sim = run_symbol(c, signals(4, entries=[0], exits=[1]), risk, BTC_RULES)
+    t = sim.trades
+    # 1000 USDT buys 0.01 BTC at 100,000 (no fee on top); the 0.1 % commission is 0.00001 BTC
+    assert t["quantity"][0] == 0.01
+    assert sim.equity[1] == 0.0 + 0.00999 * 100_200          # cash 0, 0.00999 BTC held
+    assert t["sold_quantity"][0] == 0.00999 and t["dust"][0] == 0.0
+    proceeds = 0.00999 * 101_000 - round(0.00999 * 101_000 * 0.001, 8)
+    assert t["pnl"][0] == pytest.approx(proceeds - 1000.0, abs=1e-9)
+    assert t["fees"][0] == pytest.approx(0.00001 * 100_000 + 1.00899, abs=1e-9)
+    assert sim.equity[-1] == pytest.approx(proceeds, abs=1e-9)
+    # 777 USDT: 0.00777 BTC bought, 0.00776223 held, 0.00776 sold, 0.00000223 BTC of dust
+    risk = Risk(initial_cash=1000.0, stake=777.0, stake_mode="quote")
+    sim = run_symbol(c, signals(4, entries=[0], exits=[1]), risk, BTC_RULES)
+    t = sim.trades
+    assert (t["quantity"][0], t["sold_quantity"][0]) == (0.00777, 0.00776)
+    assert t["dust"][0] == 0.00000223 and sim.dust.tolist() == [0.00000223]
+    assert sim.equity[1] == (1000.0 - 777.0) + 0.00776223 * 100_200
+    # the quote model charges both fees in quote and sells what it bought
+    quote = run_symbol(c, signals(4, entries=[0], exits=[1]),
+                       dataclasses.replace(risk, fee_model="quote"), BTC_RULES)
+    assert quote.trades["quantity"][0] == quote.trades["sold_quantity"][0] == 0.00776
+    assert quote.trades["dust"][0] == 0.0
+
+
+def test_exchange_model_refuses_market_sells_under_the_minimum_notional():
+    # 6 USDT buys 0.0006 at 10,000 (6 >= 5); the price falls to 8,000: 0.00059 x 8,000 < 5
+    c = bars([(10_000, 10_000, 10_000, 10_000)] * 2 + [(8_000, 8_000, 8_000, 8_000)] * 4)
+    rules = SymbolRules(tick_size=0.01, step_size=0.00001, min_notional=5.0)
+    risk = Risk(initial_cash=6.0, stake=1.0)
+    sim = run_symbol(c, signals(6, entries=[0], exits=[1, 2]), risk, rules)
+    assert sim.sell_refused == 2                              # at the opens of bars 2 and 3
+    assert sim.n_trades == 1 and EXIT_REASONS[sim.trades["exit_reason"][0]] == "end"
+    assert sim.trades["exit_bar"][0] == 5
+    assert sim.held.tolist() == [0, 1, 1, 1, 1, 1]
+    quote = run_symbol(c, signals(6, entries=[0], exits=[1, 2]),
+                       dataclasses.replace(risk, fee_model="quote"), rules)
+    assert quote.sell_refused == 0 and EXIT_REASONS[quote.trades["exit_reason"][0]] == "signal"
+    assert quote.trades["exit_bar"][0] == 2
+
+
+def test_bnb_fees_leave_the_quantity_whole_at_the_discounted_rate():
+    c = bars([(100_000, 100_000, 100_000, 100_000)] * 2
+             + [(101_000, 101_000, 101_000, 101_000)] * 2)
+    risk = Risk(initial_cash=1000.0, stake=1.0, bnb_fees=True)
+    sim = run_symbol(c, signals(4, entries=[0], exits=[1]), risk, BTC_RULES)
+    t = sim.trades
+    # spend = notional + 0.075 % fee: 1000 / (100,000 x 1.00075) floored to 0.00999
+    assert t["quantity"][0] == t["sold_quantity"][0] == 0.00999
+    entry_fee = round(999.0 * 0.00075, 8)
+    exit_fee = round(0.00999 * 101_000 * 0.00075, 8)
+    assert t["fees"][0] == pytest.approx(entry_fee + exit_fee, abs=1e-12)
+    assert t["pnl"][0] == pytest.approx(0.00999 * 101_000 - exit_fee - 999.0 - entry_fee,
+                                        abs=1e-9)
+    with pytest.raises(ConfigError, match="risk.bnb_fees"):
+        Risk(bnb_fees=True, fee_model="quote")
+    with pytest.raises(ConfigError, match="risk.fee_model"):
+        Risk(fee_model="binance")
+
+
+# -- a symbol whose data ends; break-even trades (issue 13) ----------------------------------
+
+def test_a_symbol_whose_data_ends_is_sold_at_its_last_candle_and_frees_its_slot(shared_data):
+    """BTCUSDT's data ends 12 days before ETHUSDT's: its position must not keep the slot."""
+    btc = load_real("BTCUSDT", str(shared_data))
+    eth = load_real("ETHUSDT", str(shared_data))
+    last = int(btc.open_time[-1])
+    parts = [btc.slice(len(btc) - 600, len(btc)),
+             eth.slice(*np.searchsorted(eth.open_time, [last - 600 * MIN, last + 300 * MIN]))]
+    assert parts[1].open_time[-1] > last
+    sigs = [signals(len(parts[0]), entries=[100]),                       # held to its end
+            signals(len(parts[1]), entries=range(len(parts[1])))]       # always wants in
+    sigs[1] = Signals(sigs[1].entry, sigs[1].exit, np.zeros(len(parts[1])))
+    sigs[0] = Signals(sigs[0].entry, sigs[0].exit, np.ones(len(parts[0])))
+    times, cols, ent, ext = aligned(parts, sigs)
+    ent[:, 1] &= times > int(parts[0].open_time[100])     # ETH asks only once BTC is in
+    rules = [BTC_RULES, rules_for_prices(parts[1].close)]
+    for risk in (Risk(max_positions=1, slippage=0.0005), Risk(max_positions=1, fee_model="quote")):
+        sim = run_portfolio(times, cols["open"], cols["high"], cols["low"], cols["close"], ent,
+                            ext, cols["score"], risk, rules)
+        ref = reference_run(times, cols["open"], cols["high"], cols["low"], cols["close"], ent,
+                            ext, cols["score"], risk, rules, MIN)
+        assert_matches_reference(sim, ref)
+        tr = sim.trades
+        b = np.flatnonzero(tr["symbol_index"] == 0)[0]
+        end_bar = int(np.searchsorted(times, last))
+        assert EXIT_REASONS[tr["exit_reason"][b]] == "end"
+        assert tr["exit_time"][b] == last and tr["exit_bar"][b] == end_bar
+        from binance_cluster.kernels.fills import market_sell_price
+        assert tr["exit_price"][b] == market_sell_price(btc.close[-1], risk.slippage, 0.01)
+        # the slot is free at the next open: ETH enters there, not at the end of its data
+        e = np.flatnonzero(tr["symbol_index"] == 1)[0]
+        assert tr["entry_bar"][e] == end_bar + 1
+        assert sim.held[end_bar + 1] == 1 and sim.held[end_bar] == 1
+
+
+def _exact_pnl(tr, k, fee_rate):
+    """The exact quote-model pnl of trade k from the decimals of its prices and quantity."""
+    from fractions import Fraction
+
+    q = Fraction(repr(float(tr["quantity"][k])))
+    pi = Fraction(repr(float(tr["entry_price"][k])))
+    pe = Fraction(repr(float(tr["exit_price"][k])))
+    f = Fraction(repr(fee_rate))
+    return q * pe * (1 - f) - q * pi * (1 + f)
+
+
+def test_break_even_trades_are_neither_wins_nor_losses(shared_data):
+    """A take profit of 2/999 exactly pays both 0.1 % fees: a target hit from an entry whose
+    ticks divide by 999 has an exact pnl of 0, whatever float noise the sums leave (on
+    BCHUSDT and SUIUSDT the float pnl of such a trade is +9.1e-13, a win by the float sign)."""
+    st = get_strategy("bollinger_reversion")
+    base = Risk(take_profit=2 / 999, stop_loss=0.01, fee_model="quote")
+    zero, positive_noise, checked = 0, 0, 0
+    for symbol in ("BCHUSDT", "SUIUSDT", "XRPUSDT", "ENAUSDT"):
+        candles = load_real(symbol, str(shared_data))
+        rules = rules_for_prices(candles.close)
+        sig = compute_signals(st, candles, {"n": 20, "k": 2.0}, "1m")
+        for risk in (base, dataclasses.replace(base, shifts=True, shifts_min_trades=2,
+                                               shifts_min_win_rate=0.5)):
+            sim = run_symbol(candles, sig, risk, rules)
+            tr = sim.trades
+            exact = [_exact_pnl(tr, k, risk.fee_rate) for k in range(sim.n_trades)]
+            even = np.array([p == 0 for p in exact])
+            real = ~tr["paper"]
+            m = compute_metrics(sim, MIN, risk.initial_cash)
+            wins = sum(1 for k in np.flatnonzero(real) if exact[k] > 0)
+            assert m["win_rate"] == wins / real.sum()
+            if not risk.shifts:
+                zero += int(even.sum())
+                positive_noise += int((even & real & (tr["pnl"] > 0.0)).sum())
+                continue
+            # shifts: an entry is real only when its hour won often enough, on exact results
+            hours = (tr["entry_time"] // 3_600_000) % 24
+            for k in np.flatnonzero(real):
+                before = (tr["exit_bar"] < tr["entry_bar"][k]) & (hours == hours[k])
+                won = sum(1 for j in np.flatnonzero(before) if exact[j] > 0)
+                assert before.sum() >= 2 and won / before.sum() >= 0.5
+                checked += 1
+    assert zero >= 2 and positive_noise >= 2 and checked > 50

@@ -109,3 +109,31 @@ def test_fill_rules_are_callable_from_plain_python_and_numba():
         return fills.long_exit_fill(o, h, lo, stop, target)
 
     assert inside(100.0, 110.0, 90.0, 95.0, 107.0) == (95.0, fills.STOP_FILL)
+
+
+def test_amounts_round_half_up_to_8_decimals_as_the_emulator_quantizes():
+    from decimal import ROUND_HALF_UP, Decimal
+
+    import numpy as np
+
+    def emulator(x: float) -> float:
+        return float(Decimal(repr(x)).quantize(Decimal("0.00000001"), ROUND_HALF_UP))
+
+    assert fills.round_amount(8.102545113475) == 8.10254511        # 9th decimal 4: down
+    assert fills.round_amount(0.000012345) == 0.00001235           # a half: up
+    assert fills.round_amount(6.19465041) == 6.19465041            # on the grid: unchanged
+    rng = np.random.default_rng(11)
+    for x in np.concatenate([rng.uniform(0, 20, 3000), rng.integers(0, 10**6, 2000) * 5e-9]):
+        assert fills.round_amount(float(x)) == emulator(float(x)), repr(x)
+
+
+def test_notional_amount_is_the_decimal_product_not_the_float_one():
+    from decimal import ROUND_HALF_UP, Decimal
+
+    # 6188.45575 x 1.3093 = 8102.545113475 exactly, but 8102.545113474999 in floats
+    assert 6188.45575 * 1.3093 < 8102.545113475
+    assert fills.notional_amount(6188.45575, 1.3093, 1e5, 1e4) == 8102.54511348
+    exact = (Decimal("6188.45575") * Decimal("1.3093")).quantize(Decimal("1e-8"), ROUND_HALF_UP)
+    assert fills.notional_amount(6188.45575, 1.3093, 1e5, 1e4) == float(exact)
+    assert fills.notional_amount(0.01, 95505.4, 1e5, 10.0) == 955.054       # 7 decimals
+    assert fills.notional_amount(0.3, 0.7, 0.0, 0.0) == 0.21                # off the grids

@@ -3,18 +3,31 @@
 Written from the rules in the docstrings of `kernels.simulate` and `kernels.fills` (it calls
 the scalar fill functions, which `test_fills.py` checks by hand), one symbol at a time with
 dicts and lists, no numba state arrays. `reference_run` handles a portfolio; one symbol is a
-portfolio of one with max_positions = 1.
+portfolio of one with max_positions = 1. The exchange fee model's 8-decimal amounts are
+computed in exact decimals (as the emulator does), not with the kernels' float rounding.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import ROUND_HALF_UP, Decimal
 
 import numpy as np
 
 from binance_cluster.kernels import fills
 
 REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "max_hold", "end")
+WIN = 5e-9        # a win is a pnl above half a unit of the 8th decimal
+
+
+def amount(x) -> float:
+    """x (a float or Decimal) rounded half up to 8 decimals, as Binance amounts are."""
+    d = x if isinstance(x, Decimal) else Decimal(repr(float(x)))
+    return float(d.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP))
+
+
+def dec(x: float) -> Decimal:
+    return Decimal(repr(float(x)))
 
 
 def reference_run(times, opens, highs, lows, closes, entries, exits, scores, risk, rules,
@@ -44,38 +57,79 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
     def has(x) -> bool:
         return not math.isnan(x)
 
-    def close_position(s: int, price: float, reason: str, t: int) -> None:
+    exchange = risk.fee_model == "exchange"
+    rate = risk.fee_rate * (1 - risk.bnb_discount) if risk.bnb_fees else risk.fee_rate
+    refused = [0]
+    dust = [0.0] * m
+
+    def sell(s: int, price: float):
+        """(sold, proceeds, exit fee) of selling symbol s's held quantity at price."""
+        p = positions[s]
+        if not exchange:
+            notional = p["held"] * price
+            return p["held"], notional - notional * rate, notional * rate
+        sold = fills.floor_to_step(p["held"], rules[s].step_size)
+        notional = amount(dec(sold) * dec(price))
+        exit_fee = amount(notional * rate)
+        return sold, notional - exit_fee, exit_fee
+
+    def close_position(s: int, price: float, reason: str, t: int, market: bool = False) -> bool:
         nonlocal cash
+        sold, proceeds, exit_fee = sell(s, price)
+        if market and exchange and not fills.notional_ok(sold, price, rules[s].min_notional):
+            refused[0] += 1
+            return False
         p = positions.pop(s)
-        notional = p["qty"] * price
-        exit_fee = notional * risk.fee_rate
-        pnl = (notional - exit_fee) - (p["qty"] * p["price"] + p["fee"])
+        pnl = proceeds - p["cost"]
+        left = amount(dec(p["held"]) - dec(sold)) if exchange else 0.0
         if not p["paper"]:
-            cash = cash + (notional - exit_fee)
+            cash = cash + proceeds
+            dust[s] += left
         stats[p["hour"]][0] += 1
-        stats[p["hour"]][1] += 1 if pnl > 0 else 0
+        stats[p["hour"]][1] += 1 if pnl > WIN else 0
         trades.append(dict(symbol_index=s, entry_time=p["time"], exit_time=int(times[t]),
                            entry_bar=p["bar"], exit_bar=t, entry_price=p["price"],
-                           exit_price=price, quantity=p["qty"], fees=p["fee"] + exit_fee,
-                           pnl=pnl, exit_reason=REASONS.index(reason), paper=p["paper"]))
+                           exit_price=price, quantity=p["qty"], sold_quantity=sold, dust=left,
+                           fees=p["fee"] + exit_fee, pnl=pnl,
+                           exit_reason=REASONS.index(reason), paper=p["paper"]))
+        return True
+
+    def buy_size(spend: float, price: float, s: int) -> float:
+        paid_apart = not exchange or risk.bnb_fees
+        return fills.buy_quantity(spend, price, rate if paid_apart else 0.0, rules[s].step_size)
 
     def open_position(s: int, price: float, qty: float, paper: bool, hour: int, t: int) -> None:
         nonlocal cash
-        notional = qty * price
-        entry_fee = notional * risk.fee_rate
+        if not exchange:
+            notional = qty * price
+            entry_fee = notional * rate
+            cost, held = notional + entry_fee, qty
+        elif risk.bnb_fees:
+            notional = amount(dec(qty) * dec(price))
+            entry_fee = amount(notional * rate)
+            cost, held = notional + entry_fee, qty
+        else:
+            commission = amount(qty * rate)
+            cost = amount(dec(qty) * dec(price))
+            held = amount(dec(qty) - dec(commission))
+            entry_fee = commission * price
         if not paper:
-            cash = cash - (notional + entry_fee)
+            cash = cash - cost
         tick = rules[s].tick_size
         stop = math.nan if risk.stop_loss is None else \
             fills.floor_to_step(price * (1.0 - risk.stop_loss), tick)
         target = math.nan if risk.take_profit is None else \
             fills.ceil_to_step(price * (1.0 + risk.take_profit), tick)
-        positions[s] = dict(qty=qty, price=price, fee=entry_fee, stop=stop, target=target,
+        positions[s] = dict(qty=qty, held=held, cost=cost, price=price, fee=entry_fee,
+                            stop=stop, target=target,
                             high=price, bar=t, time=int(times[t]), paper=paper, hour=hour)
 
     def stake() -> float:
         return risk.stake if risk.stake_mode == "quote" else risk.stake * marked
 
+    present = ~np.isnan(np.asarray(opens, float))
+    last_bar = [int(np.flatnonzero(present[:, s])[-1]) if present[:, s].any() else -1
+                for s in range(m)]
     for t in range(n):
         # exits decided at the previous close fill at this open
         for s in sorted(pending):
@@ -84,7 +138,7 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
                 del pending[s]
                 price = fills.market_sell_price(float(opens[t][s]), risk.slippage,
                                                 rules[s].tick_size)
-                close_position(s, price, order["reason"], t)
+                close_position(s, price, order["reason"], t, market=True)
         # entries: paper ones always, real ones by score while slots and cash allow
         real = []
         for s in sorted(pending):
@@ -97,7 +151,7 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
             if order["paper"]:
                 price = fills.market_buy_price(float(opens[t][s]), risk.slippage,
                                                rules[s].tick_size)
-                qty = fills.buy_quantity(stake(), price, risk.fee_rate, rules[s].step_size)
+                qty = buy_size(stake(), price, s)
                 if fills.notional_ok(qty, price, rules[s].min_notional):
                     open_position(s, price, qty, True, order["hour"], t)
             else:
@@ -107,8 +161,7 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
             if sum(1 for p in positions.values() if not p["paper"]) >= max_pos:
                 break
             price = fills.market_buy_price(float(opens[t][s]), risk.slippage, rules[s].tick_size)
-            qty = fills.buy_quantity(min(stake(), cash), price, risk.fee_rate,
-                                     rules[s].step_size)
+            qty = buy_size(min(stake(), cash), price, s)
             if fills.notional_ok(qty, price, rules[s].min_notional):
                 open_position(s, price, qty, False, hour, t)
         held.append(sum(1 for p in positions.values() if not p["paper"]))
@@ -131,19 +184,9 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
                 close_position(s, price, "trailing_stop" if trailing else "stop_loss", t)
             else:
                 p["high"] = max(p["high"], float(highs[t][s]))
-        # mark to the close
+        # decisions for the next open (none for a symbol at its last candle)
         for s in range(m):
-            if has(closes[t][s]):
-                last_close[s] = float(closes[t][s])
-        value = cash
-        for s in range(m):
-            if s in positions and not positions[s]["paper"]:
-                value = value + positions[s]["qty"] * last_close[s]
-        equity.append(value)
-        marked = value
-        # decisions for the next open
-        for s in range(m):
-            if not has(closes[t][s]) or s in pending:
+            if not has(closes[t][s]) or s in pending or t == last_bar[s]:
                 continue
             if s in positions:
                 if exits[t][s]:
@@ -160,9 +203,22 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
                                  and won / closed >= risk.shifts_min_win_rate)
                 pending[s] = dict(kind="entry", score=float(scores[t][s]), paper=paper,
                                   hour=hour)
-    if n:
-        for s in sorted(positions):
-            price = fills.market_sell_price(last_close[s], risk.slippage, rules[s].tick_size)
-            close_position(s, price, "end", n - 1)
-        equity[-1] = cash
-    return dict(trades=trades, equity=equity, held=held)
+        # a symbol at its last candle is sold at that close, after the decisions
+        for s in range(m):
+            if t == last_bar[s]:
+                pending.pop(s, None)
+                if s in positions:
+                    price = fills.market_sell_price(float(closes[t][s]), risk.slippage,
+                                                    rules[s].tick_size)
+                    close_position(s, price, "end", t)
+        # mark to the close
+        for s in range(m):
+            if has(closes[t][s]):
+                last_close[s] = float(closes[t][s])
+        value = cash
+        for s in range(m):
+            if s in positions and not positions[s]["paper"]:
+                value = value + positions[s]["held"] * last_close[s]
+        equity.append(value)
+        marked = value
+    return dict(trades=trades, equity=equity, held=held, refused=refused[0], dust=dust)

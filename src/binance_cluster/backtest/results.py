@@ -27,7 +27,8 @@ from binance_cluster.fileio import atomic_write, fsync_dir
 
 RESULT_FILES = ("summary.json", "trades.csv", "results.h5", "run.json")
 TRADE_COLUMNS = ("symbol", "params_id", "entry_time", "entry_time_ms", "exit_time", "exit_time_ms",
-                 "entry_price", "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
+                 "entry_price", "exit_price", "quantity", "sold_quantity", "dust", "fees", "pnl",
+                 "exit_reason", "paper")
 
 
 def prepare_output(out: str | os.PathLike, job_toml: str) -> Path:
@@ -90,7 +91,8 @@ def trade_rows(symbols: list[str], params_id: int | list[int], trades: dict[str,
                iso_ms(trades["entry_time"][i]), str(int(trades["entry_time"][i])),
                iso_ms(trades["exit_time"][i]), str(int(trades["exit_time"][i])),
                _num(trades["entry_price"][i]), _num(trades["exit_price"][i]),
-               _num(trades["quantity"][i]), _num(trades["fees"][i]), _num(trades["pnl"][i]),
+               _num(trades["quantity"][i]), _num(trades["sold_quantity"][i]),
+               _num(trades["dust"][i]), _num(trades["fees"][i]), _num(trades["pnl"][i]),
                exit_reasons[reason] if 0 <= reason < len(exit_reasons) else str(reason),
                "1" if bool(trades["paper"][i]) else "0"]
 

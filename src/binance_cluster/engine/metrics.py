@@ -9,8 +9,11 @@
   * sqrt(ppy). A zero denominator (no variance, no losing bar, fewer than 2 bars) gives 0.
 - max_drawdown: largest (peak - equity) / peak, as a positive fraction (0.25 = -25 %).
 - trades: closed real trades (paper trades of the shifts filter excluded).
-- win_rate: trades with pnl > 0 / trades (0 without trades).
-- profit_factor: gross profit / gross loss; `inf` when there are profits and no losses, 0
+- win_rate: winning trades / trades (0 without trades). A trade wins when its pnl is above
+  5e-9 (half a unit of the 8th decimal, Binance's amount precision) and loses below -5e-9; a
+  break-even trade (exact pnl 0, whatever float noise its sums leave) is neither
+  (`kernels.metrics.is_win`, also used by the shifts filter's hourly win rates).
+- profit_factor: gross profit (sum of wins) / gross loss (minus the sum of losses); `inf` when there are profits and no losses, 0
   without profits. JSON has no infinity: `jsonable` writes it as the string "inf".
 - exposure: fraction of bars during which at least one real position was held.
 - fees: fees paid by real trades (quote currency).

@@ -31,8 +31,10 @@ from binance_cluster.types import Candles, interval_ms
 
 EXIT_REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "max_hold", "end")
 STAKE_MODES = ("fraction", "quote")
+FEE_MODELS = ("exchange", "quote")
 TRADE_COLUMNS = ("symbol_index", "entry_time", "exit_time", "entry_bar", "exit_bar",
-                 "entry_price", "exit_price", "quantity", "fees", "pnl", "exit_reason", "paper")
+                 "entry_price", "exit_price", "quantity", "sold_quantity", "dust", "fees", "pnl",
+                 "exit_reason", "paper")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class Risk:
     shifts_min_win_rate: float = 0.66
     shifts_min_trades: int = 3           # hours with fewer closed trades are not yet qualified
     max_positions: int = 1               # portfolio mode only
+    fee_model: str = "exchange"          # "exchange": as Binance accounts; "quote": all in quote
+    bnb_fees: bool = False               # exchange model: fees paid in BNB at a discount
+    bnb_discount: float = 0.25           # Binance's discount for paying fees in BNB
 
     def __post_init__(self) -> None:
         def bad(name: str, problem: str) -> ConfigError:
@@ -59,12 +64,19 @@ class Risk:
 
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "stake_mode" or v is None or isinstance(v, bool):
+            if f.name in ("stake_mode", "fee_model") or v is None or isinstance(v, bool):
                 continue
             if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
                 raise bad(f.name, "must be a finite number")
-        if not isinstance(self.shifts, (bool, np.bool_)):
-            raise bad("shifts", "must be true or false")
+        for name in ("shifts", "bnb_fees"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise bad(name, "must be true or false")
+        if self.fee_model not in FEE_MODELS:
+            raise bad("fee_model", f"must be one of {', '.join(FEE_MODELS)}")
+        if self.bnb_fees and self.fee_model != "exchange":
+            raise bad("bnb_fees", "BNB fees are a choice of the exchange fee model")
+        if not 0 <= self.bnb_discount < 1:
+            raise bad("bnb_discount", "must be at least 0 and below 1")
         if self.stake_mode not in STAKE_MODES:
             raise bad("stake_mode", f"must be one of {', '.join(STAKE_MODES)}")
         if self.initial_cash <= 0:
@@ -99,8 +111,10 @@ class SimResult:
     """Trades (columns TRADE_COLUMNS), equity marked at every close, bar times.
 
     `held[t]` counts the real positions open during bar t (after the open's fills);
-    `rejected` counts entries rejected under the minimum notional. Trade times are the open
-    times of the bars in which the fills happened; entry_bar / exit_bar index `times`.
+    `rejected` counts entries rejected under the minimum notional, `sell_refused` market
+    sells refused under it (exchange model); `dust[s]` is the quantity of symbol s left
+    unsold below one lot step by its real exits. Trade times are the open times of the bars
+    in which the fills happened; entry_bar / exit_bar index `times`.
     """
 
     trades: dict[str, np.ndarray]
@@ -108,6 +122,9 @@ class SimResult:
     times: np.ndarray
     held: np.ndarray | None = None
     rejected: int = 0
+
+    sell_refused: int = 0
+    dust: np.ndarray | None = None
 
     @property
     def n_trades(self) -> int:
@@ -129,7 +146,10 @@ def risk_array(risk: Risk, bar_ms: int, max_positions: int | None = None) -> np.
     rp[kern.R_INITIAL_CASH] = risk.initial_cash
     rp[kern.R_STAKE] = risk.stake
     rp[kern.R_STAKE_QUOTE] = 1.0 if risk.stake_mode == "quote" else 0.0
-    rp[kern.R_FEE] = risk.fee_rate
+    rp[kern.R_FEE] = risk.fee_rate * (1.0 - risk.bnb_discount) if risk.bnb_fees \
+        else risk.fee_rate
+    rp[kern.R_FEE_MODEL] = (kern.FEE_QUOTE if risk.fee_model == "quote" else
+                            kern.FEE_BNB if risk.bnb_fees else kern.FEE_EXCHANGE)
     rp[kern.R_SLIPPAGE] = risk.slippage
     if risk.stop_loss is not None:
         rp[kern.R_STOP_LOSS] = risk.stop_loss
@@ -157,6 +177,8 @@ def _trades_dict(buf: np.ndarray) -> dict[str, np.ndarray]:
         "entry_price": t[:, kern.T_ENTRY_PRICE].copy(),
         "exit_price": t[:, kern.T_EXIT_PRICE].copy(),
         "quantity": t[:, kern.T_QTY].copy(),
+        "sold_quantity": t[:, kern.T_SOLD].copy(),
+        "dust": t[:, kern.T_DUST].copy(),
         "fees": t[:, kern.T_FEES].copy(),
         "pnl": t[:, kern.T_PNL].copy(),
         "exit_reason": t[:, kern.T_REASON].astype(np.int8),
@@ -179,27 +201,38 @@ def _check_signals(name: str, arr: Any, n: int, dtype) -> np.ndarray:
 
 
 def run_symbol(candles: Candles, signals, risk: Risk, rules: SymbolRules,
-               bar_ms: int | None = None) -> SimResult:
+               bar_ms: int | None = None, first: int = 0) -> SimResult:
     """Simulate one symbol trading its signals (one position at a time).
 
-    `bar_ms` (used only for the shifts hour of a decision) defaults to the smallest step
-    between the candles' open times.
+    Candles before index `first` are warm-up history: their signals are ignored and the run
+    (trades, equity, bars) covers candles first.. only. `bar_ms` (used only for the shifts
+    hour of a decision) defaults to the smallest step between the candles' open times.
     """
+    entry = _check_signals("entry", signals.entry, len(candles), np.bool_)
+    exit_ = _check_signals("exit", signals.exit, len(candles), np.bool_)
+    score = _check_signals("score", signals.score, len(candles), np.float64)
+    if first:
+        if not 0 <= first <= len(candles):
+            raise DataError(f"run_symbol: first = {first} is outside the {len(candles)} candles")
+        candles = candles.slice(first, len(candles))
+        entry, exit_, score = entry[first:], exit_[first:], score[first:]
     n = len(candles)
-    entry = _check_signals("entry", signals.entry, n, np.bool_)
-    exit_ = _check_signals("exit", signals.exit, n, np.bool_)
-    score = _check_signals("score", signals.score, n, np.float64)
     times = np.ascontiguousarray(candles.open_time, dtype=np.int64)
     if bar_ms is None:
         bar_ms = _bar_ms(times)
     cols = [np.ascontiguousarray(getattr(candles, k), dtype=np.float64).reshape(n, 1)
             for k in ("open", "high", "low", "close")]
     rp = risk_array(risk, bar_ms, max_positions=1)
-    buf, equity, held, rejected = kern.simulate(
+    out = kern.simulate(
         times, *cols, entry.reshape(n, 1), exit_.reshape(n, 1), score.reshape(n, 1), rp,
         np.array([rules.tick_size], float), np.array([rules.step_size], float),
         np.array([rules.min_notional], float))
-    return SimResult(_trades_dict(buf), equity, times, held, int(rejected))
+    return _result(out, times)
+
+
+def _result(out, times: np.ndarray) -> SimResult:
+    buf, equity, held, rejected, refused, dust = out
+    return SimResult(_trades_dict(buf), equity, times, held, int(rejected), int(refused), dust)
 
 
 def run_portfolio(times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray,
@@ -236,22 +269,23 @@ def run_portfolio(times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows:
     if bar_ms is None:
         bar_ms = _bar_ms(times)
     rp = risk_array(risk, bar_ms)
-    buf, equity, held, rejected = kern.simulate(
+    out = kern.simulate(
         times, arrays["opens"], arrays["highs"], arrays["lows"], arrays["closes"],
         arrays["entries"], arrays["exits"], arrays["scores"], rp,
         np.array([r.tick_size for r in rules], float),
         np.array([r.step_size for r in rules], float),
         np.array([r.min_notional for r in rules], float))
-    return SimResult(_trades_dict(buf), equity, times, held, int(rejected))
+    return _result(out, times)
 
 
 def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], risk: Risk,
-                 rules: SymbolRules, interval: str) -> list[dict]:
+                 rules: SymbolRules, interval: str, first: int = 0) -> list[dict]:
     """Metrics of every grid combination on one symbol, in grid order.
 
     Indicator arrays are computed once per window and shared by the combinations; crossover
-    strategies run in the fused kernel. Results equal `compute_metrics(run_symbol(...))` of
-    each combination, bit for bit.
+    strategies run in the fused kernel. Candles before `first` are warm-up history (see
+    `run_symbol`). Results equal `compute_metrics(run_symbol(...))` of each combination,
+    bit for bit.
     """
     from binance_cluster.strategies.registry import SignalContext, check_candles, compute_signals
 
@@ -261,20 +295,22 @@ def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], 
     if not params:
         return []
     ctx = SignalContext(candles, interval)
-    if strategy.fused in ("sma", "ema") and len(candles) > 0:
-        accs = _sweep_fused(strategy.fused, ctx, params, risk, rules, bar_ms)
+    if not 0 <= first <= len(candles):
+        raise DataError(f"sweep_symbol: first = {first} is outside the {len(candles)} candles")
+    if strategy.fused in ("sma", "ema") and len(candles) > first:
+        accs = _sweep_fused(strategy.fused, ctx, params, risk, rules, bar_ms, first)
     else:
         accs = []
         for p in params:
             sim = run_symbol(candles, compute_signals(strategy, candles, p, interval, ctx),
-                             risk, rules, bar_ms=bar_ms)
+                             risk, rules, bar_ms=bar_ms, first=first)
             accs.append(accumulators(sim, risk.initial_cash))
     return finish_many(np.array(accs, dtype=np.float64).reshape(len(accs), -1), bar_ms,
                        risk.initial_cash)
 
 
 def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRules,
-                 bar_ms: int) -> list[np.ndarray]:
+                 bar_ms: int, first: int) -> list[np.ndarray]:
     c = ctx.candles
     windows = sorted({p["fast"] for p in params} | {p["slow"] for p in params})
     index = {w: i for i, w in enumerate(windows)}
@@ -295,5 +331,5 @@ def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRu
     out = kern.sweep_cross(np.ascontiguousarray(c.open_time, dtype=np.int64), c.open, c.high,
                            c.low, c.close, prefix, fvals, wins, fast_idx, slow_idx, use_float,
                            safe, rp, float(rules.tick_size), float(rules.step_size),
-                           float(rules.min_notional))
+                           float(rules.min_notional), int(first))
     return out

@@ -203,3 +203,45 @@ def touch_fill(sell, rising, level, open_, high, low):
     if sell:
         return sell_stop_fill(open_, low, level)
     return buy_limit_fill(open_, low, level)
+
+
+AMOUNT_UNITS = 1e8       # Binance amounts (quote, commission, balances) have 8 decimals
+
+
+@jit
+def round_amount(x):
+    """`x` rounded half up to 8 decimals, as the emulator quantizes the shortest decimal of `x`.
+
+    The float of a half-way decimal k.5e-8 is compared with the correctly rounded (2k+1)/2e8,
+    so a value whose shortest decimal ends in that 5 rounds up like Decimal's ROUND_HALF_UP.
+    """
+    k = math.floor(x * AMOUNT_UNITS)
+    if x < k / AMOUNT_UNITS:
+        k -= 1.0
+    elif x >= (k + 1.0) / AMOUNT_UNITS:
+        k += 1.0
+    if x >= (2.0 * k + 1.0) / (2.0 * AMOUNT_UNITS):
+        k += 1.0
+    return k / AMOUNT_UNITS
+
+
+@jit
+def notional_amount(qty, price, lot_inv, tick_inv):
+    """qty x price rounded half up to 8 decimals, exactly as the decimal product would be.
+
+    With decimal grids (lot_inv, tick_inv from `grid_inverse`) the product is taken in whole
+    lots x ticks, so a product ending in a half unit of the 8th decimal rounds up even where
+    the float product falls a hair below it; off the grids, `round_amount` of the product.
+    """
+    if lot_inv > 0.0 and tick_inv > 0.0:
+        a = math.floor(qty * lot_inv + 0.5)
+        b = math.floor(price * tick_inv + 0.5)
+        units = lot_inv * tick_inv                 # grid units per quote unit
+        if a * b < 4e18 and units < 4e18:
+            ab = int(a) * int(b)
+            if units <= AMOUNT_UNITS:
+                return ab / units
+            r = int(units / AMOUNT_UNITS + 0.5)
+            if r * AMOUNT_UNITS == units:
+                return ((ab + r // 2) // r) / AMOUNT_UNITS
+    return round_amount(qty * price)

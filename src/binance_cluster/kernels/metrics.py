@@ -28,11 +28,30 @@ ACC_MAX_DD = 4       # largest (peak - equity) / peak
 ACC_BARS = 5         # number of bars (returns)
 ACC_HELD = 6         # bars during which a real position was held
 ACC_TRADES = 7       # closed real trades
-ACC_WINS = 8         # trades with pnl > 0
+ACC_WINS = 8         # winning trades (`is_win`)
 ACC_GROSS_PROFIT = 9
 ACC_GROSS_LOSS = 10  # positive number
 ACC_FEES = 11
 ACC_SIZE = 12
+
+
+# A trade wins when its pnl is above half a unit of the 8th decimal, Binance's amount precision,
+# and loses when it is below minus that: the exact result of a trade on the price and lot grids
+# is a whole number of 1e-8 in the exchange fee model, and float noise on the sums is far
+# smaller (1e-12 on a 10,000 trade), so a break-even trade (exactly 0) is neither.
+WIN_EPS = 5e-9
+
+
+@jit
+def is_win(pnl):
+    """True when the trade's pnl is a profit (above the amount precision's half unit)."""
+    return pnl > WIN_EPS
+
+
+@jit
+def is_loss(pnl):
+    """True when the trade's pnl is a loss (below minus the amount precision's half unit)."""
+    return pnl < -WIN_EPS
 
 
 @jit
@@ -82,9 +101,9 @@ def add_trade(pnl, fees, trades, wins, gross_profit, gross_loss, total_fees):
     trades += 1.0
     total_fees += fees
     # without branches (adding 0.0 changes nothing): a trade's sign is unpredictable
-    wins += 1.0 if pnl > 0.0 else 0.0
-    gross_profit += pnl if pnl > 0.0 else 0.0
-    gross_loss -= pnl if pnl < 0.0 else 0.0
+    wins += 1.0 if pnl > WIN_EPS else 0.0
+    gross_profit += pnl if pnl > WIN_EPS else 0.0
+    gross_loss -= pnl if pnl < -WIN_EPS else 0.0
     return trades, wins, gross_profit, gross_loss, total_fees
 
 

@@ -5,37 +5,53 @@
 One bar t runs these phases, in order:
 
 A. at the open of t, pending market exits (decided at the close of t-1) fill at
-   `market_sell_price(open)`;
+   `market_sell_price(open)`; in the exchange fee models a sell whose notional is under the
+   minimum notional is refused as Binance refuses it (the position stays open, the exit is
+   decided again at later closes);
 B. at the open of t, pending entries fill at `market_buy_price(open)`: paper entries (shifts)
    always, real ones ranked by score (highest first, NaN last, then by symbol index) while
    fewer than `max_positions` real positions are open; each is sized from `stake` (fraction of
    the equity marked at the close of t-1, or a fixed quote amount), capped by the free cash so
-   that cash never goes negative (cost = notional + fee <= cash), rounded down to the lot step,
-   and rejected under the minimum notional. Entries that cannot fill are dropped, not queued;
+   that cash never goes negative, rounded down to the lot step (`buy_quantity_for`), and
+   rejected under the minimum notional. Entries that cannot fill are dropped, not queued;
    an entry whose symbol has no candle at t is dropped, an exit waits for its next candle;
-B'. `held[t]` = number of real positions open after the open fills;
+   `held[t]` = number of real positions open after the open fills;
 C. inside t, each position's stop (the higher of the stop loss and the trailing stop) and take
    profit are checked with `long_exit_fill` (stop first, gaps fill at the open); the trailing
    high then takes bar t's high, so a trailing stop never uses the high of the bar it is
    checked on;
-D. at the close of t, equity = cash + sum of real quantities x close (last known close for a
-   symbol without a candle at t);
-E. at the close of t, decisions for bar t+1: a position exits on an exit signal, or when it
+D. at the close of t, decisions for bar t+1: a position exits on an exit signal, or when it
    will have been held `max_hold_bars` bars at the next open; a flat symbol with an entry
    signal (and no exit signal on the same bar) becomes a pending entry. With `shifts` on, an
    entry is a paper trade unless the UTC hour of its decision time (close of t) has at least
    `shifts_min_trades` closed trades with a win rate >= `shifts_min_win_rate`; the statistics
    count every trade (paper or real) closed up to the close of t, attributed to the hour of its
-   entry decision. Paper trades are simulated and recorded but never touch cash or equity.
+   entry decision, a win being `kernels.metrics.is_win`. Paper trades are simulated and
+   recorded but never touch cash or equity. No decision is taken for a symbol at its last
+   candle;
+E. a symbol whose bar t is its last candle (`ends`: its data ends, or it stops trading) sells
+   its position at that close minus slippage (reason "end", never refused), after the
+   decisions of D, so the trade counts for the statistics from the next close on and its
+   slot is free at the next open;
+F. at the close of t, equity = cash + sum of real held quantities x close (last known close
+   for a symbol without a candle at t). Dust (see below) is not valued.
 
-After the last bar, `finish` sells every open position at its symbol's last close (with
-slippage and fee, reason "end") and sets the last equity value to the resulting cash.
+`simulate` ends every symbol at its last candle, so a run ends flat; `finish` sells what is
+still open at the last closes (a live loop that stops).
+
+Fee models (`R_FEE_MODEL`): "quote" charges `notional x fee_rate` in quote on every fill (a
+buy costs notional + fee, the position is the quantity bought, an exit sells all of it);
+"exchange" accounts as Binance does: a buy costs its notional (8 decimals) and the commission
+`quantity x fee_rate` (8 decimals) is taken from the base received, so the position is the
+quantity held; an exit sells the held quantity floored to the lot step, the rest stays as dust
+(`F_DUST`, reported per trade); a sell's commission is `notional x fee_rate` in quote (8
+decimals); with BNB fees the commission is paid apart (at the discounted rate, valued in quote
+and taken from cash) and the whole quantity is held. Fees of a trade are valued in quote (a
+base commission at its fill price); pnl = proceeds - cost.
 
 Stop and target levels are set at entry from the fill price and rounded to the tick away from
 it (stop down, target up); the trailing level is the trailing high x (1 - trailing_stop)
-rounded down. Exits of open positions are never rejected for the minimum notional (a real
-exchange could leave dust). Trade times are the open times of the bars in which the fills
-happened.
+rounded down. Trade times are the open times of the bars in which the fills happened.
 
 `sweep_cross` is the fused single-pass kernel of the crossover sweeps: for one symbol it runs
 signals, this decision logic and the metric accumulators of every parameter combination
@@ -52,9 +68,10 @@ import numpy as np
 from binance_cluster.kernels._jit import jit
 from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_units, fee,
                                            floor_units, grid_inverse, long_exit_fill,
-                                           market_buy_price, market_sell_price, notional_ok)
+                                           market_buy_price, market_sell_price,
+                                           notional_amount, notional_ok, round_amount)
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
-                                             add_trade, drawdown_bar, store)
+                                             add_trade, drawdown_bar, is_win, store)
 from binance_cluster.kernels.signals import cross_step, mean_relation
 
 HOUR_MS = 3_600_000
@@ -71,7 +88,7 @@ REASON_END = 5
 R_INITIAL_CASH = 0
 R_STAKE = 1
 R_STAKE_QUOTE = 2        # 0: fraction of equity, 1: fixed quote amount
-R_FEE = 3
+R_FEE = 3                # the commission rate charged (BNB: after its discount)
 R_SLIPPAGE = 4
 R_STOP_LOSS = 5
 R_TAKE_PROFIT = 6
@@ -82,18 +99,27 @@ R_SHIFTS_RATE = 10
 R_SHIFTS_MIN = 11
 R_MAX_POSITIONS = 12
 R_BAR_MS = 13
-R_SIZE = 14
+R_FEE_MODEL = 14         # FEE_QUOTE, FEE_EXCHANGE or FEE_BNB
+R_SIZE = 15
+
+# Fee models (R_FEE_MODEL).
+FEE_QUOTE = 0            # every fee in quote on top of the notional; exits sell what was bought
+FEE_EXCHANGE = 1         # Binance: buys pay in the base received, sells in quote, 8 decimals
+FEE_BNB = 2              # Binance paying fees in BNB: quote value, none taken from the assets
 
 # Per-symbol float state.
-F_QTY = 0
+F_QTY = 0                # quantity bought
 F_ENTRY_PRICE = 1
-F_ENTRY_FEE = 2
+F_ENTRY_FEE = 2          # entry fee, valued in quote
 F_STOP = 3
 F_TARGET = 4
 F_TRAIL_HIGH = 5
 F_PENDING_SCORE = 6
 F_LAST_CLOSE = 7
-F_SIZE = 8
+F_HELD = 8               # quantity held (bought minus a commission taken in the base asset)
+F_COST = 9               # quote paid for the entry, fee included
+F_DUST = 10              # quantity left unsold by this symbol's exits (below one lot step)
+F_SIZE = 11
 
 # Per-symbol int state.
 I_POS = 0                # 0 flat, 1 real long, 2 paper long
@@ -118,7 +144,8 @@ P_CASH = 0
 P_EQUITY = 1             # equity marked at the last close (sizing of fraction stakes)
 P_OPEN = 2               # open real positions
 P_REJECTED = 3           # entries rejected under the minimum notional
-P_SIZE = 4
+P_SELL_REFUSED = 4       # market sells refused under the minimum notional (exchange models)
+P_SIZE = 5
 
 # Trade record columns (float64 buffer; times and bars are exact integers).
 T_SYMBOL = 0
@@ -128,12 +155,14 @@ T_ENTRY_BAR = 3
 T_EXIT_BAR = 4
 T_ENTRY_PRICE = 5
 T_EXIT_PRICE = 6
-T_QTY = 7
-T_FEES = 8
+T_QTY = 7                # quantity bought
+T_FEES = 8               # entry and exit fees, valued in quote
 T_PNL = 9
 T_REASON = 10
 T_PAPER = 11
-T_SIZE = 12
+T_SOLD = 12              # quantity sold
+T_DUST = 13              # quantity held but not sold (below one lot step), kept
+T_SIZE = 14
 
 
 # ----------------------------------------------------------------------------------------
@@ -144,6 +173,7 @@ T_SIZE = 12
 def new_state(n_symbols, initial_cash):
     """(fstate, istate, pstate, hour_stats, trades buffer) of a fresh flat portfolio."""
     fstate = np.full((n_symbols, F_SIZE), np.nan)
+    fstate[:, F_DUST] = 0.0
     istate = np.zeros((n_symbols, I_SIZE), dtype=np.int64)
     pstate = np.zeros(P_SIZE)
     pstate[P_CASH] = initial_cash
@@ -168,13 +198,63 @@ def decision_hour(time_ms, bar_ms):
     return ((time_ms + bar_ms) // HOUR_MS) % 24
 
 
+# ----------------------------------------------------------------------------------------
+# fill accounting of the fee models
+
+
 @jit
-def trade_pnl(qty, entry_price, entry_fee, exit_price, fee_rate):
-    """(exit fee, pnl) of a long trade: proceeds after fee minus cost with fee."""
-    exit_notional = qty * exit_price
-    exit_fee = fee(exit_notional, fee_rate)
-    pnl = (exit_notional - exit_fee) - (qty * entry_price + entry_fee)
-    return exit_fee, pnl
+def buy_quantity_for(spend, price, rp, lot, lot_inv):
+    """Lot-floored quantity a market buy may take with `spend` quote (fee included if in quote)."""
+    rate = 0.0 if rp[R_FEE_MODEL] == FEE_EXCHANGE else rp[R_FEE]
+    return buy_quantity_inv(spend, price, rate, lot, lot_inv)
+
+
+@jit
+def buy_fill(qty, price, rp, lot_inv, tick_inv):
+    """(cost in quote, quantity held, fee valued in quote) of buying `qty` at `price`.
+
+    quote: cost = notional + fee, all of qty held. exchange: cost = the notional (8 decimals),
+    the commission qty x rate (8 decimals) is taken from the base received. BNB: cost =
+    notional + fee (both 8 decimals), all of qty held.
+    """
+    model = rp[R_FEE_MODEL]
+    rate = rp[R_FEE]
+    notional = qty * price
+    if model == FEE_QUOTE:
+        entry_fee = fee(notional, rate)
+        return notional + entry_fee, qty, entry_fee
+    notional = notional_amount(qty, price, lot_inv, tick_inv)
+    if model == FEE_EXCHANGE:
+        commission = round_amount(fee(qty, rate))
+        return notional, round_amount(qty - commission), commission * price
+    entry_fee = round_amount(fee(notional, rate))
+    return notional + entry_fee, qty, entry_fee
+
+
+@jit
+def sell_fill(held, price, rp, lot, lot_inv, tick_inv):
+    """(quantity sold, proceeds in quote, fee in quote) of selling a held quantity at `price`.
+
+    quote: all of it, proceeds = notional - fee. exchange and BNB: the held quantity floored
+    to the lot step (the rest is dust), notional and fee to 8 decimals; BNB pays the fee
+    apart, so it still leaves the cash.
+    """
+    model = rp[R_FEE_MODEL]
+    rate = rp[R_FEE]
+    if model == FEE_QUOTE:
+        notional = held * price
+        exit_fee = fee(notional, rate)
+        return held, notional - exit_fee, exit_fee
+    sold = floor_units(held, lot, lot_inv)
+    notional = notional_amount(sold, price, lot_inv, tick_inv)
+    exit_fee = round_amount(fee(notional, rate))
+    return sold, notional - exit_fee, exit_fee
+
+
+@jit
+def sell_refused(sold, price, rp, min_notional):
+    """True when the exchange refuses a market sell of `sold` at `price` (exchange models)."""
+    return rp[R_FEE_MODEL] != FEE_QUOTE and not notional_ok(sold, price, min_notional)
 
 
 @jit
@@ -189,20 +269,19 @@ def _record(trades, n, row):
 
 
 @jit
-def _close(s, price, reason, t, time_t, rp, fstate, istate, pstate, hour_stats, trades, n):
-    """Close symbol s's position at `price`; updates cash and statistics, records the trade."""
-    qty = fstate[s, F_QTY]
-    entry_price = fstate[s, F_ENTRY_PRICE]
-    entry_fee = fstate[s, F_ENTRY_FEE]
-    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, rp[R_FEE])
+def _close(s, price, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate, pstate,
+           hour_stats, trades, n):
+    """Close symbol s's position (sell_fill results given); cash, statistics, trade record."""
+    pnl = proceeds - fstate[s, F_COST]
+    dust = round_amount(fstate[s, F_HELD] - sold) if sold != fstate[s, F_HELD] else 0.0
     paper = istate[s, I_POS] == POS_PAPER
     if not paper:
-        notional = qty * price
-        pstate[P_CASH] = pstate[P_CASH] + (notional - exit_fee)
+        pstate[P_CASH] = pstate[P_CASH] + proceeds
         pstate[P_OPEN] -= 1
+        fstate[s, F_DUST] += dust
     hour = istate[s, I_HOUR]
     hour_stats[hour, 0] += 1
-    if pnl > 0.0:
+    if is_win(pnl):
         hour_stats[hour, 1] += 1
     row = np.empty(T_SIZE)
     row[T_SYMBOL] = s
@@ -210,16 +289,36 @@ def _close(s, price, reason, t, time_t, rp, fstate, istate, pstate, hour_stats, 
     row[T_EXIT_TIME] = time_t
     row[T_ENTRY_BAR] = istate[s, I_ENTRY_BAR]
     row[T_EXIT_BAR] = t
-    row[T_ENTRY_PRICE] = entry_price
+    row[T_ENTRY_PRICE] = fstate[s, F_ENTRY_PRICE]
     row[T_EXIT_PRICE] = price
-    row[T_QTY] = qty
-    row[T_FEES] = entry_fee + exit_fee
+    row[T_QTY] = fstate[s, F_QTY]
+    row[T_FEES] = fstate[s, F_ENTRY_FEE] + exit_fee
     row[T_PNL] = pnl
     row[T_REASON] = reason
     row[T_PAPER] = 1.0 if paper else 0.0
+    row[T_SOLD] = sold
+    row[T_DUST] = dust
     istate[s, I_POS] = POS_FLAT
     istate[s, I_PENDING] = PEND_NONE
     return _record(trades, n, row)
+
+
+@jit
+def _sell(s, price, reason, market, t, time_t, rp, tick, lot, min_notional, fstate, istate,
+          pstate, hour_stats, trades, n):
+    """Sell symbol s's held quantity at `price`; a refused market sell keeps the position.
+
+    Returns (trades, n, sold): sold is False when the exchange refused the market sell.
+    """
+    sold, proceeds, exit_fee = sell_fill(fstate[s, F_HELD], price, rp, lot, grid_inverse(lot),
+                                         grid_inverse(tick))
+    if market and sell_refused(sold, price, rp, min_notional):
+        pstate[P_SELL_REFUSED] += 1.0
+        istate[s, I_PENDING] = PEND_NONE
+        return trades, n, False
+    trades, n = _close(s, price, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate,
+                       pstate, hour_stats, trades, n)
+    return trades, n, True
 
 
 @jit
@@ -243,15 +342,16 @@ def stake_amount(rp, equity):
 
 
 @jit
-def _open(s, price, qty, paper, t, time_t, rp, tick, fstate, istate, pstate):
-    """Open symbol s's position: `qty` at `price` (real: pays notional + fee from cash)."""
-    notional = qty * price
-    entry_fee = fee(notional, rp[R_FEE])
+def _open(s, price, qty, paper, t, time_t, rp, tick, lot, fstate, istate, pstate):
+    """Open symbol s's position: `qty` at `price` (real: pays the cost from cash)."""
+    cost, held, entry_fee = buy_fill(qty, price, rp, grid_inverse(lot), grid_inverse(tick))
     if not paper:
-        pstate[P_CASH] = pstate[P_CASH] - (notional + entry_fee)
+        pstate[P_CASH] = pstate[P_CASH] - cost
         pstate[P_OPEN] += 1
     stop, target = protective_levels(price, rp, tick, grid_inverse(tick))
     fstate[s, F_QTY] = qty
+    fstate[s, F_HELD] = held
+    fstate[s, F_COST] = cost
     fstate[s, F_ENTRY_PRICE] = price
     fstate[s, F_ENTRY_FEE] = entry_fee
     fstate[s, F_STOP] = stop
@@ -265,7 +365,10 @@ def _open(s, price, qty, paper, t, time_t, rp, tick, fstate, istate, pstate):
 
 @jit
 def effective_stop(stop, trail_high, trailing, tick, tick_inv):
-    """(level, is_trailing): the higher of the stop loss and the trailing stop; NaN if neither."""
+    """(level, is_trailing): the higher of the stop loss and the trailing stop; NaN if neither.
+
+    When both levels are equal the stop loss is the one reported.
+    """
     if trailing == trailing:
         level = floor_units(trail_high * (1.0 - trailing), tick, tick_inv)
         if stop != stop or level > stop:
@@ -294,15 +397,15 @@ def _rank_before(a, b, score):
 
 
 @jit
-def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional,
-         fstate, istate, pstate, hour_stats, trades, n_trades):
-    """Advance every symbol by bar t (phases A-E in the module docstring).
+def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, rp, tick, lot,
+         min_notional, fstate, istate, pstate, hour_stats, trades, n_trades):
+    """Advance every symbol by bar t (phases A-F in the module docstring).
 
-    open_/high/low/close/entry/exit_/score hold bar t of each symbol (NaN prices: no candle).
+    open_/high/low/close/entry/exit_/score hold bar t of each symbol (NaN prices: no candle);
+    ends[s] is True when bar t is symbol s's last candle (its data ends, or it stops trading).
     Returns (trades, n_trades, held, equity).
     """
     n_sym = open_.shape[0]
-    fee_rate = rp[R_FEE]
     slip = rp[R_SLIPPAGE]
     # A. pending exits at the open
     for s in range(n_sym):
@@ -310,8 +413,9 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot,
         if o == o and istate[s, I_PENDING] >= PEND_EXIT_SIGNAL:
             reason = REASON_SIGNAL if istate[s, I_PENDING] == PEND_EXIT_SIGNAL else REASON_MAX_HOLD
             price = market_sell_price(o, slip, tick[s])
-            trades, n_trades = _close(s, price, reason, t, time_t, rp, fstate, istate, pstate,
-                                      hour_stats, trades, n_trades)
+            trades, n_trades, _ = _sell(s, price, reason, True, t, time_t, rp, tick[s],
+                                        lot[s], min_notional[s], fstate, istate, pstate, hour_stats,
+                                        trades, n_trades)
     # B. pending entries at the open
     cand = np.empty(n_sym, dtype=np.int64)
     cscore = np.full(n_sym, np.nan)
@@ -326,9 +430,9 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot,
         if istate[s, I_PENDING_PAPER] != 0:
             price = market_buy_price(o, slip, tick[s])
             amount = stake_amount(rp, pstate[P_EQUITY])
-            qty = buy_quantity_inv(amount, price, fee_rate, lot[s], grid_inverse(lot[s]))
+            qty = buy_quantity_for(amount, price, rp, lot[s], grid_inverse(lot[s]))
             if notional_ok(qty, price, min_notional[s]):
-                _open(s, price, qty, True, t, time_t, rp, tick[s], fstate, istate, pstate)
+                _open(s, price, qty, True, t, time_t, rp, tick[s], lot[s], fstate, istate, pstate)
             else:
                 pstate[P_REJECTED] += 1.0
             continue
@@ -349,9 +453,10 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot,
         amount = stake_amount(rp, pstate[P_EQUITY])
         cash = pstate[P_CASH]
         spend = amount if amount < cash else cash
-        qty = buy_quantity_inv(spend, price, fee_rate, lot[s], grid_inverse(lot[s]))
+        qty = buy_quantity_for(spend, price, rp, lot[s], grid_inverse(lot[s]))
         if notional_ok(qty, price, min_notional[s]):
-            _open(s, price, qty, False, t, time_t, rp, tick[s], fstate, istate, pstate)
+            _open(s, price, qty, False, t, time_t, rp, tick[s], lot[s], fstate, istate,
+                  pstate)
         else:
             pstate[P_REJECTED] += 1.0
     held = np.int64(pstate[P_OPEN])
@@ -371,25 +476,17 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot,
                 reason = REASON_TRAILING_STOP
             else:
                 reason = REASON_STOP_LOSS
-            trades, n_trades = _close(s, price, reason, t, time_t, rp, fstate, istate, pstate,
-                                      hour_stats, trades, n_trades)
+            trades, n_trades, _ = _sell(s, price, reason, False, t, time_t, rp, tick[s],
+                                        lot[s], min_notional[s], fstate, istate, pstate, hour_stats,
+                                        trades, n_trades)
         elif high[s] > fstate[s, F_TRAIL_HIGH]:
             fstate[s, F_TRAIL_HIGH] = high[s]
-    # D. equity at the close
-    equity = pstate[P_CASH]
-    for s in range(n_sym):
-        c = close[s]
-        if c == c:
-            fstate[s, F_LAST_CLOSE] = c
-        if istate[s, I_POS] == POS_REAL:
-            equity = equity + fstate[s, F_QTY] * fstate[s, F_LAST_CLOSE]
-    pstate[P_EQUITY] = equity
-    # E. decisions for the next open
+    # D. decisions for the next open
     max_hold = rp[R_MAX_HOLD]
     shifts = rp[R_SHIFTS] != 0.0
     bar_ms = np.int64(rp[R_BAR_MS])
     for s in range(n_sym):
-        if close[s] != close[s] or istate[s, I_PENDING] != PEND_NONE:
+        if close[s] != close[s] or ends[s] or istate[s, I_PENDING] != PEND_NONE:
             continue
         if istate[s, I_POS] != POS_FLAT:
             if exit_[s]:
@@ -406,26 +503,58 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, rp, tick, lot,
                 paper = not hour_qualified(hour_stats, hour, rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
             istate[s, I_PENDING_HOUR] = hour
             istate[s, I_PENDING_PAPER] = 1 if paper else 0
+    # E. a symbol at its last candle sells at its close (reason end), freeing its slot
+    for s in range(n_sym):
+        if ends[s] and close[s] == close[s]:
+            istate[s, I_PENDING] = PEND_NONE
+            if istate[s, I_POS] != POS_FLAT:
+                price = market_sell_price(close[s], slip, tick[s])
+                trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, rp, tick[s],
+                                            lot[s], min_notional[s], fstate, istate, pstate,
+                                            hour_stats, trades, n_trades)
+    # F. equity at the close
+    equity = pstate[P_CASH]
+    for s in range(n_sym):
+        c = close[s]
+        if c == c:
+            fstate[s, F_LAST_CLOSE] = c
+        if istate[s, I_POS] == POS_REAL:
+            equity = equity + fstate[s, F_HELD] * fstate[s, F_LAST_CLOSE]
+    pstate[P_EQUITY] = equity
     return trades, n_trades, held, equity
 
 
 @jit
-def finish(t, time_t, rp, tick, fstate, istate, pstate, hour_stats, trades, n_trades):
+def finish(t, time_t, rp, tick, lot, fstate, istate, pstate, hour_stats, trades, n_trades):
     """Sell every open position at its last close (reason end); returns (trades, n, cash)."""
     for s in range(fstate.shape[0]):
         if istate[s, I_POS] != POS_FLAT:
             price = market_sell_price(fstate[s, F_LAST_CLOSE], rp[R_SLIPPAGE], tick[s])
-            trades, n_trades = _close(s, price, REASON_END, t, time_t, rp, fstate, istate,
-                                      pstate, hour_stats, trades, n_trades)
+            trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, rp, tick[s],
+                                        lot[s], 0.0, fstate, istate, pstate, hour_stats,
+                                        trades, n_trades)
     pstate[P_EQUITY] = pstate[P_CASH]
     return trades, n_trades, pstate[P_CASH]
 
 
 @jit
-def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional):
-    """Run `step` over every bar of 2-D [bar, symbol] arrays, then `finish`.
+def last_bars(open_):
+    """Index of each symbol's last candle in 2-D [bar, symbol] opens (-1: none)."""
+    n, m = open_.shape
+    out = np.full(m, -1, dtype=np.int64)
+    for s in range(m):
+        for t in range(n - 1, -1, -1):
+            if open_[t, s] == open_[t, s]:
+                out[s] = t
+                break
+    return out
 
-    Returns (trades[n_trades, T_SIZE], equity[n], held[n], rejected).
+
+@jit
+def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional):
+    """Run `step` over every bar of 2-D [bar, symbol] arrays (each symbol ends at its last candle).
+
+    Returns (trades[n_trades, T_SIZE], equity[n], held[n], rejected, sells refused, dust[m]).
     """
     n = times.shape[0]
     n_sym = open_.shape[1]
@@ -433,18 +562,19 @@ def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot,
     n_trades = 0
     equity = np.empty(n)
     held = np.zeros(n, dtype=np.int64)
+    last = last_bars(open_)
+    ends = np.zeros(n_sym, dtype=np.bool_)
     for t in range(n):
+        for s in range(n_sym):
+            ends[s] = last[s] == t
         trades, n_trades, h, eq = step(t, times[t], open_[t], high[t], low[t], close[t],
-                                       entry[t], exit_[t], score[t], rp, tick, lot,
+                                       entry[t], exit_[t], score[t], ends, rp, tick, lot,
                                        min_notional, fstate, istate, pstate, hour_stats,
                                        trades, n_trades)
         held[t] = h
         equity[t] = eq
-    if n > 0:
-        trades, n_trades, cash = finish(n - 1, times[n - 1], rp, tick, fstate, istate, pstate,
-                                        hour_stats, trades, n_trades)
-        equity[n - 1] = cash
-    return trades[:n_trades].copy(), equity, held, pstate[P_REJECTED]
+    return (trades[:n_trades].copy(), equity, held, pstate[P_REJECTED],
+            pstate[P_SELL_REFUSED], fstate[:, F_DUST].copy())
 
 
 # ----------------------------------------------------------------------------------------
@@ -575,20 +705,23 @@ def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
 
 
 @jit
-def cross_simple(open_, close, rel, words, start, rp, tick, lot, lot_inv, min_notional, acc):
+def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, tick, lot,
+                 lot_inv, min_notional, acc):
     """One crossover combination without stops, max hold or shifts, into `acc`.
 
     The same decisions and float operations as the general loop of `sweep_cross` (and `step`),
     organised as a cycle: scan to the next cross up, fill the entry at the next open, scan to
     the first bar with fast < slow (the cross down while long), fold the bars held, fill the
-    exit at the next open.
+    exit at the next open. Trading starts at bar `start` with the cross state (prev_rel,
+    below) of the bars before it; bars before `first` are history. Returns False, with `acc`
+    unwritten, when an exit's market sell is refused (the general loop handles that case).
     """
     n = close.shape[0]
     cash0 = rp[R_INITIAL_CASH]
-    fee_rate = rp[R_FEE]
     slip = rp[R_SLIPPAGE]
     quote_stake = rp[R_STAKE_QUOTE] != 0.0
     stake = rp[R_STAKE]
+    tick_inv = grid_inverse(tick)
     cash = cash0
     prev = cash0
     s1 = 0.0
@@ -603,8 +736,6 @@ def cross_simple(open_, close, rel, words, start, rp, tick, lot, lot_inv, min_no
     gp = 0.0
     gl = 0.0
     tf = 0.0
-    prev_rel = 0
-    below = False
     t = start
     while True:
         # flat: scan to the next cross up (rel > 0 after rel <= 0, once rel < 0 was seen)
@@ -626,51 +757,54 @@ def cross_simple(open_, close, rel, words, start, rp, tick, lot, lot_inv, min_no
         entry_price = market_buy_price(open_[e], slip, tick)
         amount = stake if quote_stake else stake * cash      # flat: equity is the cash
         amount = amount if amount < cash else cash
-        q = buy_quantity_inv(amount, entry_price, fee_rate, lot, lot_inv)
+        q = buy_quantity_for(amount, entry_price, rp, lot, lot_inv)
         if not notional_ok(q, entry_price, min_notional):
             t = e               # rejected: the decision at bar e is scanned as usual
             continue
-        notional = q * entry_price
-        entry_fee = fee(notional, fee_rate)
-        cash = cash - (notional + entry_fee)
+        cost, held, entry_fee = buy_fill(q, entry_price, rp, lot_inv, tick_inv)
+        cash = cash - cost
         # long from bar e: rel >= 0 since the cross up, so the first rel < 0 is the cross down
         u = next_negative(rel, words, e)
         if u >= n - 1:
             # held to the end: bars e..n-2, then sold at the last close
             if e < n - 1:
                 s1, s2, d2, prev, peak, max_dd, keep = fold_long(
-                    close, e, n - 1, cash, q, s1, s2, d2, prev, peak, max_dd, keep)
+                    close, e, n - 1, cash, held, s1, s2, d2, prev, peak, max_dd, keep)
             price = market_sell_price(close[n - 1], slip, tick)
-            exit_fee, pnl = trade_pnl(q, entry_price, entry_fee, price, fee_rate)
-            cash = cash + (q * price - exit_fee)
-            trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades, wins, gp,
-                                                 gl, tf)
+            sold, proceeds, exit_fee = sell_fill(held, price, rp, lot, lot_inv, tick_inv)
+            cash = cash + proceeds
+            trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee, trades,
+                                                 wins, gp, gl, tf)
             s1, s2, d2 = add_return(cash, prev, s1, s2, d2)
             prev = cash
             peak, max_dd, keep = drawdown_bar(cash, peak, max_dd)
             n_held += n - e
             break
         s1, s2, d2, prev, peak, max_dd, keep = fold_long(
-            close, e, u + 1, cash, q, s1, s2, d2, prev, peak, max_dd, keep)
+            close, e, u + 1, cash, held, s1, s2, d2, prev, peak, max_dd, keep)
         n_held += u + 1 - e
         # the exit fills at the next open; that bar is flat and its decision is scanned next
         x = u + 1
         price = market_sell_price(open_[x], slip, tick)
-        exit_fee, pnl = trade_pnl(q, entry_price, entry_fee, price, fee_rate)
-        cash = cash + (q * price - exit_fee)
-        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades, wins, gp, gl, tf)
+        sold, proceeds, exit_fee = sell_fill(held, price, rp, lot, lot_inv, tick_inv)
+        if sell_refused(sold, price, rp, min_notional):
+            return False
+        cash = cash + proceeds
+        trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee, trades,
+                                             wins, gp, gl, tf)
         s1, s2, d2 = add_return(cash, prev, s1, s2, d2)
         prev = cash
         peak, max_dd, keep = drawdown_bar(cash, peak, max_dd)
         prev_rel = -1
         below = True
         t = x
-    store(acc, prev, s1, s2, d2, max_dd, n, n_held, trades, wins, gp, gl, tf)
+    store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
+    return True
 
 
 @jit
 def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
-                use_float, safe_mul, rp, tick, lot, min_notional):
+                use_float, safe_mul, rp, tick, lot, min_notional, first):
     """Accumulator vectors [n_combos, ACC_SIZE] of crossover combinations on one symbol.
 
     Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
@@ -684,6 +818,10 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     bars held in one tight loop (`fold_long`); without stops, max hold or shifts the whole
     combination runs as that cycle (`cross_simple`).
 
+    Bars before `first` are warm-up history: they feed the averages and the cross state,
+    and trading starts at bar `first` (the results equal `step` run on bars first.. with the
+    signals computed on all bars).
+
     The kernels are bound by the division of each held bar's return and by the branches of
     each trade, not by memory: the sign pass reads one prefix-sum array that stays in cache.
     """
@@ -693,7 +831,6 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     rel_words = np.zeros(n // 8 + 1, dtype=np.int64)
     rel = rel_words.view(np.int8)[:n]
     cash0 = rp[R_INITIAL_CASH]
-    fee_rate = rp[R_FEE]
     slip = rp[R_SLIPPAGE]
     trailing = rp[R_TRAILING]
     has_levels = (rp[R_STOP_LOSS] == rp[R_STOP_LOSS] or rp[R_TAKE_PROFIT] == rp[R_TAKE_PROFIT]
@@ -719,9 +856,18 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
             value_relations(fvals[fw], fvals[sw], start, rel)
         else:
             sum_relations(prefix, fn, sn, start, safe_mul, rel)
-        if simple:
-            cross_simple(open_, close, rel, rel_words, start, rp, tick, lot, lot_inv,
-                         min_notional, out[c])
+        # the cross state the warm-up bars leave
+        prev_rel = 0
+        below = False
+        above = False
+        for k in range(start, first):
+            r = np.int64(rel[k])
+            _, _, below, above = cross_step(r, prev_rel, below, above)
+            prev_rel = r
+        if first > start:
+            start = first
+        if simple and cross_simple(open_, close, rel, rel_words, start, prev_rel, below, first,
+                                   rp, tick, lot, lot_inv, min_notional, out[c]):
             continue
         hour_stats[:, :] = 0
         cash = cash0
@@ -745,15 +891,14 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
         pending_hour = 0
         hour = 0
         qty = 0.0
+        cost = 0.0
         entry_price = 0.0
         entry_fee = 0.0
         stop = math.nan
         target = math.nan
         trail_high = 0.0
         entry_bar = 0
-        prev_rel = 0
-        below = False
-        above = False
+        stuck = False           # long after a refused market sell: no cross-down shortcut
         t = start
         while t < n:
             fill = False
@@ -765,32 +910,35 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                     amount = stake if quote_stake else stake * equity
                     if not pending_paper:
                         amount = amount if amount < cash else cash
-                    q = buy_quantity_inv(amount, price, fee_rate, lot, lot_inv)
+                    q = buy_quantity_for(amount, price, rp, lot, lot_inv)
                     if notional_ok(q, price, min_notional):
-                        notional = q * price
-                        entry_fee = fee(notional, fee_rate)
+                        cost, qty, entry_fee = buy_fill(q, price, rp, lot_inv, tick_inv)
                         if not pending_paper:
-                            cash = cash - (notional + entry_fee)
+                            cash = cash - cost
                             fill = True
-                        qty = q
                         entry_price = price
                         stop, target = protective_levels(price, rp, tick, tick_inv)
                         trail_high = price
                         pos = POS_PAPER if pending_paper else POS_REAL
                         entry_bar = t
                         hour = pending_hour
+                        stuck = False
                 else:
                     price = market_sell_price(o, slip, tick)
-                    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
-                    if pos == POS_REAL:
-                        cash = cash + (qty * price - exit_fee)
-                        fill = True
-                        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
-                                                             wins, gp, gl, tf)
-                    hour_stats[hour, 0] += 1
-                    if pnl > 0.0:
-                        hour_stats[hour, 1] += 1
-                    pos = POS_FLAT
+                    sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
+                    if sell_refused(sold, price, rp, min_notional):
+                        stuck = True
+                    else:
+                        pnl = proceeds - cost
+                        if pos == POS_REAL:
+                            cash = cash + proceeds
+                            fill = True
+                            trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee,
+                                                                 trades, wins, gp, gl, tf)
+                        hour_stats[hour, 0] += 1
+                        if is_win(pnl):
+                            hour_stats[hour, 1] += 1
+                        pos = POS_FLAT
                 pending = PEND_NONE
             if pos == POS_FLAT and not fill:
                 # Flat, nothing filled: jump to the next change of the relation.
@@ -808,7 +956,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                                                            rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
                 t += 1
                 continue
-            if pos == POS_REAL and not has_levels:
+            if pos == POS_REAL and not has_levels and not stuck:
                 # Long without stops: a tight loop up to the exit signal, the max-hold bar or
                 # the last bar (those two run through the general code below).
                 bound = n - 1
@@ -840,25 +988,26 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 level, is_trailing = effective_stop(stop, trail_high, trailing, tick, tick_inv)
                 price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
                 if kind != 0:
-                    exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
+                    sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
+                    pnl = proceeds - cost
                     if pos == POS_REAL:
-                        cash = cash + (qty * price - exit_fee)
+                        cash = cash + proceeds
                         trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
                                                              wins, gp, gl, tf)
                     hour_stats[hour, 0] += 1
-                    if pnl > 0.0:
+                    if is_win(pnl):
                         hour_stats[hour, 1] += 1
                     pos = POS_FLAT
                 elif high[t] > trail_high:
                     trail_high = high[t]
-            # D. equity at the close (the last bar sells what is left)
+            # D-F. the last bar sells what is left at its close; equity at the close
             if t == n - 1 and pos != POS_FLAT:
                 price = market_sell_price(close[t], slip, tick)
-                exit_fee, pnl = trade_pnl(qty, entry_price, entry_fee, price, fee_rate)
+                sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
                 if pos == POS_REAL:
-                    cash = cash + (qty * price - exit_fee)
-                    trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
-                                                         wins, gp, gl, tf)
+                    cash = cash + proceeds
+                    trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee,
+                                                         trades, wins, gp, gl, tf)
                     fill = True
                 pos = POS_FLAT
             if pos == POS_REAL:
@@ -871,7 +1020,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 peak, max_dd, keep = add_drawdown(equity, peak, max_dd, keep)
                 if held:
                     n_held += 1
-            # E. signals and decisions for the next open
+            # D. signals and decisions for the next open
             r = np.int64(rel[t])
             up, down, below, above = cross_step(r, prev_rel, below, above)
             prev_rel = r
@@ -887,5 +1036,5 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                     pending_paper = not hour_qualified(hour_stats, pending_hour,
                                                        rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
             t += 1
-        store(out[c], prev, s1, s2, d2, max_dd, n, n_held, trades, wins, gp, gl, tf)
+        store(out[c], prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
     return out
