@@ -63,28 +63,29 @@ def reference_run(times, opens, highs, lows, closes, entries, exits, scores, ris
     dust = [0.0] * m
 
     def sell(s: int, price: float):
-        """(sold, proceeds, exit fee) of selling symbol s's held quantity at price."""
+        """(total, sold, proceeds, exit fee) of selling symbol s's held quantity at price."""
         p = positions[s]
         if not exchange:
             notional = p["held"] * price
-            return p["held"], notional - notional * rate, notional * rate
-        sold = fills.floor_to_step(p["held"], rules[s].step_size)
+            return p["held"], p["held"], notional - notional * rate, notional * rate
+        total = dec(p["held"]) + (dec(dust[s]) if not p["paper"] else 0)   # earlier dust too
+        sold = fills.floor_to_step(float(total), rules[s].step_size)
         notional = amount(dec(sold) * dec(price))
         exit_fee = amount(notional * rate)
-        return sold, notional - exit_fee, exit_fee
+        return total, sold, notional - exit_fee, exit_fee
 
     def close_position(s: int, price: float, reason: str, t: int, market: bool = False) -> bool:
         nonlocal cash
-        sold, proceeds, exit_fee = sell(s, price)
+        total, sold, proceeds, exit_fee = sell(s, price)
         if market and exchange and not fills.notional_ok(sold, price, rules[s].min_notional):
             refused[0] += 1
             return False
         p = positions.pop(s)
         pnl = proceeds - p["cost"]
-        left = amount(dec(p["held"]) - dec(sold)) if exchange else 0.0
+        left = amount(total - dec(sold)) if exchange else 0.0
         if not p["paper"]:
             cash = cash + proceeds
-            dust[s] += left
+            dust[s] = left
         stats[p["hour"]][0] += 1
         stats[p["hour"]][1] += 1 if pnl > WIN else 0
         trades.append(dict(symbol_index=s, entry_time=p["time"], exit_time=int(times[t]),

@@ -43,8 +43,9 @@ Fee models (`R_FEE_MODEL`): "quote" charges `notional x fee_rate` in quote on ev
 buy costs notional + fee, the position is the quantity bought, an exit sells all of it);
 "exchange" accounts as Binance does: a buy costs its notional (8 decimals) and the commission
 `quantity x fee_rate` (8 decimals) is taken from the base received, so the position is the
-quantity held; an exit sells the held quantity floored to the lot step, the rest stays as dust
-(`F_DUST`, reported per trade); a sell's commission is `notional x fee_rate` in quote (8
+quantity held; a real exit sells the held quantity plus the dust earlier exits left, floored
+to the lot step, and the rest stays as dust (`F_DUST`, reported per trade, not valued in
+equity); a sell's commission is `notional x fee_rate` in quote (8
 decimals); with BNB fees the commission is paid apart (at the discounted rate, valued in quote
 and taken from cash) and the whole quantity is held. Fees of a trade are valued in quote (a
 base commission at its fill price); pnl = proceeds - cost.
@@ -118,7 +119,7 @@ F_PENDING_SCORE = 6
 F_LAST_CLOSE = 7
 F_HELD = 8               # quantity held (bought minus a commission taken in the base asset)
 F_COST = 9               # quote paid for the entry, fee included
-F_DUST = 10              # quantity left unsold by this symbol's exits (below one lot step)
+F_DUST = 10              # quantity left unsold by the last real exit (below one lot step)
 F_SIZE = 11
 
 # Per-symbol int state.
@@ -161,7 +162,7 @@ T_PNL = 9
 T_REASON = 10
 T_PAPER = 11
 T_SOLD = 12              # quantity sold
-T_DUST = 13              # quantity held but not sold (below one lot step), kept
+T_DUST = 13              # quantity left unsold after the exit (below one lot step), kept
 T_SIZE = 14
 
 
@@ -269,16 +270,22 @@ def _record(trades, n, row):
 
 
 @jit
-def _close(s, price, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate, pstate,
-           hour_stats, trades, n):
+def dust_left(total, sold):
+    """What a sell of `sold` out of `total` held leaves (8 decimals)."""
+    return round_amount(total - sold) if sold != total else 0.0
+
+
+@jit
+def _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate,
+           pstate, hour_stats, trades, n):
     """Close symbol s's position (sell_fill results given); cash, statistics, trade record."""
     pnl = proceeds - fstate[s, F_COST]
-    dust = round_amount(fstate[s, F_HELD] - sold) if sold != fstate[s, F_HELD] else 0.0
+    dust = dust_left(total, sold)
     paper = istate[s, I_POS] == POS_PAPER
     if not paper:
         pstate[P_CASH] = pstate[P_CASH] + proceeds
         pstate[P_OPEN] -= 1
-        fstate[s, F_DUST] += dust
+        fstate[s, F_DUST] = dust
     hour = istate[s, I_HOUR]
     hour_stats[hour, 0] += 1
     if is_win(pnl):
@@ -306,18 +313,22 @@ def _close(s, price, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate
 @jit
 def _sell(s, price, reason, market, t, time_t, rp, tick, lot, min_notional, fstate, istate,
           pstate, hour_stats, trades, n):
-    """Sell symbol s's held quantity at `price`; a refused market sell keeps the position.
+    """Sell symbol s's held quantity (real: with the dust of earlier exits) at `price`.
 
-    Returns (trades, n, sold): sold is False when the exchange refused the market sell.
+    Returns (trades, n, sold): sold is False when the exchange refused the market sell (the
+    position stays open).
     """
-    sold, proceeds, exit_fee = sell_fill(fstate[s, F_HELD], price, rp, lot, grid_inverse(lot),
+    total = fstate[s, F_HELD]
+    if istate[s, I_POS] == POS_REAL:
+        total = total + fstate[s, F_DUST]
+    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, grid_inverse(lot),
                                          grid_inverse(tick))
     if market and sell_refused(sold, price, rp, min_notional):
         pstate[P_SELL_REFUSED] += 1.0
         istate[s, I_PENDING] = PEND_NONE
         return trades, n, False
-    trades, n = _close(s, price, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate,
-                       pstate, hour_stats, trades, n)
+    trades, n = _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, fstate,
+                       istate, pstate, hour_stats, trades, n)
     return trades, n, True
 
 
@@ -736,6 +747,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
     gp = 0.0
     gl = 0.0
     tf = 0.0
+    dust = 0.0
     t = start
     while True:
         # flat: scan to the next cross up (rel > 0 after rel <= 0, once rel < 0 was seen)
@@ -763,6 +775,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
             continue
         cost, held, entry_fee = buy_fill(q, entry_price, rp, lot_inv, tick_inv)
         cash = cash - cost
+        total = held + dust
         # long from bar e: rel >= 0 since the cross up, so the first rel < 0 is the cross down
         u = next_negative(rel, words, e)
         if u >= n - 1:
@@ -771,7 +784,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
                 s1, s2, d2, prev, peak, max_dd, keep = fold_long(
                     close, e, n - 1, cash, held, s1, s2, d2, prev, peak, max_dd, keep)
             price = market_sell_price(close[n - 1], slip, tick)
-            sold, proceeds, exit_fee = sell_fill(held, price, rp, lot, lot_inv, tick_inv)
+            sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
             cash = cash + proceeds
             trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee, trades,
                                                  wins, gp, gl, tf)
@@ -786,9 +799,10 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
         # the exit fills at the next open; that bar is flat and its decision is scanned next
         x = u + 1
         price = market_sell_price(open_[x], slip, tick)
-        sold, proceeds, exit_fee = sell_fill(held, price, rp, lot, lot_inv, tick_inv)
+        sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
         if sell_refused(sold, price, rp, min_notional):
             return False
+        dust = dust_left(total, sold)
         cash = cash + proceeds
         trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee, trades,
                                              wins, gp, gl, tf)
@@ -899,6 +913,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
         trail_high = 0.0
         entry_bar = 0
         stuck = False           # long after a refused market sell: no cross-down shortcut
+        dust = 0.0
         t = start
         while t < n:
             fill = False
@@ -925,12 +940,15 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                         stuck = False
                 else:
                     price = market_sell_price(o, slip, tick)
-                    sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
+                    total = qty + dust if pos == POS_REAL else qty
+                    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv,
+                                                         tick_inv)
                     if sell_refused(sold, price, rp, min_notional):
                         stuck = True
                     else:
                         pnl = proceeds - cost
                         if pos == POS_REAL:
+                            dust = dust_left(total, sold)
                             cash = cash + proceeds
                             fill = True
                             trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee,
@@ -988,9 +1006,12 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 level, is_trailing = effective_stop(stop, trail_high, trailing, tick, tick_inv)
                 price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
                 if kind != 0:
-                    sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
+                    total = qty + dust if pos == POS_REAL else qty
+                    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv,
+                                                         tick_inv)
                     pnl = proceeds - cost
                     if pos == POS_REAL:
+                        dust = dust_left(total, sold)
                         cash = cash + proceeds
                         trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
                                                              wins, gp, gl, tf)
@@ -1003,7 +1024,8 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
             # D-F. the last bar sells what is left at its close; equity at the close
             if t == n - 1 and pos != POS_FLAT:
                 price = market_sell_price(close[t], slip, tick)
-                sold, proceeds, exit_fee = sell_fill(qty, price, rp, lot, lot_inv, tick_inv)
+                total = qty + dust if pos == POS_REAL else qty
+                sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
                 if pos == POS_REAL:
                     cash = cash + proceeds
                     trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee,
