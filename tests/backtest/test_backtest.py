@@ -176,6 +176,14 @@ def test_portfolio_results(cli, tmp_path, store):
         assert f["portfolio/times"].shape == equity.shape == (7 * 1440,)
     assert equity[-1] / INITIAL - 1 == pytest.approx(pm["total_return"], rel=1e-9, abs=1e-12)
     assert sum(float(r["pnl"]) for r in real) == pytest.approx(equity[-1] - INITIAL, abs=1e-6 * INITIAL)
+    # the exchange fee model: dust left by the last exit of each symbol, reported
+    assert portfolio["refused_sells"] == 0 and portfolio["rejected_entries"] >= 0
+    for symbol in SYMBOLS:
+        mine = [r for r in real if r["symbol"] == symbol]
+        left = float(mine[-1]["dust"]) if mine else 0.0
+        assert portfolio["dust"][symbol] == left
+        for r in mine:
+            assert float(r["sold_quantity"]) + float(r["dust"]) >= float(r["quantity"]) * 0.999 - 1e-9
 
 
 def test_resampled_interval(cli, tmp_path, store):

@@ -164,6 +164,20 @@ BAD = {
     "grid in portfolio mode": ({"prepend": 'mode = "portfolio"'}, "portfolio mode takes one value"),
     "store missing": ({'store = "': 'store = "/nonexistent'}, "store:"),
     "TOML syntax error": ({"top = 3": "top = = 3"}, "TOML syntax error"),
+    "unknown fee model": ({"[risk]\n": '[risk]\nfee_model = "binance"\n'},
+                          "risk.fee_model: unknown fee model 'binance'"),
+    "BNB fees in the quote model": ({"[risk]\n": '[risk]\nfee_model = "quote"\nbnb_fees = true\n'},
+                                    "risk.bnb_fees"),
+    # 10 USDT x (1 - 0.075 %) = 9.9925 reaches the market, under a minimum notional of 10
+    "stake under the minimum notional after the commission": (
+        {"[risk]\n": '[risk]\nstake = 10\nstake_mode = "quote"\n',
+         "[rules]\n": "[rules]\nmin_notional = 10\n"},
+        "risk.stake: 10 leaves 9.9925 after the commission, under the minimum notional 10 of "
+        "BTCUSDT"),
+    # the store starts on 2025-05-05: 90 bars before 00:30 that day are not there
+    "warm-up longer than the stored history": (
+        {'start = "2025-05-06"': 'start = 2025-05-05T00:30:00Z'},
+        "start: BTCUSDT: the warm-up needs 90 1m bars before 2025-05-05 00:30, the store has 30"),
 }
 
 

@@ -35,7 +35,7 @@ from binance_cluster.kernels.cache import is_warm, warm_keys
 from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.candles.store import CandleStore, validate_candles
-from binance_cluster.types import Candles, interval_ms
+from binance_cluster.types import Candles, format_time_ms, interval_ms
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,14 @@ def plan_units(job: Job, candle_counts: dict[str, int]) -> list[Unit]:
     return units
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A symbol's candles for a job: `first` warm-up bars before `start`, then the run's bars."""
+
+    candles: Candles
+    first: int
+
+
 class CandleLoader:
     """Reads (and resamples) the candles of one symbol for a job, keeping the last one read.
 
@@ -110,21 +118,34 @@ class CandleLoader:
     def __init__(self, job: Job):
         self.job = job
         self.store = CandleStore(job.store)
-        self._last: tuple[str, Candles] | None = None
+        self.warmup = warmup_bars(job)
+        self._last: tuple[str, Loaded] | None = None
 
-    def __call__(self, symbol: str) -> Candles:
+    def __call__(self, symbol: str) -> Loaded:
         if self._last is not None and self._last[0] == symbol:
             return self._last[1]
         self._last = None
-        candles = load_candles(self.store, symbol, self.job)
-        self._last = (symbol, candles)
-        return candles
+        loaded = load_candles(self.store, symbol, self.job, self.warmup)
+        self._last = (symbol, loaded)
+        return loaded
 
 
-def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
-    """The job's candles of `symbol`: read within [start, end), checked, resampled if needed."""
+def warmup_bars(job: Job) -> int:
+    """Bars of history read before `start`: the largest warm-up of the job's parameter sets
+    (0 without a `start`: the run then begins at the first stored candle)."""
+    if job.start is None:
+        return 0
+    from binance_cluster.strategies.registry import get_strategy
+
+    strategy = get_strategy(job.strategy)
+    return max(strategy.warmup(p, job.interval) for p in job.grid())
+
+
+def _read(store: CandleStore, symbol: str, job: Job, start: int | None,
+          end: int | None) -> Candles:
+    """Candles of `symbol` in job.interval within [start, end): read, checked, resampled."""
     src = source_interval(store, symbol, job.interval)
-    candles = store.read(symbol, src, job.start, job.end)
+    candles = store.read(symbol, src, start, end)
     try:
         validate_candles(candles, src)
     except DataError as exc:
@@ -133,9 +154,31 @@ def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
         from binance_cluster.candles.resample import resample
 
         candles = resample(candles, job.interval, src)
+    return candles
+
+
+def read_history(store: CandleStore, symbol: str, job: Job, bars: int) -> Candles:
+    """The last `bars` candles of `symbol` before job.start; DataError when there are fewer."""
+    candles = _read(store, symbol, job, job.start - bars * interval_ms(job.interval), job.start)
+    if len(candles) < bars:        # gaps: look further back
+        candles = _read(store, symbol, job, None, job.start)
+    if len(candles) < bars:
+        raise DataError(f"{symbol}: the warm-up needs {bars} {job.interval} bars before "
+                        f"{format_time_ms(job.start)}, the store has {len(candles)}")
+    return candles.slice(len(candles) - bars, len(candles))
+
+
+def load_candles(store: CandleStore, symbol: str, job: Job, warmup: int = 0) -> Loaded:
+    """The job's candles of `symbol`: `warmup` bars before start, then those of [start, end)."""
+    candles = _read(store, symbol, job, job.start, job.end)
     if len(candles) == 0:
         raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
-    return candles
+    if warmup == 0:
+        return Loaded(candles, 0)
+    history = read_history(store, symbol, job, warmup)
+    both = {name: np.concatenate([history.column(name), candles.column(name)])
+            for name in candles.columns() if name in history.columns()}
+    return Loaded(Candles.from_columns(both), warmup)
 
 
 def symbol_model(job: Job, strategy, symbol: str):
@@ -262,9 +305,9 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
     load = CandleLoader(job)
 
     def sweep_unit(unit: Unit) -> list[dict]:
-        candles = load(unit.symbol)
-        out = sweep_symbol(strategy, candles, grid[unit.lo:unit.hi], job.risk,
-                           job.rules_for(unit.symbol), job.interval)
+        loaded = load(unit.symbol)
+        out = sweep_symbol(strategy, loaded.candles, grid[unit.lo:unit.hi], job.risk,
+                           job.rules_for(unit.symbol), job.interval, first=loaded.first)
         if len(out) != unit.hi - unit.lo:
             raise RuntimeError(f"sweep_symbol returned {len(out)} results for "
                                f"{unit.hi - unit.lo} parameter sets")
@@ -296,10 +339,10 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
 
     def replay(item: tuple[str, int]):
         symbol, pid = item
-        candles = load(symbol)
-        signals = compute_signals(strategy, candles, grid[pid], job.interval)
-        sim = run_symbol(candles, signals, job.risk, job.rules_for(symbol),
-                         bar_ms=interval_ms(job.interval))
+        loaded = load(symbol)
+        signals = compute_signals(strategy, loaded.candles, grid[pid], job.interval)
+        sim = run_symbol(loaded.candles, signals, job.risk, job.rules_for(symbol),
+                         bar_ms=interval_ms(job.interval), first=loaded.first)
         return sim.trades, np.asarray(sim.times), np.asarray(sim.equity)
 
     t0 = time.perf_counter()
@@ -346,8 +389,10 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
     load = CandleLoader(job)
 
     def signal_unit(unit: Unit) -> dict:
-        return portfolio_part(strategy, load(unit.symbol), params, job.interval, job.risk,
-                              job.rules_for(unit.symbol), model=symbol_model(job, strategy, unit.symbol))
+        loaded = load(unit.symbol)
+        return portfolio_part(strategy, loaded.candles, params, job.interval, job.risk,
+                              job.rules_for(unit.symbol),
+                              model=symbol_model(job, strategy, unit.symbol), first=loaded.first)
 
     t0 = time.perf_counter()
     bar, tick = _progress(len(units), f"signals {job.strategy}", comm, show)
@@ -372,6 +417,10 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
                                 bar_ms=interval_ms(job.interval))
             portfolio["metrics"] = plain_metrics(compute_metrics(sim, interval_ms(job.interval),
                                                                  job.risk.initial_cash))
+            names = [s for s, _ in good]
+            portfolio["rejected_entries"] = sim.rejected
+            portfolio["refused_sells"] = sim.sell_refused
+            portfolio["dust"] = {s: float(d) for s, d in zip(names, sim.dust)}
         except Exception as exc:  # reported like a failed unit; the per-symbol results stand
             text = str(exc) if debug is False else repr(exc)
             portfolio["error"] = text

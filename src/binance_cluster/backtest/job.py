@@ -186,10 +186,44 @@ def resolve_job(raw: dict, where: Where, overrides: Overrides, check_store: bool
     rules, symbol_rules = _rules(raw.get("rules", {}), symbols, known, where)
     models = raw.get("models")
     models = None if models is None else str(Path(read_string(models, "models", where)).expanduser().absolute())
-    return Job(models=models, store=str(store_path), symbols=symbols, interval=interval, start=start, end=end,
-               mode=mode, output=str(Path(output).expanduser().absolute()), top=top,
-               rank_by=rank_by, chunk_size=chunk_size, strategy=strategy_name, params=params,
-               risk=risk, rules=rules, symbol_rules=symbol_rules, source=where.path)
+    job = Job(models=models, store=str(store_path), symbols=symbols, interval=interval, start=start, end=end,
+              mode=mode, output=str(Path(output).expanduser().absolute()), top=top,
+              rank_by=rank_by, chunk_size=chunk_size, strategy=strategy_name, params=params,
+              risk=risk, rules=rules, symbol_rules=symbol_rules, source=where.path)
+    _check_stake(job, where)
+    if check_store:
+        _check_history(job, where)
+    return job
+
+
+def _check_stake(job: Job, where: Where) -> None:
+    """ConfigError on risk.stake when what it buys after the commission is under a symbol's
+    minimum notional (every entry would be rejected, or its exit refused)."""
+    from binance_cluster.engine.simulate import stake_after_fees
+
+    left = stake_after_fees(job.risk)
+    for symbol in job.symbols:
+        floor = job.rules_for(symbol).min_notional
+        if left < floor:
+            raise where.error("risk.stake", f"{_fmt(job.risk.stake)} leaves {left:.8g} after "
+                              f"the commission, under the minimum notional {_fmt(floor)} of "
+                              f"{symbol}")
+
+
+def _check_history(job: Job, where: Where) -> None:
+    """ConfigError on start when a symbol has fewer stored bars before it than the warm-up."""
+    from binance_cluster.backtest.driver import read_history, warmup_bars
+    from binance_cluster.candles.store import CandleStore
+
+    bars = warmup_bars(job)
+    if bars == 0:
+        return
+    store = CandleStore(job.store)
+    for symbol in job.symbols:
+        try:
+            read_history(store, symbol, job, bars)
+        except InputError as exc:
+            raise where.error("start", str(exc)) from None
 
 
 # -- strategy and grids ----------------------------------------------------------------------
@@ -332,7 +366,7 @@ STAKE_MODES = ("fraction", "quote")
 
 def _risk(table: Any, strategy: str, where: Where):
     """Risk from the job's [risk] over the strategy's risk defaults; `false` unsets an optional."""
-    from binance_cluster.engine.simulate import Risk
+    from binance_cluster.engine.simulate import FEE_MODELS, Risk
     from binance_cluster.strategies.registry import get_strategy
 
     fields = {f.name: f for f in dataclasses.fields(Risk)}
@@ -348,6 +382,10 @@ def _risk(table: Any, strategy: str, where: Where):
         if check is not None and not isinstance(v, (bool, str)) and not check[0](v):
             raise where.error(key, f"{_fmt(v)} {check[1]}")
         values[name] = v
+    model = values.get("fee_model", Risk().fee_model)
+    if model not in FEE_MODELS:
+        raise where.error("risk.fee_model", f"unknown fee model {model!r} "
+                                            f"(known: {', '.join(FEE_MODELS)})")
     mode = values.get("stake_mode", Risk().stake_mode)
     if mode not in STAKE_MODES:
         raise where.error("risk.stake_mode", f"unknown stake mode {mode!r} (known: {', '.join(STAKE_MODES)})")

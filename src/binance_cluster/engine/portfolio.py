@@ -21,14 +21,18 @@ def plain_metrics(m: dict) -> dict:
 
 
 def portfolio_part(strategy, candles: Candles, params: dict, interval: str, risk, rules,
-                   model=None) -> dict:
-    """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics."""
+                   model=None, first: int = 0) -> dict:
+    """One symbol's share of a portfolio run: prices, signals, score and its standalone metrics.
+
+    Candles before `first` are warm-up history: they feed the signals, the part starts after.
+    """
     signals = compute_signals(strategy, candles, params, interval, model=model)
-    alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval))
-    return dict(times=np.asarray(candles.open_time, np.int64), open=candles.open,
-                high=candles.high, low=candles.low, close=candles.close,
-                entry=np.asarray(signals.entry, bool), exit=np.asarray(signals.exit, bool),
-                score=np.asarray(signals.score, np.float64), candles=len(candles),
+    alone = run_symbol(candles, signals, risk, rules, bar_ms=interval_ms(interval), first=first)
+    c = candles.slice(first, len(candles))
+    return dict(times=np.asarray(c.open_time, np.int64), open=c.open, high=c.high, low=c.low,
+                close=c.close, entry=np.asarray(signals.entry[first:], bool),
+                exit=np.asarray(signals.exit[first:], bool),
+                score=np.asarray(signals.score[first:], np.float64), candles=len(c),
                 metrics=plain_metrics(compute_metrics(alone, interval_ms(interval), risk.initial_cash)))
 
 

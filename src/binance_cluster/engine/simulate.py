@@ -131,6 +131,16 @@ class SimResult:
         return int(self.trades["pnl"].shape[0])
 
 
+def stake_after_fees(risk: Risk) -> float:
+    """Quote value the initial stake buys after its commission (the stake x (1 - fee) in the
+    exchange model, stake / (1 + fee) when the fee is paid on top)."""
+    amount = risk.stake if risk.stake_mode == "quote" else risk.stake * risk.initial_cash
+    if risk.fee_model == "exchange" and not risk.bnb_fees:
+        return amount * (1.0 - risk.fee_rate)
+    rate = risk.fee_rate * (1.0 - risk.bnb_discount) if risk.bnb_fees else risk.fee_rate
+    return amount / (1.0 + rate)
+
+
 def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
                      step_size: float = 0.00001) -> SymbolRules:
     """SymbolRules with the tick of the prices' decimals (when exchange info is missing)."""
