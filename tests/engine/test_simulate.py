@@ -612,3 +612,86 @@ def test_break_even_trades_are_neither_wins_nor_losses(shared_data):
                 assert before.sum() >= 2 and won / before.sum() >= 0.5
                 checked += 1
     assert zero >= 2 and positive_noise >= 2 and checked > 50
+
+
+# -- written-down rules (README, backtest section) -------------------------------------------
+
+def test_max_hold_counts_the_entry_bar_and_an_exit_signal_on_that_close_wins():
+    c = bars([(100, 100, 100, 100)] * 8)
+    risk = Risk(initial_cash=1000.0, max_hold_bars=3, fee_rate=0.0)
+    sim = run_symbol(c, signals(8, entries=[0]), risk, FREE)
+    assert (sim.trades["entry_bar"][0], sim.trades["exit_bar"][0]) == (1, 4)   # bar 1 + 3
+    sim = run_symbol(c, signals(8, entries=[0], exits=[3]), risk, FREE)
+    assert sim.trades["exit_bar"][0] == 4
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "signal"
+
+
+def test_trailing_stop_equal_to_the_stop_loss_reports_the_stop_loss():
+    # entry 100: stop loss 95; trailing 5 % of the peak 100 is 95 too, touched in the entry bar
+    c = bars([(100, 100, 100, 100), (100, 100, 94, 96), (96, 96, 96, 96)])
+    risk = Risk(initial_cash=1000.0, stop_loss=0.05, trailing_stop=0.05, fee_rate=0.0)
+    sim = run_symbol(c, signals(3, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    assert sim.trades["exit_bar"][0] == 1 and sim.trades["exit_price"][0] == 95.0
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "stop_loss"
+    # a higher peak lifts the trailing level above the stop: reported as trailing_stop
+    c = bars([(100, 100, 100, 100), (100, 110, 99, 108), (108, 108, 100, 101)])
+    sim = run_symbol(c, signals(3, entries=[0]), risk, SymbolRules(0.01, 0.0, 0.0))
+    assert sim.trades["exit_price"][0] == 104.5                       # 110 x 0.95
+    assert EXIT_REASONS[sim.trades["exit_reason"][0]] == "trailing_stop"
+
+
+def test_portfolio_budget_cash_cut_freed_slots_and_refused_buys():
+    px = np.array([[10.0, 10.0, 10.0]] * 5)
+    times = T0 + MIN * np.arange(5)
+    ent = np.zeros((5, 3), bool)
+    ext = np.zeros((5, 3), bool)
+    score = np.array([[3.0, 2.0, 1.0]] * 5)
+    ent[0, :] = True
+    free = [FREE] * 3
+    # every buy of one open gets stake x the equity marked at the decision's close (600 each),
+    # cut to the cash left: 600, then 400, then nothing (rejected)
+    risk = Risk(initial_cash=1000.0, stake=0.6, fee_rate=0.0, max_positions=3)
+    sim = run_portfolio(times, px, px, px, px, ent, ext, score, risk, free)
+    q = dict(zip(sim.trades["symbol_index"].tolist(), sim.trades["quantity"].tolist()))
+    assert q == {0: 60.0, 1: 40.0}                                    # 600, then the 400 left
+    # a buy refused for the minimum notional passes its slot to the next candidate
+    rules = [SymbolRules(0.0, 0.0, 700.0), FREE, FREE]
+    risk = Risk(initial_cash=1000.0, stake=0.6, fee_rate=0.0, max_positions=1)
+    sim = run_portfolio(times, px, px, px, px, ent, ext, score, risk, rules)
+    assert sim.trades["symbol_index"].tolist() == [1] and sim.rejected == 1
+    # a slot freed by a sell decided at the same close is free at that open
+    ent2 = np.zeros((5, 3), bool)
+    ext2 = np.zeros((5, 3), bool)
+    ent2[0, 0] = True
+    ent2[2, 1] = True
+    ext2[2, 0] = True
+    sim = run_portfolio(times, px, px, px, px, ent2, ext2, score, risk, free)
+    tr = sim.trades
+    assert tr["symbol_index"].tolist() == [0, 1]
+    assert (tr["exit_bar"][0], tr["entry_bar"][1]) == (3, 3)
+
+
+def test_paper_trades_take_no_slot_and_no_cash_and_are_sized_from_equity():
+    px = np.array([[10.0, 10.0]] * 6)
+    times = T0 + MIN * np.arange(6)
+    ent = np.zeros((6, 2), bool)
+    ent[0, :] = True
+    ext = np.zeros((6, 2), bool)
+    score = np.array([[1.0, 2.0]] * 6)
+    # no hour is qualified yet: both entries are paper trades; with one slot both still fill
+    risk = Risk(initial_cash=1000.0, stake=0.8, fee_rate=0.0, max_positions=1, shifts=True)
+    sim = run_portfolio(times, px, px, px, px, ent, ext, score, risk, [FREE, FREE])
+    assert sim.trades["paper"].all() and sim.n_trades == 2
+    assert sim.trades["quantity"].tolist() == [80.0, 80.0]     # 0.8 x 1000 each, not cash-capped
+    assert sim.held.max() == 0 and np.all(sim.equity == 1000.0)
+    m = compute_metrics(sim, MIN, risk.initial_cash)
+    assert m["trades"] == 0 and m["fees"] == 0.0
+
+
+def test_after_a_stop_in_bar_t_a_buy_decided_at_its_close_fills_at_the_next_open():
+    c = bars([(100, 100, 100, 100), (100, 100, 94, 97), (98, 99, 97, 98), (99, 99, 99, 99)])
+    risk = Risk(initial_cash=1000.0, stop_loss=0.05, fee_rate=0.0)
+    sim = run_symbol(c, signals(4, entries=[0, 1]), risk, SymbolRules(0.01, 0.0, 0.0))
+    t = sim.trades
+    assert EXIT_REASONS[t["exit_reason"][0]] == "stop_loss" and t["exit_bar"][0] == 1
+    assert t["entry_bar"][1] == 2 and t["entry_price"][1] == 98.0
