@@ -435,35 +435,6 @@ def test_fused_sweep_equals_single_runs_on_every_symbol(shared_data, rules, fee_
             assert m == compute_metrics(sim, MIN, risk.initial_cash), (symbol, p)
 
 
-def test_one_step_per_closed_bar_reproduces_the_backtest(data):
-    """The live loop's use: `step` called bar by bar from Python gives the backtest's results."""
-    from binance_cluster.kernels import simulate as kern
-    from binance_cluster.engine.simulate import risk_array
-
-    candles = data("LAYERUSDT", 3000)
-    sig = compute_signals(get_strategy("rsi_reversion"), candles, {}, "1m")
-    risk = Risk(stop_loss=0.01, take_profit=0.015, max_hold_bars=90)
-    rules = rules_for_prices(candles.close)
-    whole = run_symbol(candles, sig, risk, rules)
-    rp = risk_array(risk, MIN, max_positions=1)
-    fstate, istate, pstate, hours, buf = kern.new_state(1, risk.initial_cash)
-    tick, lot, floor = (np.array([v]) for v in (rules.tick_size, rules.step_size,
-                                                  rules.min_notional))
-    n_trades = 0
-    equity = []
-    for t in range(len(candles)):
-        row = [np.array([getattr(candles, k)[t]]) for k in ("open", "high", "low", "close")]
-        buf, n_trades, held, eq = kern.step(
-            t, int(candles.open_time[t]), *row, sig.entry[t:t + 1], sig.exit[t:t + 1],
-            sig.score[t:t + 1], np.array([t == len(candles) - 1]), rp, tick, lot, floor,
-            fstate, istate, pstate, hours, buf, n_trades)
-        equity.append(eq)
-    assert whole.n_trades > 10
-    assert n_trades == whole.n_trades
-    np.testing.assert_array_equal(buf[:n_trades, kern.T_PNL], whole.trades["pnl"])
-    np.testing.assert_array_equal(equity, whole.equity)
-
-
 # -- exchange-exact accounting ---------------------------------------------------------------
 
 BTC_RULES = SymbolRules(tick_size=0.01, step_size=0.00001, min_notional=5.0)
@@ -695,3 +666,93 @@ def test_after_a_stop_in_bar_t_a_buy_decided_at_its_close_fills_at_the_next_open
     t = sim.trades
     assert EXIT_REASONS[t["exit_reason"][0]] == "stop_loss" and t["exit_bar"][0] == 1
     assert t["entry_bar"][1] == 2 and t["entry_price"][1] == 98.0
+
+
+# -- the per-bar decision API (engine.step) --------------------------------------------------
+
+def _step_through(times, cols, ent, ext, score, risk, rules, max_positions=None):
+    """Step bar by bar, rebuilding the decision state from the fills after every bar."""
+    from binance_cluster.engine.step import (DecisionState, flat_state, hour_stats_of,
+                                             peak_since, step_bar)
+
+    n, m = cols["open"].shape
+    present = ~np.isnan(cols["open"])
+    last = [int(np.flatnonzero(present[:, s])[-1]) for s in range(m)]
+    state = flat_state(m, risk.initial_cash)
+    open_positions: dict[int, object] = {}
+    closed = []                    # every trade, in order
+    equity = []
+    for t in range(n):
+        res = step_bar(state, t, int(times[t]), cols["open"][t], cols["high"][t],
+                       cols["low"][t], cols["close"][t], ent[t], ext[t], score[t],
+                       np.array([last[s] == t for s in range(m)]), risk, rules, MIN,
+                       max_positions=max_positions)
+        equity.append(res.equity)
+        for p in res.opened:
+            open_positions[p.symbol] = p
+        for k in range(len(res.trades["pnl"])):
+            row = {key: res.trades[key][k] for key in res.trades}
+            closed.append(row)
+            open_positions.pop(int(row["symbol_index"]), None)
+        # the rebuild: positions from their entry fills, dust from each symbol's last real
+        # exit, statistics from the closed trades, peaks and closes from the candles
+        dust = [0.0] * m
+        for row in closed:
+            if not row["paper"]:
+                dust[int(row["symbol_index"])] = float(row["dust"])
+        lc = [math.nan] * m
+        for s in range(m):
+            seen = np.flatnonzero(present[:t + 1, s])
+            if seen.size:
+                lc[s] = float(cols["close"][seen[-1], s])
+        positions = tuple(open_positions[s] for s in sorted(open_positions))
+        state = DecisionState(
+            cash=res.cash, positions=positions, orders=res.orders,
+            hour_stats=hour_stats_of([(int(r["hour"]), float(r["pnl"])) for r in closed]),
+            dust=tuple(dust), last_close=tuple(lc),
+            peaks=tuple(peak_since(p.price, cols["high"][p.bar:t + 1, p.symbol])
+                        for p in positions))
+    return closed, equity
+
+
+def _same_trades(sim, closed):
+    assert sim.n_trades == len(closed) > 5
+    for key in TRADE_KEYS:
+        got = np.array([row[key] for row in closed])
+        np.testing.assert_array_equal(got, sim.trades[key], err_msg=key)
+
+
+@pytest.mark.parametrize("fee_model", ["exchange", "quote"])
+def test_stepping_a_day_from_rebuilt_states_gives_run_symbols_trades(data, fee_model):
+    candles = data("LAYERUSDT", 1440)
+    sig = compute_signals(get_strategy("rsi_reversion"), candles, {"n": 7, "lower": 25}, "1m")
+    risk = Risk(stop_loss=0.003, take_profit=0.006, trailing_stop=0.005, max_hold_bars=10,
+                shifts=True, shifts_min_trades=2, fee_model=fee_model, slippage=0.0002)
+    rules = rules_for_prices(candles.close)
+    whole = run_symbol(candles, sig, risk, rules)
+    cols = {k: getattr(candles, k).reshape(-1, 1) for k in ("open", "high", "low", "close")}
+    closed, equity = _step_through(candles.open_time, cols, sig.entry.reshape(-1, 1),
+                                   sig.exit.reshape(-1, 1), sig.score.reshape(-1, 1), risk,
+                                   [rules], max_positions=1)
+    _same_trades(whole, closed)
+    np.testing.assert_array_equal(equity, whole.equity)
+    reasons = {EXIT_REASONS[r] for r in whole.trades["exit_reason"]}
+    assert len(reasons) >= 4 and "max_hold" in reasons and whole.trades["paper"].any()
+
+
+def test_stepping_a_day_from_rebuilt_states_gives_run_portfolios_trades(data):
+    names = ["BTCUSDT", "LAYERUSDT", "SUIUSDT"]
+    parts = [data(s, 1440) for s in names]
+    parts[2] = parts[2].slice(0, 1000)                         # its data ends early
+    st = get_strategy("rsi_reversion")
+    sigs = [compute_signals(st, p, {"n": 7, "lower": 25, "upper": 60}, "1m") for p in parts]
+    times, cols, ent, ext = aligned(parts, sigs)
+    rules = [rules_for_prices(p.close) for p in parts]
+    risk = Risk(max_positions=2, stake=0.5, trailing_stop=0.003, max_hold_bars=30,
+                shifts=True, shifts_min_trades=2)
+    sim = run_portfolio(times, cols["open"], cols["high"], cols["low"], cols["close"], ent, ext,
+                        cols["score"], risk, rules)
+    closed, equity = _step_through(times, cols, ent, ext, cols["score"], risk, rules)
+    _same_trades(sim, closed)
+    np.testing.assert_array_equal(equity, sim.equity)
+    assert len(set(sim.trades["symbol_index"].tolist())) == 3

@@ -1,7 +1,8 @@
 """The decision step and the backtest loops (long only, spot), over explicit state arrays.
 
 `step` advances every symbol of a portfolio by one bar. A backtest calls it for each bar
-(`simulate`); a live loop calls it once per closed bar with the state rebuilt from real fills.
+(`simulate`); a live loop calls it once per closed bar with the state rebuilt from real fills
+(`binance_cluster.engine.step`).
 One bar t runs these phases, in order:
 
 A. at the open of t, pending market exits (decided at the close of t-1) fill at
@@ -163,7 +164,8 @@ T_REASON = 10
 T_PAPER = 11
 T_SOLD = 12              # quantity sold
 T_DUST = 13              # quantity left unsold after the exit (below one lot step), kept
-T_SIZE = 14
+T_HOUR = 14              # UTC hour of the entry decision (shifts statistics)
+T_SIZE = 15
 
 
 # ----------------------------------------------------------------------------------------
@@ -305,6 +307,7 @@ def _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, fstate,
     row[T_PAPER] = 1.0 if paper else 0.0
     row[T_SOLD] = sold
     row[T_DUST] = dust
+    row[T_HOUR] = hour
     istate[s, I_POS] = POS_FLAT
     istate[s, I_PENDING] = PEND_NONE
     return _record(trades, n, row)
