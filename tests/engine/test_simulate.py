@@ -756,3 +756,22 @@ def test_stepping_a_day_from_rebuilt_states_gives_run_portfolios_trades(data):
     _same_trades(sim, closed)
     np.testing.assert_array_equal(equity, sim.equity)
     assert len(set(sim.trades["symbol_index"].tolist())) == 3
+
+
+@pytest.mark.parametrize("name", ["sma_cross", "ema_cross"])
+def test_fused_sweep_with_warm_up_history_equals_single_runs(data, name):
+    """Bars before `first` feed the averages and the cross state only, in both paths."""
+    candles = data("SOLUSDT", 12_000)
+    rules = rules_for_prices(candles.close)
+    st = get_strategy(name)
+    grid = SMA_GRID[::7]
+    first = max(p["slow"] for p in grid)
+    for risk in (Risk(), Risk(fee_model="quote", stop_loss=0.004, max_hold_bars=90,
+                              shifts=True, shifts_min_trades=2)):
+        swept = sweep_symbol(st, candles, grid, risk, rules, "1m", first=first)
+        for p, m in zip(grid, swept):
+            sim = run_symbol(candles, compute_signals(st, candles, p, "1m"), risk, rules,
+                             first=first)
+            assert sim.times[0] == candles.open_time[first] and len(sim.equity) == 12_000 - first
+            assert m == compute_metrics(sim, MIN, risk.initial_cash), p
+        assert sum(m["trades"] for m in swept) > len(grid)
