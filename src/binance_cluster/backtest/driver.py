@@ -28,14 +28,15 @@ from typing import Any, Callable
 import numpy as np
 
 from binance_cluster.backtest import results as res
-from binance_cluster.backtest.job import Job, dump_job, source_interval
+from binance_cluster.backtest.job import (Job, dump_job, read_candles, read_history,
+                                          warmup_bars)
 from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
 from binance_cluster.errors import DataError
 from binance_cluster.kernels.cache import is_warm, warm_keys
 from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
 from binance_cluster.progress import Progress
-from binance_cluster.candles.store import CandleStore, validate_candles
-from binance_cluster.types import Candles, format_time_ms, interval_ms
+from binance_cluster.candles.store import CandleStore
+from binance_cluster.types import Candles, interval_ms
 
 log = logging.getLogger(__name__)
 
@@ -125,54 +126,22 @@ class CandleLoader:
         if self._last is not None and self._last[0] == symbol:
             return self._last[1]
         self._last = None
-        loaded = load_candles(self.store, symbol, self.job, self.warmup)
+        loaded = load_with_history(self.store, symbol, self.job, self.warmup)
         self._last = (symbol, loaded)
         return loaded
 
 
-def warmup_bars(job: Job) -> int:
-    """Bars of history read before `start`: the largest warm-up of the job's parameter sets
-    (0 without a `start`: the run then begins at the first stored candle)."""
-    if job.start is None:
-        return 0
-    from binance_cluster.strategies.registry import get_strategy
-
-    strategy = get_strategy(job.strategy)
-    return max(strategy.warmup(p, job.interval) for p in job.grid())
-
-
-def _read(store: CandleStore, symbol: str, job: Job, start: int | None,
-          end: int | None) -> Candles:
-    """Candles of `symbol` in job.interval within [start, end): read, checked, resampled."""
-    src = source_interval(store, symbol, job.interval)
-    candles = store.read(symbol, src, start, end)
-    try:
-        validate_candles(candles, src)
-    except DataError as exc:
-        raise DataError(f"{store.path(symbol)}: {src} {exc}") from None
-    if src != job.interval:
-        from binance_cluster.candles.resample import resample
-
-        candles = resample(candles, job.interval, src)
+def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
+    """The job's candles of `symbol` within [start, end): read, checked, resampled if needed."""
+    candles = read_candles(store, symbol, job, job.start, job.end)
+    if len(candles) == 0:
+        raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
     return candles
 
 
-def read_history(store: CandleStore, symbol: str, job: Job, bars: int) -> Candles:
-    """The last `bars` candles of `symbol` before job.start; DataError when there are fewer."""
-    candles = _read(store, symbol, job, job.start - bars * interval_ms(job.interval), job.start)
-    if len(candles) < bars:        # gaps: look further back
-        candles = _read(store, symbol, job, None, job.start)
-    if len(candles) < bars:
-        raise DataError(f"{symbol}: the warm-up needs {bars} {job.interval} bars before "
-                        f"{format_time_ms(job.start)}, the store has {len(candles)}")
-    return candles.slice(len(candles) - bars, len(candles))
-
-
-def load_candles(store: CandleStore, symbol: str, job: Job, warmup: int = 0) -> Loaded:
-    """The job's candles of `symbol`: `warmup` bars before start, then those of [start, end)."""
-    candles = _read(store, symbol, job, job.start, job.end)
-    if len(candles) == 0:
-        raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
+def load_with_history(store: CandleStore, symbol: str, job: Job, warmup: int = 0) -> Loaded:
+    """`warmup` bars of `symbol` before the job's start, then its candles of [start, end)."""
+    candles = load_candles(store, symbol, job)
     if warmup == 0:
         return Loaded(candles, 0)
     history = read_history(store, symbol, job, warmup)

@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from binance_cluster.errors import ConfigError, InputError
+from binance_cluster.errors import ConfigError, DataError, InputError
 from binance_cluster.jobfile import (SYMBOL_RE, TomlTime, Where, field_kind, no_unknown, read_field,
                                      read_integer, read_interval, read_number, read_string,
                                      read_symbols, read_time, read_toml, show_value, toml_key,
                                      toml_value)
-from binance_cluster.types import format_time_ms
+from binance_cluster.types import format_time_ms, interval_ms
 
 MODES = ("sweep", "portfolio")
 TOP_KEYS = ("store", "symbols", "interval", "start", "end", "mode", "output", "top", "rank_by",
@@ -212,7 +212,6 @@ def _check_stake(job: Job, where: Where) -> None:
 
 def _check_history(job: Job, where: Where) -> None:
     """ConfigError on start when a symbol has fewer stored bars before it than the warm-up."""
-    from binance_cluster.backtest.driver import read_history, warmup_bars
     from binance_cluster.candles.store import CandleStore
 
     bars = warmup_bars(job)
@@ -508,6 +507,46 @@ def count_candles(store, symbol: str, interval: str, start: int | None, end: int
     if (start is not None and start > last) or (end is not None and end <= first):
         return 0
     return len(store.read(symbol, src, start, end, columns=()).open_time)
+
+
+def warmup_bars(job: Job) -> int:
+    """Bars of history read before `start`: the largest warm-up of the job's parameter sets
+    (0 without a `start`: the run then begins at the first stored candle)."""
+    if job.start is None:
+        return 0
+    from binance_cluster.strategies.registry import get_strategy
+
+    strategy = get_strategy(job.strategy)
+    return max(strategy.warmup(p, job.interval) for p in job.grid())
+
+
+def read_candles(store, symbol: str, job: Job, start: int | None, end: int | None):
+    """Candles of `symbol` in job.interval within [start, end): read, checked, resampled."""
+    from binance_cluster.candles.store import validate_candles
+
+    src = source_interval(store, symbol, job.interval)
+    candles = store.read(symbol, src, start, end)
+    try:
+        validate_candles(candles, src)
+    except DataError as exc:
+        raise DataError(f"{store.path(symbol)}: {src} {exc}") from None
+    if src != job.interval:
+        from binance_cluster.candles.resample import resample
+
+        candles = resample(candles, job.interval, src)
+    return candles
+
+
+def read_history(store, symbol: str, job: Job, bars: int):
+    """The last `bars` candles of `symbol` before job.start; DataError when there are fewer."""
+    candles = read_candles(store, symbol, job, job.start - bars * interval_ms(job.interval),
+                           job.start)
+    if len(candles) < bars:        # gaps: look further back
+        candles = read_candles(store, symbol, job, None, job.start)
+    if len(candles) < bars:
+        raise DataError(f"{symbol}: the warm-up needs {bars} {job.interval} bars before "
+                        f"{format_time_ms(job.start)}, the store has {len(candles)}")
+    return candles.slice(len(candles) - bars, len(candles))
 
 
 def _span_text(store, symbol: str, interval: str) -> str:
