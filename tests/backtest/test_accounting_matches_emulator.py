@@ -88,13 +88,13 @@ def test_backtest_fills_fees_and_holdings_equal_the_emulators(shared_data, excha
     assert sim.dust[0] == tr["dust"][-1] < rules.step_size
     assert any(tr["sold_quantity"] > tr["quantity"] * (1 - risk.fee_rate))   # dust was sold
     # the dust is below one lot: neither can sell it; one lot is under the minimum notional
-    rp = risk_array(risk, 60_000, max_positions=1)
+    risk_params = risk_array(risk, 60_000, max_positions=1)
     lot, tick = rules.step_size, rules.tick_size
     now = int(candles.open_time[-5])
     price = float(candles.open[-5])
     inv = (kern.grid_inverse(lot), kern.grid_inverse(tick))
     for qty in (float(dust) or lot / 3, lot):
-        sold, _, _ = kern.sell_fill(qty, price, rp, lot, *inv)
-        assert kern.sell_refused(sold, price, rp, rules.min_notional)
+        sold, _, _ = kern.sell_fill(qty, price, risk_params, lot, *inv)
+        assert kern.sell_refused(sold, price, risk_params, rules.min_notional)
         with pytest.raises(ApiError, match="Filter failure"):
             ex.place(account, NewOrder("BTCUSDT", "SELL", "MARKET", quantity=dec(qty)), now)

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from binance_cluster.backtest import results as res
+from binance_cluster.backtest import results
 from binance_cluster.backtest.job import (Job, dump_job, read_candles, read_history,
                                           warmup_bars)
 from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
@@ -195,7 +195,7 @@ def run_backtest(job: Job, comm: Comm, candle_counts: dict[str, int] | None = No
     _load_kernels(job, comm)
     seconds["load_kernels"] = time.perf_counter() - started
     if comm.rank == 0:
-        res.prepare_output(job.output, dump_job(job))
+        results.prepare_output(job.output, dump_job(job))
     if fail_rank is not None and comm.rank == fail_rank:
         raise RuntimeError(f"injected fault on rank {comm.rank}")
     units = plan_units(job, counts)
@@ -213,7 +213,7 @@ def run_backtest(job: Job, comm: Comm, candle_counts: dict[str, int] | None = No
     seconds["write"] = time.perf_counter() - t1
     seconds["total"] = time.perf_counter() - started
     result = Outcome(job, entries, ranked, failures, len(units), portfolio, seconds, comm.size)
-    res.atomic_write(os.path.join(job.output, "run.json"), res.run_text(_run_meta(result, units)))
+    results.atomic_write(os.path.join(job.output, "run.json"), results.run_text(_run_meta(result, units)))
     return result
 
 
@@ -334,15 +334,15 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
                 failures.append((f"replay {symbol}#{pid}", r.error))
                 continue
             trades, times, equity = r.value
-            rows.extend(res.trade_rows([symbol], pid, trades, EXIT_REASONS))
+            rows.extend(results.trade_rows([symbol], pid, trades, EXIT_REASONS))
             entry = next(e for e in entries if e["symbol"] == symbol and e["params_id"] == pid)
             curves.append((f"top/{position:03d}", times, equity,
                            {"symbol": symbol, "params_id": pid, "params": grid[pid],
                             "rank": position, job.rank_by: entry["metrics"].get(job.rank_by)}))
         summary = _summary(job, entries, None)
-        res.atomic_write(os.path.join(job.output, "trades.csv"), res.trades_text(rows))
-        res.write_curves(os.path.join(job.output, "results.h5"), curves)
-        res.atomic_write(os.path.join(job.output, "summary.json"), res.summary_text(summary))
+        results.atomic_write(os.path.join(job.output, "trades.csv"), results.trades_text(rows))
+        results.write_curves(os.path.join(job.output, "results.h5"), curves)
+        results.atomic_write(os.path.join(job.output, "summary.json"), results.summary_text(summary))
 
     return entries, ranked, failures, None, write
 
@@ -413,15 +413,15 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
 
     def write() -> None:
         names = [s for s, _ in good]
-        rows = list(res.trade_rows(names, 0, sim.trades, EXIT_REASONS)) if sim is not None else []
+        rows = list(results.trade_rows(names, 0, sim.trades, EXIT_REASONS)) if sim is not None else []
         curves = []
         if sim is not None:
             curves.append(("portfolio", np.asarray(sim.times), np.asarray(sim.equity),
                            {"symbols": names, "params": params}))
         summary = _summary(job, entries, portfolio)
-        res.atomic_write(os.path.join(job.output, "trades.csv"), res.trades_text(rows))
-        res.write_curves(os.path.join(job.output, "results.h5"), curves)
-        res.atomic_write(os.path.join(job.output, "summary.json"), res.summary_text(summary))
+        results.atomic_write(os.path.join(job.output, "trades.csv"), results.trades_text(rows))
+        results.write_curves(os.path.join(job.output, "results.h5"), curves)
+        results.atomic_write(os.path.join(job.output, "summary.json"), results.summary_text(summary))
 
     return entries, ranked, failures, portfolio, write
 

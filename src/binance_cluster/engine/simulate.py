@@ -152,28 +152,28 @@ def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
 
 def risk_array(risk: Risk, bar_ms: int, max_positions: int | None = None) -> np.ndarray:
     """The kernels' packed risk parameters (see `kernels.simulate.R_*`)."""
-    rp = np.full(kern.R_SIZE, np.nan)
-    rp[kern.R_INITIAL_CASH] = risk.initial_cash
-    rp[kern.R_STAKE] = risk.stake
-    rp[kern.R_STAKE_QUOTE] = 1.0 if risk.stake_mode == "quote" else 0.0
-    rp[kern.R_FEE] = risk.fee_rate * (1.0 - risk.bnb_discount) if risk.bnb_fees \
+    risk_params = np.full(kern.R_SIZE, np.nan)
+    risk_params[kern.R_INITIAL_CASH] = risk.initial_cash
+    risk_params[kern.R_STAKE] = risk.stake
+    risk_params[kern.R_STAKE_QUOTE] = 1.0 if risk.stake_mode == "quote" else 0.0
+    risk_params[kern.R_FEE] = risk.fee_rate * (1.0 - risk.bnb_discount) if risk.bnb_fees \
         else risk.fee_rate
-    rp[kern.R_FEE_MODEL] = (kern.FEE_QUOTE if risk.fee_model == "quote" else
+    risk_params[kern.R_FEE_MODEL] = (kern.FEE_QUOTE if risk.fee_model == "quote" else
                             kern.FEE_BNB if risk.bnb_fees else kern.FEE_EXCHANGE)
-    rp[kern.R_SLIPPAGE] = risk.slippage
+    risk_params[kern.R_SLIPPAGE] = risk.slippage
     if risk.stop_loss is not None:
-        rp[kern.R_STOP_LOSS] = risk.stop_loss
+        risk_params[kern.R_STOP_LOSS] = risk.stop_loss
     if risk.take_profit is not None:
-        rp[kern.R_TAKE_PROFIT] = risk.take_profit
+        risk_params[kern.R_TAKE_PROFIT] = risk.take_profit
     if risk.trailing_stop is not None:
-        rp[kern.R_TRAILING] = risk.trailing_stop
-    rp[kern.R_MAX_HOLD] = 0.0 if risk.max_hold_bars is None else float(risk.max_hold_bars)
-    rp[kern.R_SHIFTS] = 1.0 if risk.shifts else 0.0
-    rp[kern.R_SHIFTS_RATE] = risk.shifts_min_win_rate
-    rp[kern.R_SHIFTS_MIN] = risk.shifts_min_trades
-    rp[kern.R_MAX_POSITIONS] = risk.max_positions if max_positions is None else max_positions
-    rp[kern.R_BAR_MS] = bar_ms
-    return rp
+        risk_params[kern.R_TRAILING] = risk.trailing_stop
+    risk_params[kern.R_MAX_HOLD] = 0.0 if risk.max_hold_bars is None else float(risk.max_hold_bars)
+    risk_params[kern.R_SHIFTS] = 1.0 if risk.shifts else 0.0
+    risk_params[kern.R_SHIFTS_RATE] = risk.shifts_min_win_rate
+    risk_params[kern.R_SHIFTS_MIN] = risk.shifts_min_trades
+    risk_params[kern.R_MAX_POSITIONS] = risk.max_positions if max_positions is None else max_positions
+    risk_params[kern.R_BAR_MS] = bar_ms
+    return risk_params
 
 
 def _trades_dict(buf: np.ndarray) -> dict[str, np.ndarray]:
@@ -232,9 +232,9 @@ def run_symbol(candles: Candles, signals, risk: Risk, rules: SymbolRules,
         bar_ms = _bar_ms(times)
     cols = [np.ascontiguousarray(getattr(candles, k), dtype=np.float64).reshape(n, 1)
             for k in ("open", "high", "low", "close")]
-    rp = risk_array(risk, bar_ms, max_positions=1)
+    risk_params = risk_array(risk, bar_ms, max_positions=1)
     out = kern.simulate(
-        times, *cols, entry.reshape(n, 1), exit_.reshape(n, 1), score.reshape(n, 1), rp,
+        times, *cols, entry.reshape(n, 1), exit_.reshape(n, 1), score.reshape(n, 1), risk_params,
         np.array([rules.tick_size], float), np.array([rules.step_size], float),
         np.array([rules.min_notional], float))
     return _result(out, times)
@@ -278,10 +278,10 @@ def run_portfolio(times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows:
             raise DataError(f"portfolio {name}: NaN must mark the same missing candles as opens")
     if bar_ms is None:
         bar_ms = _bar_ms(times)
-    rp = risk_array(risk, bar_ms)
+    risk_params = risk_array(risk, bar_ms)
     out = kern.simulate(
         times, arrays["opens"], arrays["highs"], arrays["lows"], arrays["closes"],
-        arrays["entries"], arrays["exits"], arrays["scores"], rp,
+        arrays["entries"], arrays["exits"], arrays["scores"], risk_params,
         np.array([r.tick_size for r in rules], float),
         np.array([r.step_size for r in rules], float),
         np.array([r.min_notional for r in rules], float))
@@ -337,9 +337,9 @@ def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRu
         prefix = np.zeros(1, dtype=np.int64)
         safe = True
         use_float = True
-    rp = risk_array(risk, bar_ms, max_positions=1)
+    risk_params = risk_array(risk, bar_ms, max_positions=1)
     out = kern.sweep_cross(np.ascontiguousarray(c.open_time, dtype=np.int64), c.open, c.high,
                            c.low, c.close, prefix, fvals, wins, fast_idx, slow_idx, use_float,
-                           safe, rp, float(rules.tick_size), float(rules.step_size),
+                           safe, risk_params, float(rules.tick_size), float(rules.step_size),
                            float(rules.min_notional), int(first))
     return out

@@ -111,34 +111,34 @@ def peak_since(entry_price: float, highs: np.ndarray) -> float:
     return peak
 
 
-def _pack(state: DecisionState, rp: np.ndarray, tick: np.ndarray, n: int):
-    fstate, istate, pstate, hours, trades = kern.new_state(n, float(state.cash))
-    fstate[:, kern.F_DUST] = state.dust
-    fstate[:, kern.F_LAST_CLOSE] = state.last_close
+def _pack(state: DecisionState, risk_params: np.ndarray, tick: np.ndarray, n: int):
+    float_state, int_state, portfolio_state, hours, trades = kern.new_state(n, float(state.cash))
+    float_state[:, kern.F_DUST] = state.dust
+    float_state[:, kern.F_LAST_CLOSE] = state.last_close
     for p, peak in zip(state.positions, state.peaks):
         s = p.symbol
-        stop, target = kern.protective_levels(p.price, rp, tick[s], kern.grid_inverse(tick[s]))
-        fstate[s, [kern.F_QTY, kern.F_ENTRY_PRICE, kern.F_ENTRY_FEE, kern.F_STOP, kern.F_TARGET,
+        stop, target = kern.protective_levels(p.price, risk_params, tick[s], kern.grid_inverse(tick[s]))
+        float_state[s, [kern.F_QTY, kern.F_ENTRY_PRICE, kern.F_ENTRY_FEE, kern.F_STOP, kern.F_TARGET,
                    kern.F_TRAIL_HIGH, kern.F_HELD, kern.F_COST]] = (
             p.quantity, p.price, p.fee, stop, target, peak, p.held, p.cost)
-        istate[s, kern.I_POS] = kern.POS_PAPER if p.paper else kern.POS_REAL
-        istate[s, kern.I_ENTRY_BAR] = p.bar
-        istate[s, kern.I_ENTRY_TIME] = p.time
-        istate[s, kern.I_HOUR] = p.hour
+        int_state[s, kern.I_POS] = kern.POS_PAPER if p.paper else kern.POS_REAL
+        int_state[s, kern.I_ENTRY_BAR] = p.bar
+        int_state[s, kern.I_ENTRY_TIME] = p.time
+        int_state[s, kern.I_HOUR] = p.hour
         if not p.paper:
-            pstate[kern.P_OPEN] += 1
+            portfolio_state[kern.P_OPEN] += 1
     for o in state.orders:
-        istate[o.symbol, kern.I_PENDING] = o.kind
-        istate[o.symbol, kern.I_PENDING_PAPER] = 1 if o.paper else 0
-        istate[o.symbol, kern.I_PENDING_HOUR] = o.hour
-        fstate[o.symbol, kern.F_PENDING_SCORE] = o.score
+        int_state[o.symbol, kern.I_PENDING] = o.kind
+        int_state[o.symbol, kern.I_PENDING_PAPER] = 1 if o.paper else 0
+        int_state[o.symbol, kern.I_PENDING_HOUR] = o.hour
+        float_state[o.symbol, kern.F_PENDING_SCORE] = o.score
     hours[:, :] = np.asarray(state.hour_stats, dtype=np.int64)
     equity = float(state.cash)          # marked at the last close, as phase F marks it
     for s in range(n):
-        if istate[s, kern.I_POS] == kern.POS_REAL:
-            equity = equity + fstate[s, kern.F_HELD] * fstate[s, kern.F_LAST_CLOSE]
-    pstate[kern.P_EQUITY] = equity
-    return fstate, istate, pstate, hours, trades
+        if int_state[s, kern.I_POS] == kern.POS_REAL:
+            equity = equity + float_state[s, kern.F_HELD] * float_state[s, kern.F_LAST_CLOSE]
+    portfolio_state[kern.P_EQUITY] = equity
+    return float_state, int_state, portfolio_state, hours, trades
 
 
 def step_bar(state: DecisionState, t: int, time_ms: int, open_, high, low, close, entry, exit_,
@@ -147,32 +147,32 @@ def step_bar(state: DecisionState, t: int, time_ms: int, open_, high, low, close
     """Run bar t (arrays per symbol: prices NaN without a candle; `ends` True at a symbol's
     last candle) from `state`; the fills, trades and orders of that bar."""
     n = len(rules)
-    rp = risk_array(risk, bar_ms, max_positions=max_positions)
+    risk_params = risk_array(risk, bar_ms, max_positions=max_positions)
     tick = np.array([r.tick_size for r in rules], float)
     lot = np.array([r.step_size for r in rules], float)
     floor = np.array([r.min_notional for r in rules], float)
-    fstate, istate, pstate, hours, buf = _pack(state, rp, tick, n)
+    float_state, int_state, portfolio_state, hours, buf = _pack(state, risk_params, tick, n)
 
     def col(a, dtype):
         return np.ascontiguousarray(np.asarray(a, dtype=dtype).reshape(n))
 
     buf, n_trades, held, equity = kern.step(
         t, int(time_ms), col(open_, float), col(high, float), col(low, float), col(close, float),
-        col(entry, bool), col(exit_, bool), col(score, float), col(ends, bool), rp, tick, lot,
-        floor, fstate, istate, pstate, hours, buf, 0)
+        col(entry, bool), col(exit_, bool), col(score, float), col(ends, bool), risk_params, tick, lot,
+        floor, float_state, int_state, portfolio_state, hours, buf, 0)
     rows = buf[:n_trades]
     trades = _trades_dict(rows)
     trades["hour"] = rows[:, kern.T_HOUR].astype(np.int64)
     opened = tuple(
-        Position(s, bool(istate[s, kern.I_POS] == kern.POS_PAPER), t, int(time_ms),
-                 float(fstate[s, kern.F_ENTRY_PRICE]), float(fstate[s, kern.F_QTY]),
-                 float(fstate[s, kern.F_HELD]), float(fstate[s, kern.F_COST]),
-                 float(fstate[s, kern.F_ENTRY_FEE]), int(istate[s, kern.I_HOUR]))
+        Position(s, bool(int_state[s, kern.I_POS] == kern.POS_PAPER), t, int(time_ms),
+                 float(float_state[s, kern.F_ENTRY_PRICE]), float(float_state[s, kern.F_QTY]),
+                 float(float_state[s, kern.F_HELD]), float(float_state[s, kern.F_COST]),
+                 float(float_state[s, kern.F_ENTRY_FEE]), int(int_state[s, kern.I_HOUR]))
         for s in range(n)
-        if istate[s, kern.I_POS] != kern.POS_FLAT and istate[s, kern.I_ENTRY_BAR] == t)
-    orders = tuple(Order(s, int(istate[s, kern.I_PENDING]),
-                         bool(istate[s, kern.I_PENDING_PAPER]), int(istate[s, kern.I_PENDING_HOUR]),
-                         float(fstate[s, kern.F_PENDING_SCORE]))
-                   for s in range(n) if istate[s, kern.I_PENDING] != kern.PEND_NONE)
-    return StepResult(opened, trades, orders, float(pstate[kern.P_CASH]), float(equity),
-                      int(held), int(pstate[kern.P_REJECTED]), int(pstate[kern.P_SELL_REFUSED]))
+        if int_state[s, kern.I_POS] != kern.POS_FLAT and int_state[s, kern.I_ENTRY_BAR] == t)
+    orders = tuple(Order(s, int(int_state[s, kern.I_PENDING]),
+                         bool(int_state[s, kern.I_PENDING_PAPER]), int(int_state[s, kern.I_PENDING_HOUR]),
+                         float(float_state[s, kern.F_PENDING_SCORE]))
+                   for s in range(n) if int_state[s, kern.I_PENDING] != kern.PEND_NONE)
+    return StepResult(opened, trades, orders, float(portfolio_state[kern.P_CASH]), float(equity),
+                      int(held), int(portfolio_state[kern.P_REJECTED]), int(portfolio_state[kern.P_SELL_REFUSED]))

@@ -174,16 +174,16 @@ T_SIZE = 15
 
 @jit
 def new_state(n_symbols, initial_cash):
-    """(fstate, istate, pstate, hour_stats, trades buffer) of a fresh flat portfolio."""
-    fstate = np.full((n_symbols, F_SIZE), np.nan)
-    fstate[:, F_DUST] = 0.0
-    istate = np.zeros((n_symbols, I_SIZE), dtype=np.int64)
-    pstate = np.zeros(P_SIZE)
-    pstate[P_CASH] = initial_cash
-    pstate[P_EQUITY] = initial_cash
+    """(float_state, int_state, portfolio_state, hour_stats, trades buffer) of a fresh flat portfolio."""
+    float_state = np.full((n_symbols, F_SIZE), np.nan)
+    float_state[:, F_DUST] = 0.0
+    int_state = np.zeros((n_symbols, I_SIZE), dtype=np.int64)
+    portfolio_state = np.zeros(P_SIZE)
+    portfolio_state[P_CASH] = initial_cash
+    portfolio_state[P_EQUITY] = initial_cash
     hour_stats = np.zeros((24, 2), dtype=np.int64)     # closed trades, winning trades
     trades = np.empty((64, T_SIZE))
-    return fstate, istate, pstate, hour_stats, trades
+    return float_state, int_state, portfolio_state, hour_stats, trades
 
 
 @jit
@@ -206,22 +206,22 @@ def decision_hour(time_ms, bar_ms):
 
 
 @jit
-def buy_quantity_for(spend, price, rp, lot, lot_inv):
+def buy_quantity_for(spend, price, risk_params, lot, lot_inv):
     """Lot-floored quantity a market buy may take with `spend` quote (fee included if in quote)."""
-    rate = 0.0 if rp[R_FEE_MODEL] == FEE_EXCHANGE else rp[R_FEE]
+    rate = 0.0 if risk_params[R_FEE_MODEL] == FEE_EXCHANGE else risk_params[R_FEE]
     return buy_quantity_inv(spend, price, rate, lot, lot_inv)
 
 
 @jit
-def buy_fill(qty, price, rp, lot_inv, tick_inv):
+def buy_fill(qty, price, risk_params, lot_inv, tick_inv):
     """(cost in quote, quantity held, fee valued in quote) of buying `qty` at `price`.
 
     quote: cost = notional + fee, all of qty held. exchange: cost = the notional (8 decimals),
     the commission qty x rate (8 decimals) is taken from the base received. BNB: cost =
     notional + fee (both 8 decimals), all of qty held.
     """
-    model = rp[R_FEE_MODEL]
-    rate = rp[R_FEE]
+    model = risk_params[R_FEE_MODEL]
+    rate = risk_params[R_FEE]
     notional = qty * price
     if model == FEE_QUOTE:
         entry_fee = fee(notional, rate)
@@ -235,15 +235,15 @@ def buy_fill(qty, price, rp, lot_inv, tick_inv):
 
 
 @jit
-def sell_fill(held, price, rp, lot, lot_inv, tick_inv):
+def sell_fill(held, price, risk_params, lot, lot_inv, tick_inv):
     """(quantity sold, proceeds in quote, fee in quote) of selling a held quantity at `price`.
 
     quote: all of it, proceeds = notional - fee. exchange and BNB: the held quantity floored
     to the lot step (the rest is dust), notional and fee to 8 decimals; BNB pays the fee
     apart, so it still leaves the cash.
     """
-    model = rp[R_FEE_MODEL]
-    rate = rp[R_FEE]
+    model = risk_params[R_FEE_MODEL]
+    rate = risk_params[R_FEE]
     if model == FEE_QUOTE:
         notional = held * price
         exit_fee = fee(notional, rate)
@@ -255,9 +255,9 @@ def sell_fill(held, price, rp, lot, lot_inv, tick_inv):
 
 
 @jit
-def sell_refused(sold, price, rp, min_notional):
+def sell_refused(sold, price, risk_params, min_notional):
     """True when the exchange refuses a market sell of `sold` at `price` (exchange models)."""
-    return rp[R_FEE_MODEL] != FEE_QUOTE and not notional_ok(sold, price, min_notional)
+    return risk_params[R_FEE_MODEL] != FEE_QUOTE and not notional_ok(sold, price, min_notional)
 
 
 @jit
@@ -278,103 +278,103 @@ def dust_left(total, sold):
 
 
 @jit
-def _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, fstate, istate,
-           pstate, hour_stats, trades, n):
+def _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, float_state, int_state,
+           portfolio_state, hour_stats, trades, n):
     """Close symbol s's position (sell_fill results given); cash, statistics, trade record."""
-    pnl = proceeds - fstate[s, F_COST]
+    pnl = proceeds - float_state[s, F_COST]
     dust = dust_left(total, sold)
-    paper = istate[s, I_POS] == POS_PAPER
+    paper = int_state[s, I_POS] == POS_PAPER
     if not paper:
-        pstate[P_CASH] = pstate[P_CASH] + proceeds
-        pstate[P_OPEN] -= 1
-        fstate[s, F_DUST] = dust
-    hour = istate[s, I_HOUR]
+        portfolio_state[P_CASH] = portfolio_state[P_CASH] + proceeds
+        portfolio_state[P_OPEN] -= 1
+        float_state[s, F_DUST] = dust
+    hour = int_state[s, I_HOUR]
     hour_stats[hour, 0] += 1
     if is_win(pnl):
         hour_stats[hour, 1] += 1
     row = np.empty(T_SIZE)
     row[T_SYMBOL] = s
-    row[T_ENTRY_TIME] = istate[s, I_ENTRY_TIME]
+    row[T_ENTRY_TIME] = int_state[s, I_ENTRY_TIME]
     row[T_EXIT_TIME] = time_t
-    row[T_ENTRY_BAR] = istate[s, I_ENTRY_BAR]
+    row[T_ENTRY_BAR] = int_state[s, I_ENTRY_BAR]
     row[T_EXIT_BAR] = t
-    row[T_ENTRY_PRICE] = fstate[s, F_ENTRY_PRICE]
+    row[T_ENTRY_PRICE] = float_state[s, F_ENTRY_PRICE]
     row[T_EXIT_PRICE] = price
-    row[T_QTY] = fstate[s, F_QTY]
-    row[T_FEES] = fstate[s, F_ENTRY_FEE] + exit_fee
+    row[T_QTY] = float_state[s, F_QTY]
+    row[T_FEES] = float_state[s, F_ENTRY_FEE] + exit_fee
     row[T_PNL] = pnl
     row[T_REASON] = reason
     row[T_PAPER] = 1.0 if paper else 0.0
     row[T_SOLD] = sold
     row[T_DUST] = dust
     row[T_HOUR] = hour
-    istate[s, I_POS] = POS_FLAT
-    istate[s, I_PENDING] = PEND_NONE
+    int_state[s, I_POS] = POS_FLAT
+    int_state[s, I_PENDING] = PEND_NONE
     return _record(trades, n, row)
 
 
 @jit
-def _sell(s, price, reason, market, t, time_t, rp, tick, lot, min_notional, fstate, istate,
-          pstate, hour_stats, trades, n):
+def _sell(s, price, reason, market, t, time_t, risk_params, tick, lot, min_notional, float_state, int_state,
+          portfolio_state, hour_stats, trades, n):
     """Sell symbol s's held quantity (real: with the dust of earlier exits) at `price`.
 
     Returns (trades, n, sold): sold is False when the exchange refused the market sell (the
     position stays open).
     """
-    total = fstate[s, F_HELD]
-    if istate[s, I_POS] == POS_REAL:
-        total = total + fstate[s, F_DUST]
-    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, grid_inverse(lot),
+    total = float_state[s, F_HELD]
+    if int_state[s, I_POS] == POS_REAL:
+        total = total + float_state[s, F_DUST]
+    sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, grid_inverse(lot),
                                          grid_inverse(tick))
-    if market and sell_refused(sold, price, rp, min_notional):
-        pstate[P_SELL_REFUSED] += 1.0
-        istate[s, I_PENDING] = PEND_NONE
+    if market and sell_refused(sold, price, risk_params, min_notional):
+        portfolio_state[P_SELL_REFUSED] += 1.0
+        int_state[s, I_PENDING] = PEND_NONE
         return trades, n, False
-    trades, n = _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, fstate,
-                       istate, pstate, hour_stats, trades, n)
+    trades, n = _close(s, price, total, sold, proceeds, exit_fee, reason, t, time_t, float_state,
+                       int_state, portfolio_state, hour_stats, trades, n)
     return trades, n, True
 
 
 @jit
-def protective_levels(price, rp, tick, tick_inv):
+def protective_levels(price, risk_params, tick, tick_inv):
     """(stop, target) levels of a long entered at `price`; NaN where the option is off."""
     stop = math.nan
     target = math.nan
-    if rp[R_STOP_LOSS] == rp[R_STOP_LOSS]:
-        stop = floor_units(price * (1.0 - rp[R_STOP_LOSS]), tick, tick_inv)
-    if rp[R_TAKE_PROFIT] == rp[R_TAKE_PROFIT]:
-        target = ceil_units(price * (1.0 + rp[R_TAKE_PROFIT]), tick, tick_inv)
+    if risk_params[R_STOP_LOSS] == risk_params[R_STOP_LOSS]:
+        stop = floor_units(price * (1.0 - risk_params[R_STOP_LOSS]), tick, tick_inv)
+    if risk_params[R_TAKE_PROFIT] == risk_params[R_TAKE_PROFIT]:
+        target = ceil_units(price * (1.0 + risk_params[R_TAKE_PROFIT]), tick, tick_inv)
     return stop, target
 
 
 @jit
-def stake_amount(rp, equity):
+def stake_amount(risk_params, equity):
     """Quote amount an entry may spend before the cash cap."""
-    if rp[R_STAKE_QUOTE] != 0.0:
-        return rp[R_STAKE]
-    return rp[R_STAKE] * equity
+    if risk_params[R_STAKE_QUOTE] != 0.0:
+        return risk_params[R_STAKE]
+    return risk_params[R_STAKE] * equity
 
 
 @jit
-def _open(s, price, qty, paper, t, time_t, rp, tick, lot, fstate, istate, pstate):
+def _open(s, price, qty, paper, t, time_t, risk_params, tick, lot, float_state, int_state, portfolio_state):
     """Open symbol s's position: `qty` at `price` (real: pays the cost from cash)."""
-    cost, held, entry_fee = buy_fill(qty, price, rp, grid_inverse(lot), grid_inverse(tick))
+    cost, held, entry_fee = buy_fill(qty, price, risk_params, grid_inverse(lot), grid_inverse(tick))
     if not paper:
-        pstate[P_CASH] = pstate[P_CASH] - cost
-        pstate[P_OPEN] += 1
-    stop, target = protective_levels(price, rp, tick, grid_inverse(tick))
-    fstate[s, F_QTY] = qty
-    fstate[s, F_HELD] = held
-    fstate[s, F_COST] = cost
-    fstate[s, F_ENTRY_PRICE] = price
-    fstate[s, F_ENTRY_FEE] = entry_fee
-    fstate[s, F_STOP] = stop
-    fstate[s, F_TARGET] = target
-    fstate[s, F_TRAIL_HIGH] = price
-    istate[s, I_POS] = POS_PAPER if paper else POS_REAL
-    istate[s, I_ENTRY_BAR] = t
-    istate[s, I_ENTRY_TIME] = time_t
-    istate[s, I_HOUR] = istate[s, I_PENDING_HOUR]
+        portfolio_state[P_CASH] = portfolio_state[P_CASH] - cost
+        portfolio_state[P_OPEN] += 1
+    stop, target = protective_levels(price, risk_params, tick, grid_inverse(tick))
+    float_state[s, F_QTY] = qty
+    float_state[s, F_HELD] = held
+    float_state[s, F_COST] = cost
+    float_state[s, F_ENTRY_PRICE] = price
+    float_state[s, F_ENTRY_FEE] = entry_fee
+    float_state[s, F_STOP] = stop
+    float_state[s, F_TARGET] = target
+    float_state[s, F_TRAIL_HIGH] = price
+    int_state[s, I_POS] = POS_PAPER if paper else POS_REAL
+    int_state[s, I_ENTRY_BAR] = t
+    int_state[s, I_ENTRY_TIME] = time_t
+    int_state[s, I_HOUR] = int_state[s, I_PENDING_HOUR]
 
 
 @jit
@@ -411,8 +411,8 @@ def _rank_before(a, b, score):
 
 
 @jit
-def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, rp, tick, lot,
-         min_notional, fstate, istate, pstate, hour_stats, trades, n_trades):
+def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_params, tick, lot,
+         min_notional, float_state, int_state, portfolio_state, hour_stats, trades, n_trades):
     """Advance every symbol by bar t (phases A-F in the module docstring).
 
     open_/high/low/close/entry/exit_/score hold bar t of each symbol (NaN prices: no candle);
@@ -420,37 +420,37 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, rp, tick
     Returns (trades, n_trades, held, equity).
     """
     n_sym = open_.shape[0]
-    slip = rp[R_SLIPPAGE]
+    slip = risk_params[R_SLIPPAGE]
     # A. pending exits at the open
     for s in range(n_sym):
         o = open_[s]
-        if o == o and istate[s, I_PENDING] >= PEND_EXIT_SIGNAL:
-            reason = REASON_SIGNAL if istate[s, I_PENDING] == PEND_EXIT_SIGNAL else REASON_MAX_HOLD
+        if o == o and int_state[s, I_PENDING] >= PEND_EXIT_SIGNAL:
+            reason = REASON_SIGNAL if int_state[s, I_PENDING] == PEND_EXIT_SIGNAL else REASON_MAX_HOLD
             price = market_sell_price(o, slip, tick[s])
-            trades, n_trades, _ = _sell(s, price, reason, True, t, time_t, rp, tick[s],
-                                        lot[s], min_notional[s], fstate, istate, pstate, hour_stats,
+            trades, n_trades, _ = _sell(s, price, reason, True, t, time_t, risk_params, tick[s],
+                                        lot[s], min_notional[s], float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
     # B. pending entries at the open
     cand = np.empty(n_sym, dtype=np.int64)
     cscore = np.full(n_sym, np.nan)
     n_cand = 0
     for s in range(n_sym):
-        if istate[s, I_PENDING] != PEND_ENTRY:
+        if int_state[s, I_PENDING] != PEND_ENTRY:
             continue
-        istate[s, I_PENDING] = PEND_NONE
+        int_state[s, I_PENDING] = PEND_NONE
         o = open_[s]
         if o != o:
             continue
-        if istate[s, I_PENDING_PAPER] != 0:
+        if int_state[s, I_PENDING_PAPER] != 0:
             price = market_buy_price(o, slip, tick[s])
-            amount = stake_amount(rp, pstate[P_EQUITY])
-            qty = buy_quantity_for(amount, price, rp, lot[s], grid_inverse(lot[s]))
+            amount = stake_amount(risk_params, portfolio_state[P_EQUITY])
+            qty = buy_quantity_for(amount, price, risk_params, lot[s], grid_inverse(lot[s]))
             if notional_ok(qty, price, min_notional[s]):
-                _open(s, price, qty, True, t, time_t, rp, tick[s], lot[s], fstate, istate, pstate)
+                _open(s, price, qty, True, t, time_t, risk_params, tick[s], lot[s], float_state, int_state, portfolio_state)
             else:
-                pstate[P_REJECTED] += 1.0
+                portfolio_state[P_REJECTED] += 1.0
             continue
-        cscore[s] = fstate[s, F_PENDING_SCORE]
+        cscore[s] = float_state[s, F_PENDING_SCORE]
         # insertion sort of the real candidates
         k = n_cand
         while k > 0 and _rank_before(s, cand[k - 1], cscore):
@@ -458,31 +458,31 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, rp, tick
             k -= 1
         cand[k] = s
         n_cand += 1
-    max_pos = rp[R_MAX_POSITIONS]
+    max_pos = risk_params[R_MAX_POSITIONS]
     for k in range(n_cand):
-        if pstate[P_OPEN] >= max_pos:
+        if portfolio_state[P_OPEN] >= max_pos:
             break
         s = cand[k]
         price = market_buy_price(open_[s], slip, tick[s])
-        amount = stake_amount(rp, pstate[P_EQUITY])
-        cash = pstate[P_CASH]
+        amount = stake_amount(risk_params, portfolio_state[P_EQUITY])
+        cash = portfolio_state[P_CASH]
         spend = amount if amount < cash else cash
-        qty = buy_quantity_for(spend, price, rp, lot[s], grid_inverse(lot[s]))
+        qty = buy_quantity_for(spend, price, risk_params, lot[s], grid_inverse(lot[s]))
         if notional_ok(qty, price, min_notional[s]):
-            _open(s, price, qty, False, t, time_t, rp, tick[s], lot[s], fstate, istate,
-                  pstate)
+            _open(s, price, qty, False, t, time_t, risk_params, tick[s], lot[s], float_state, int_state,
+                  portfolio_state)
         else:
-            pstate[P_REJECTED] += 1.0
-    held = np.int64(pstate[P_OPEN])
+            portfolio_state[P_REJECTED] += 1.0
+    held = np.int64(portfolio_state[P_OPEN])
     # C. stops and targets inside the bar
-    trailing = rp[R_TRAILING]
+    trailing = risk_params[R_TRAILING]
     for s in range(n_sym):
         o = open_[s]
-        if istate[s, I_POS] == POS_FLAT or o != o:
+        if int_state[s, I_POS] == POS_FLAT or o != o:
             continue
-        level, is_trailing = effective_stop(fstate[s, F_STOP], fstate[s, F_TRAIL_HIGH],
+        level, is_trailing = effective_stop(float_state[s, F_STOP], float_state[s, F_TRAIL_HIGH],
                                             trailing, tick[s], grid_inverse(tick[s]))
-        price, kind = long_exit_fill(o, high[s], low[s], level, fstate[s, F_TARGET])
+        price, kind = long_exit_fill(o, high[s], low[s], level, float_state[s, F_TARGET])
         if kind != 0:
             if kind == TARGET_FILL:
                 reason = REASON_TAKE_PROFIT
@@ -490,65 +490,65 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, rp, tick
                 reason = REASON_TRAILING_STOP
             else:
                 reason = REASON_STOP_LOSS
-            trades, n_trades, _ = _sell(s, price, reason, False, t, time_t, rp, tick[s],
-                                        lot[s], min_notional[s], fstate, istate, pstate, hour_stats,
+            trades, n_trades, _ = _sell(s, price, reason, False, t, time_t, risk_params, tick[s],
+                                        lot[s], min_notional[s], float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
-        elif high[s] > fstate[s, F_TRAIL_HIGH]:
-            fstate[s, F_TRAIL_HIGH] = high[s]
+        elif high[s] > float_state[s, F_TRAIL_HIGH]:
+            float_state[s, F_TRAIL_HIGH] = high[s]
     # D. decisions for the next open
-    max_hold = rp[R_MAX_HOLD]
-    shifts = rp[R_SHIFTS] != 0.0
-    bar_ms = np.int64(rp[R_BAR_MS])
+    max_hold = risk_params[R_MAX_HOLD]
+    shifts = risk_params[R_SHIFTS] != 0.0
+    bar_ms = np.int64(risk_params[R_BAR_MS])
     for s in range(n_sym):
-        if close[s] != close[s] or ends[s] or istate[s, I_PENDING] != PEND_NONE:
+        if close[s] != close[s] or ends[s] or int_state[s, I_PENDING] != PEND_NONE:
             continue
-        if istate[s, I_POS] != POS_FLAT:
+        if int_state[s, I_POS] != POS_FLAT:
             if exit_[s]:
-                istate[s, I_PENDING] = PEND_EXIT_SIGNAL
-            elif max_hold > 0 and t + 1 - istate[s, I_ENTRY_BAR] >= max_hold:
-                istate[s, I_PENDING] = PEND_EXIT_MAX_HOLD
+                int_state[s, I_PENDING] = PEND_EXIT_SIGNAL
+            elif max_hold > 0 and t + 1 - int_state[s, I_ENTRY_BAR] >= max_hold:
+                int_state[s, I_PENDING] = PEND_EXIT_MAX_HOLD
         elif entry[s] and not exit_[s]:
-            istate[s, I_PENDING] = PEND_ENTRY
-            fstate[s, F_PENDING_SCORE] = score[s]
+            int_state[s, I_PENDING] = PEND_ENTRY
+            float_state[s, F_PENDING_SCORE] = score[s]
             paper = False
             hour = 0
             if shifts:
                 hour = decision_hour(time_t, bar_ms)
-                paper = not hour_qualified(hour_stats, hour, rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
-            istate[s, I_PENDING_HOUR] = hour
-            istate[s, I_PENDING_PAPER] = 1 if paper else 0
+                paper = not hour_qualified(hour_stats, hour, risk_params[R_SHIFTS_RATE], risk_params[R_SHIFTS_MIN])
+            int_state[s, I_PENDING_HOUR] = hour
+            int_state[s, I_PENDING_PAPER] = 1 if paper else 0
     # E. a symbol at its last candle sells at its close (reason end), freeing its slot
     for s in range(n_sym):
         if ends[s] and close[s] == close[s]:
-            istate[s, I_PENDING] = PEND_NONE
-            if istate[s, I_POS] != POS_FLAT:
+            int_state[s, I_PENDING] = PEND_NONE
+            if int_state[s, I_POS] != POS_FLAT:
                 price = market_sell_price(close[s], slip, tick[s])
-                trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, rp, tick[s],
-                                            lot[s], min_notional[s], fstate, istate, pstate,
+                trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, risk_params, tick[s],
+                                            lot[s], min_notional[s], float_state, int_state, portfolio_state,
                                             hour_stats, trades, n_trades)
     # F. equity at the close
-    equity = pstate[P_CASH]
+    equity = portfolio_state[P_CASH]
     for s in range(n_sym):
         c = close[s]
         if c == c:
-            fstate[s, F_LAST_CLOSE] = c
-        if istate[s, I_POS] == POS_REAL:
-            equity = equity + fstate[s, F_HELD] * fstate[s, F_LAST_CLOSE]
-    pstate[P_EQUITY] = equity
+            float_state[s, F_LAST_CLOSE] = c
+        if int_state[s, I_POS] == POS_REAL:
+            equity = equity + float_state[s, F_HELD] * float_state[s, F_LAST_CLOSE]
+    portfolio_state[P_EQUITY] = equity
     return trades, n_trades, held, equity
 
 
 @jit
-def finish(t, time_t, rp, tick, lot, fstate, istate, pstate, hour_stats, trades, n_trades):
+def finish(t, time_t, risk_params, tick, lot, float_state, int_state, portfolio_state, hour_stats, trades, n_trades):
     """Sell every open position at its last close (reason end); returns (trades, n, cash)."""
-    for s in range(fstate.shape[0]):
-        if istate[s, I_POS] != POS_FLAT:
-            price = market_sell_price(fstate[s, F_LAST_CLOSE], rp[R_SLIPPAGE], tick[s])
-            trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, rp, tick[s],
-                                        lot[s], 0.0, fstate, istate, pstate, hour_stats,
+    for s in range(float_state.shape[0]):
+        if int_state[s, I_POS] != POS_FLAT:
+            price = market_sell_price(float_state[s, F_LAST_CLOSE], risk_params[R_SLIPPAGE], tick[s])
+            trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, risk_params, tick[s],
+                                        lot[s], 0.0, float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
-    pstate[P_EQUITY] = pstate[P_CASH]
-    return trades, n_trades, pstate[P_CASH]
+    portfolio_state[P_EQUITY] = portfolio_state[P_CASH]
+    return trades, n_trades, portfolio_state[P_CASH]
 
 
 @jit
@@ -565,14 +565,14 @@ def last_bars(open_):
 
 
 @jit
-def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot, min_notional):
+def simulate(times, open_, high, low, close, entry, exit_, score, risk_params, tick, lot, min_notional):
     """Run `step` over every bar of 2-D [bar, symbol] arrays (each symbol ends at its last candle).
 
     Returns (trades[n_trades, T_SIZE], equity[n], held[n], rejected, sells refused, dust[m]).
     """
     n = times.shape[0]
     n_sym = open_.shape[1]
-    fstate, istate, pstate, hour_stats, trades = new_state(n_sym, rp[R_INITIAL_CASH])
+    float_state, int_state, portfolio_state, hour_stats, trades = new_state(n_sym, risk_params[R_INITIAL_CASH])
     n_trades = 0
     equity = np.empty(n)
     held = np.zeros(n, dtype=np.int64)
@@ -582,13 +582,13 @@ def simulate(times, open_, high, low, close, entry, exit_, score, rp, tick, lot,
         for s in range(n_sym):
             ends[s] = last[s] == t
         trades, n_trades, h, eq = step(t, times[t], open_[t], high[t], low[t], close[t],
-                                       entry[t], exit_[t], score[t], ends, rp, tick, lot,
-                                       min_notional, fstate, istate, pstate, hour_stats,
+                                       entry[t], exit_[t], score[t], ends, risk_params, tick, lot,
+                                       min_notional, float_state, int_state, portfolio_state, hour_stats,
                                        trades, n_trades)
         held[t] = h
         equity[t] = eq
-    return (trades[:n_trades].copy(), equity, held, pstate[P_REJECTED],
-            pstate[P_SELL_REFUSED], fstate[:, F_DUST].copy())
+    return (trades[:n_trades].copy(), equity, held, portfolio_state[P_REJECTED],
+            portfolio_state[P_SELL_REFUSED], float_state[:, F_DUST].copy())
 
 
 # ----------------------------------------------------------------------------------------
@@ -719,7 +719,7 @@ def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
 
 
 @jit
-def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, tick, lot,
+def cross_simple(open_, close, rel, words, start, prev_rel, below, first, risk_params, tick, lot,
                  lot_inv, min_notional, acc):
     """One crossover combination without stops, max hold or shifts, into `acc`.
 
@@ -731,10 +731,10 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
     unwritten, when an exit's market sell is refused (the general loop handles that case).
     """
     n = close.shape[0]
-    cash0 = rp[R_INITIAL_CASH]
-    slip = rp[R_SLIPPAGE]
-    quote_stake = rp[R_STAKE_QUOTE] != 0.0
-    stake = rp[R_STAKE]
+    cash0 = risk_params[R_INITIAL_CASH]
+    slip = risk_params[R_SLIPPAGE]
+    quote_stake = risk_params[R_STAKE_QUOTE] != 0.0
+    stake = risk_params[R_STAKE]
     tick_inv = grid_inverse(tick)
     cash = cash0
     prev = cash0
@@ -772,11 +772,11 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
         entry_price = market_buy_price(open_[e], slip, tick)
         amount = stake if quote_stake else stake * cash      # flat: equity is the cash
         amount = amount if amount < cash else cash
-        q = buy_quantity_for(amount, entry_price, rp, lot, lot_inv)
+        q = buy_quantity_for(amount, entry_price, risk_params, lot, lot_inv)
         if not notional_ok(q, entry_price, min_notional):
             t = e               # rejected: the decision at bar e is scanned as usual
             continue
-        cost, held, entry_fee = buy_fill(q, entry_price, rp, lot_inv, tick_inv)
+        cost, held, entry_fee = buy_fill(q, entry_price, risk_params, lot_inv, tick_inv)
         cash = cash - cost
         total = held + dust
         # long from bar e: rel >= 0 since the cross up, so the first rel < 0 is the cross down
@@ -787,7 +787,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
                 s1, s2, d2, prev, peak, max_dd, keep = fold_long(
                     close, e, n - 1, cash, held, s1, s2, d2, prev, peak, max_dd, keep)
             price = market_sell_price(close[n - 1], slip, tick)
-            sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
+            sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv, tick_inv)
             cash = cash + proceeds
             trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee, trades,
                                                  wins, gp, gl, tf)
@@ -802,8 +802,8 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
         # the exit fills at the next open; that bar is flat and its decision is scanned next
         x = u + 1
         price = market_sell_price(open_[x], slip, tick)
-        sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
-        if sell_refused(sold, price, rp, min_notional):
+        sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv, tick_inv)
+        if sell_refused(sold, price, risk_params, min_notional):
             return False
         dust = dust_left(total, sold)
         cash = cash + proceeds
@@ -821,7 +821,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, rp, ti
 
 @jit
 def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
-                use_float, safe_mul, rp, tick, lot, min_notional, first):
+                use_float, safe_mul, risk_params, tick, lot, min_notional, first):
     """Accumulator vectors [n_combos, ACC_SIZE] of crossover combinations on one symbol.
 
     Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
@@ -847,16 +847,16 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     out = np.zeros((n_combos, ACC_SIZE))
     rel_words = np.zeros(n // 8 + 1, dtype=np.int64)
     rel = rel_words.view(np.int8)[:n]
-    cash0 = rp[R_INITIAL_CASH]
-    slip = rp[R_SLIPPAGE]
-    trailing = rp[R_TRAILING]
-    has_levels = (rp[R_STOP_LOSS] == rp[R_STOP_LOSS] or rp[R_TAKE_PROFIT] == rp[R_TAKE_PROFIT]
+    cash0 = risk_params[R_INITIAL_CASH]
+    slip = risk_params[R_SLIPPAGE]
+    trailing = risk_params[R_TRAILING]
+    has_levels = (risk_params[R_STOP_LOSS] == risk_params[R_STOP_LOSS] or risk_params[R_TAKE_PROFIT] == risk_params[R_TAKE_PROFIT]
                   or trailing == trailing)
-    max_hold = rp[R_MAX_HOLD]
-    shifts = rp[R_SHIFTS] != 0.0
-    quote_stake = rp[R_STAKE_QUOTE] != 0.0
-    stake = rp[R_STAKE]
-    bar_ms = np.int64(rp[R_BAR_MS])
+    max_hold = risk_params[R_MAX_HOLD]
+    shifts = risk_params[R_SHIFTS] != 0.0
+    quote_stake = risk_params[R_STAKE_QUOTE] != 0.0
+    stake = risk_params[R_STAKE]
+    bar_ms = np.int64(risk_params[R_BAR_MS])
     tick_inv = grid_inverse(tick)
     lot_inv = grid_inverse(lot)
     simple = not has_levels and not shifts and not max_hold > 0
@@ -884,7 +884,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
         if first > start:
             start = first
         if simple and cross_simple(open_, close, rel, rel_words, start, prev_rel, below, first,
-                                   rp, tick, lot, lot_inv, min_notional, out[c]):
+                                   risk_params, tick, lot, lot_inv, min_notional, out[c]):
             continue
         hour_stats[:, :] = 0
         cash = cash0
@@ -928,14 +928,14 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                     amount = stake if quote_stake else stake * equity
                     if not pending_paper:
                         amount = amount if amount < cash else cash
-                    q = buy_quantity_for(amount, price, rp, lot, lot_inv)
+                    q = buy_quantity_for(amount, price, risk_params, lot, lot_inv)
                     if notional_ok(q, price, min_notional):
-                        cost, qty, entry_fee = buy_fill(q, price, rp, lot_inv, tick_inv)
+                        cost, qty, entry_fee = buy_fill(q, price, risk_params, lot_inv, tick_inv)
                         if not pending_paper:
                             cash = cash - cost
                             fill = True
                         entry_price = price
-                        stop, target = protective_levels(price, rp, tick, tick_inv)
+                        stop, target = protective_levels(price, risk_params, tick, tick_inv)
                         trail_high = price
                         pos = POS_PAPER if pending_paper else POS_REAL
                         entry_bar = t
@@ -944,9 +944,9 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 else:
                     price = market_sell_price(o, slip, tick)
                     total = qty + dust if pos == POS_REAL else qty
-                    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv,
+                    sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
                                                          tick_inv)
-                    if sell_refused(sold, price, rp, min_notional):
+                    if sell_refused(sold, price, risk_params, min_notional):
                         stuck = True
                     else:
                         pnl = proceeds - cost
@@ -974,7 +974,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                     if shifts:
                         pending_hour = decision_hour(times[t], bar_ms)
                         pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                           rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
+                                                           risk_params[R_SHIFTS_RATE], risk_params[R_SHIFTS_MIN])
                 t += 1
                 continue
             if pos == POS_REAL and not has_levels and not stuck:
@@ -1010,7 +1010,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
                 if kind != 0:
                     total = qty + dust if pos == POS_REAL else qty
-                    sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv,
+                    sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
                                                          tick_inv)
                     pnl = proceeds - cost
                     if pos == POS_REAL:
@@ -1028,7 +1028,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
             if t == n - 1 and pos != POS_FLAT:
                 price = market_sell_price(close[t], slip, tick)
                 total = qty + dust if pos == POS_REAL else qty
-                sold, proceeds, exit_fee = sell_fill(total, price, rp, lot, lot_inv, tick_inv)
+                sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv, tick_inv)
                 if pos == POS_REAL:
                     cash = cash + proceeds
                     trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee,
@@ -1059,7 +1059,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
                 if shifts:
                     pending_hour = decision_hour(times[t], bar_ms)
                     pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                       rp[R_SHIFTS_RATE], rp[R_SHIFTS_MIN])
+                                                       risk_params[R_SHIFTS_RATE], risk_params[R_SHIFTS_MIN])
             t += 1
         store(out[c], prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
     return out

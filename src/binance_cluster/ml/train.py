@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from binance_cluster.backtest import results as res
+from binance_cluster.backtest import results
 from binance_cluster.backtest.driver import load_candles
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
@@ -75,8 +75,8 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
                "threshold_rule": tj.spec.threshold, "metric": tj.spec.metric,
                "feature_hash": tj.spec.features.hash, "features": list(tj.spec.features.names),
                "failures": [{"symbol": s, "error": e} for s, e in failures], "folds": rows}
-    res.atomic_write(os.path.join(job.output, "train.json"), res.summary_text(summary))
-    res.atomic_write(os.path.join(job.output, "train.csv"), csv_text(rows))
+    results.atomic_write(os.path.join(job.output, "train.json"), results.summary_text(summary))
+    results.atomic_write(os.path.join(job.output, "train.csv"), csv_text(rows))
     return TrainOutcome(records, failures, time.perf_counter() - started, comm.size)
 
 
