@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from binance_cluster.fileio import atomic_write, fsync_dir
+from binance_cluster.fileio import atomic_file, atomic_write
 
 RESULT_FILES = ("summary.json", "trades.csv", "results.h5", "run.json")
 TRADE_COLUMNS = ("symbol", "params_id", "entry_time", "entry_time_ms", "exit_time", "exit_time_ms",
@@ -108,9 +108,7 @@ def write_curves(path: str | os.PathLike, curves: list[tuple[str, np.ndarray, np
     """Write equity curves to an HDF5 file: one group per curve with `times`, `equity`, attrs."""
     import h5py
 
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         with h5py.File(tmp, "w", locking=False) as f:
             f.attrs["format"] = "binance-cluster-results"
             f.attrs["format_version"] = 1
@@ -124,13 +122,6 @@ def write_curves(path: str | os.PathLike, curves: list[tuple[str, np.ndarray, np
                 for key, value in attrs.items():
                     g.attrs[key] = json.dumps(plain(value)) if isinstance(value, (dict, list)) else value
             f.flush()
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_dir(path.parent)
 
 
 def run_text(meta: dict) -> str:

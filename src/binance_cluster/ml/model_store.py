@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from binance_cluster.errors import DataError, NotAStoreFileError
-from binance_cluster.fileio import fsync_dir
+from binance_cluster.fileio import atomic_file
 
 FORMAT = "binance-cluster-models"
 FORMAT_VERSION = 1
@@ -124,11 +124,10 @@ class ModelStore:
     def write(self, records: dict[str, list[FoldRecord]]) -> None:
         """Replace the folds of every symbol in `records`; other symbols stay as they were."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        if self.path.exists():
-            self._open().close()          # refuse to overwrite a file that is not ours
-            shutil.copyfile(self.path, tmp)
-        try:
+        with atomic_file(self.path) as tmp:
+            if self.path.exists():
+                self._open().close()          # refuse to overwrite a file that is not ours
+                shutil.copyfile(self.path, tmp)
             with h5py.File(tmp, "a") as f:
                 f.attrs["format"] = FORMAT
                 f.attrs["format_version"] = FORMAT_VERSION
@@ -139,13 +138,6 @@ class ModelStore:
                     for rec in recs:
                         _write_record(g.create_group(rec.fold), rec)
                 f.flush()
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
 
 
 def _write_record(g: h5py.Group, rec: FoldRecord) -> None:
