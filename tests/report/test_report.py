@@ -199,6 +199,19 @@ def test_sweep_options_choose_the_metric_and_the_axes(cli, run, tmp_path):
     assert stderr.strip().count("\n") == 0 and "'window'" in stderr
 
 
+def test_a_new_backtest_removes_the_earlier_report(cli, store, tmp_path):
+    out = tmp_path / "again"
+    job = tmp_path / "again.toml"
+    job.write_text(PORTFOLIO.format(store=store, out=out, fast=10))
+    assert cli("backtest", job, "--no-progress", "--report")[0] == 0
+    assert (out / "report.html").is_file() and pngs(out)
+    code, _, err = cli("backtest", job, "--no-progress")      # the same folder, no report asked
+    assert code == 0, err
+    left = {p.name for p in out.iterdir()}
+    assert not left & {"report.html", "report.pdf", "figures"}   # no report of another run
+    assert {"summary.json", "trades.csv", "results.h5", "job.toml", "run.json"} <= left
+
+
 def test_missing_results_name_the_file_and_exit_2(cli, run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

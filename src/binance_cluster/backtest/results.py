@@ -5,11 +5,13 @@
 `OUT/trades.csv`    one row per trade of the best units (sweep) or of the portfolio
 `OUT/results.h5`    equity curves of the portfolio and of the best units
 `OUT/run.json`      run metadata: wall times, ranks, host (the only file that differs between runs)
+`OUT/report.html`, `OUT/report.pdf`, `OUT/figures/`   the report of the run, when one is rendered
 
 `summary.json` and `trades.csv` hold no run metadata and format every float with `repr`
 (the shortest text that reads back to the same float), so the same job gives byte-identical
 files at any number of ranks. A run that is interrupted leaves either the previous file or
-none, never a half-written one; the files of an earlier run are removed when a new run starts.
+none, never a half-written one; the files of an earlier run, its report included, are removed
+when a new run starts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime as _dt
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,17 +29,20 @@ import numpy as np
 from binance_cluster.fileio import atomic_file, atomic_write
 
 RESULT_FILES = ("summary.json", "trades.csv", "results.h5", "run.json")
+REPORT_FILES = ("report.html", "report.pdf")
+FIGURES_DIR = "figures"
 TRADE_COLUMNS = ("symbol", "params_id", "entry_time", "entry_time_ms", "exit_time", "exit_time_ms",
                  "entry_price", "exit_price", "quantity", "sold_quantity", "dust", "fees", "pnl",
                  "exit_reason", "paper")
 
 
 def prepare_output(out: str | os.PathLike, job_toml: str) -> Path:
-    """Create the output directory, remove an earlier run's results and write job.toml."""
+    """Create the output directory, remove an earlier run's results and report, write job.toml."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in RESULT_FILES:
+    for name in RESULT_FILES + REPORT_FILES:
         (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / FIGURES_DIR, ignore_errors=True)
     atomic_write(out / "job.toml", job_toml)
     return out
 

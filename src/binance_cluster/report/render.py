@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from binance_cluster.backtest.results import FIGURES_DIR, REPORT_FILES
 from binance_cluster.fileio import atomic_write
 from binance_cluster.report import backtest, style, sweep
 from binance_cluster.report.html import report_html
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 # Kinds of run, tried in order; the first whose `applies(directory)` is true builds the report.
 # The last one builds when none applies, so its readers name the file that is missing.
 KINDS = (sweep, backtest)
-FIGURES_DIR = "figures"
+REPORT_HTML, REPORT_PDF = REPORT_FILES
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ def render_report(directory: str | Path, options: ReportOptions | None = None) -
     figures = directory / f".{FIGURES_DIR}.tmp"
     shutil.rmtree(figures, ignore_errors=True)
     figures.mkdir()
-    pdf_path = directory / "report.pdf"
+    pdf_path = directory / REPORT_PDF
     tmp_pdf = pdf_path.with_name(f".{pdf_path.name}.tmp")
     images, names, seconds = [], [], []
     try:
@@ -77,6 +78,6 @@ def render_report(directory: str | Path, options: ReportOptions | None = None) -
         shutil.rmtree(figures, ignore_errors=True)
         tmp_pdf.unlink(missing_ok=True)
     pngs = [directory / n for n in names]
-    html_path = directory / "report.html"
+    html_path = directory / REPORT_HTML
     atomic_write(html_path, report_html(report, images, names))
     return ReportFiles(html_path, pdf_path, tuple(pngs), tuple(seconds))
