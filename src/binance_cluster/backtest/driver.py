@@ -264,6 +264,19 @@ def _progress(total: int, label: str, comm: Comm, show: bool) -> tuple[Progress,
     return bar, tick
 
 
+def _unit_phase(phase: str, job: Job, comm: Comm, units: list[Unit], fn: Callable, show: bool,
+                debug: bool, seconds: dict[str, float]) -> list[UnitResult] | None:
+    """Run `fn` over the units on every rank with a progress bar; time it as `phase`."""
+    t0 = time.perf_counter()
+    bar, tick = _progress(len(units), f"{phase} {job.strategy}", comm, show)
+    with bar:
+        gathered = map_units(comm, units, fn, costs=[u.cost for u in units],
+                             names=[u.name for u in units], progress=tick, debug=debug)
+    seconds[phase] = time.perf_counter() - t0
+    _busy(gathered, phase, seconds)
+    return gathered
+
+
 def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int], show: bool,
            debug: bool, seconds: dict[str, float]):
     from binance_cluster.engine.simulate import EXIT_REASONS, run_symbol, sweep_symbol
@@ -282,13 +295,7 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
                                f"{unit.hi - unit.lo} parameter sets")
         return [plain_metrics(m) for m in out]
 
-    t0 = time.perf_counter()
-    bar, tick = _progress(len(units), f"sweep {job.strategy}", comm, show)
-    with bar:
-        gathered = map_units(comm, units, sweep_unit, costs=[u.cost for u in units],
-                             names=[u.name for u in units], progress=tick, debug=debug)
-    seconds["sweep"] = time.perf_counter() - t0
-    _busy(gathered, "sweep", seconds)
+    gathered = _unit_phase("sweep", job, comm, units, sweep_unit, show, debug, seconds)
 
     top: list[tuple[str, int]] | None = None
     entries: list[dict] = []
@@ -363,13 +370,7 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
                               job.rules_for(unit.symbol),
                               model=symbol_model(job, strategy, unit.symbol), first=loaded.first)
 
-    t0 = time.perf_counter()
-    bar, tick = _progress(len(units), f"signals {job.strategy}", comm, show)
-    with bar:
-        gathered = map_units(comm, units, signal_unit, costs=[u.cost for u in units],
-                             names=[u.name for u in units], progress=tick, debug=debug)
-    seconds["signals"] = time.perf_counter() - t0
-    _busy(gathered, "signals", seconds)
+    gathered = _unit_phase("signals", job, comm, units, signal_unit, show, debug, seconds)
     if comm.rank != 0:
         return None
     failures = [(u.name, r.error) for u, r in zip(units, gathered) if not r.ok]
