@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PROGRESS_TAG = 71
 ARRIVED_TAG = 72
 GO_TAG = 73
+ABORT_GRACE_SECONDS = 0.3  # see MPIComm.abort
 
 
 class Comm(Protocol):
@@ -110,6 +111,9 @@ class MPIComm:
     def abort(self, code: int) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        # The launcher forwards a rank's output through a pipe it stops reading once Abort
+        # reaches it; a moment's pause lets the last error line through first.
+        time.sleep(ABORT_GRACE_SECONDS)
         self._comm.Abort(code)
 
 
