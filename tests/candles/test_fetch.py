@@ -15,35 +15,10 @@ from binance_cluster.log import setup_logging
 from binance_cluster.parallel import SerialComm, partition
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import MINUTE_MS, Candles
-from support.emulator import (SYMBOLS, binance_client, build_store, emulator,  # noqa: F401
-                               fresh_weight_window, same_candles, source_store)
+from support.emulator import (SYMBOLS, FakeTime, binance_client, build_store,  # noqa: F401
+                               emulator, fresh_weight_window, same_candles, source_store)
 
 START = "2025-05-01"
-
-
-class FakeTime:
-    """Injected sleep and clock: sleeping advances the emulator's server clock instead of
-    waiting."""
-
-    def __init__(self, control=None):
-        self.control = control
-        self.slept: list[float] = []
-        self.offset = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.offset += seconds
-        if self.control is not None:
-            self.control.advance_server(int(round(seconds * 1000)))
-
-    def clock(self) -> float:
-        import time
-
-        return time.time() + self.offset
-
-    @property
-    def deps(self) -> TimeDeps:
-        return TimeDeps(sleep=self.sleep, clock=self.clock)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ store on 127.0.0.1 with a frozen replay clock.
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 
 from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
 from binance_cluster.candles.store import CandleStore
+from binance_cluster.exchange.transport import TimeDeps
 from binance_cluster.types import MINUTE_MS, Candles
 from support.real_data import first_rows
 
@@ -110,3 +112,26 @@ def fresh_weight_window(control: EmulatorControl) -> None:
     in one weight window (a real minute boundary during the test would reset the count)."""
     server = control.clock()["server"]
     control.advance_server(60_000 - server % 60_000 + 1_000)
+
+
+class FakeTime:
+    """Injected sleep and clock: sleeping advances the emulator's server clock instead of
+    waiting."""
+
+    def __init__(self, control=None):
+        self.control = control
+        self.slept: list[float] = []
+        self.offset = 0.0
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.offset += seconds
+        if self.control is not None:
+            self.control.advance_server(int(round(seconds * 1000)))
+
+    def clock(self) -> float:
+        return time.time() + self.offset
+
+    @property
+    def deps(self) -> TimeDeps:
+        return TimeDeps(sleep=self.sleep, clock=self.clock)
