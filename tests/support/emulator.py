@@ -116,16 +116,19 @@ def fresh_weight_window(control: EmulatorControl) -> None:
 
 class FakeTime:
     """Injected sleep and clock: sleeping advances the emulator's server clock instead of
-    waiting."""
+    waiting, and our clock with it unless `signed` (python-binance signs with the real clock,
+    so a signed caller's clock must stay real: it resyncs on the -1021 that follows)."""
 
-    def __init__(self, control=None):
+    def __init__(self, control=None, signed: bool = False):
         self.control = control
         self.slept: list[float] = []
         self.offset = 0.0
+        self.signed = signed
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.offset += seconds
+        if not self.signed:
+            self.offset += seconds
         if self.control is not None:
             self.control.advance_server(int(round(seconds * 1000)))
 

@@ -27,7 +27,7 @@ from binance_cluster.exchange.transport import (DEFAULT_BASE_URL, RetryPolicy, T
                                                 make_client, translate)
 from binance_cluster.types import MINUTE_MS
 from support.broker import ENV, KEY, SECRET, Sleeps, fill_key, order_key, trading  # noqa: F401
-from support.emulator import source_store  # noqa: F401
+from support.emulator import FakeTime, fresh_weight_window, source_store  # noqa: F401
 
 BTC_FILTERS = SymbolFilters("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"),
                             step_size=Decimal("0.00001"), min_qty=Decimal("0.00001"),
@@ -332,6 +332,25 @@ def test_a_lying_time_endpoint_ends_in_one_clear_clock_error(trading):
         venue.control.set_faults()  # the lie stops: the next -1021 resyncs and succeeds
         assert broker.balances()["USDT"].free == Decimal("10000")
         assert abs(broker.offset_ms) < 1_000
+
+
+def test_the_broker_waits_for_the_next_weight_window_instead_of_drawing_a_429(trading):
+    # exchangeInfo says 100 per minute: 90 usable. time (1) + exchangeInfo (20) + 3 account
+    # (20 each) = 81 fit in one window; the 4th account call (101) waits for the next minute.
+    with trading(weight_limit=100) as venue:
+        fresh_weight_window(venue.control)
+        fake = FakeTime(venue.control, signed=True)
+        broker = BinanceBroker(BinanceBrokerConfig(base_url=venue.url, timeout_s=2.0),
+                               env=ENV, deps=fake.deps)
+        assert broker.filters("BTCUSDT").step_size > 0
+        for _ in range(3):
+            assert broker.balances()["USDT"].free == Decimal("10000")
+        assert fake.slept == [] and broker.stats["throttle_waits"] == 0
+        assert broker.balances()["USDT"].free == Decimal("10000")
+        limiter = venue.control.faults()["limiter"]
+    assert broker.stats["throttle_waits"] == 1 and len(fake.slept) == 1
+    assert 0.5 <= fake.slept[0] <= 60.5
+    assert limiter["refused_429"] == 0 and limiter["refused_418"] == 0
 
 
 def test_retry_after_is_honoured_for_queries_and_submits(trading):

@@ -11,6 +11,10 @@ What it adds (binance-api.md sections 2, 8, 13.9; SEEDS.md weak points):
   ClockSkewError.
 - Exchange info is downloaded once and cached (`exchange_info_ttl_s`); a symbol missing from
   the cache triggers one refresh, then UnknownSymbolError.
+- Request weight: every call carries its endpoint's weight and the transport reads
+  `X-MBX-USED-WEIGHT-1M` from every answer; a call that would take the minute's used weight
+  past (1 - `weight_headroom`) of the limit (exchangeInfo's REQUEST_WEIGHT, 6000 before it is
+  read) waits for the next minute instead of drawing a 429.
 - Orders go out with quantities and prices rounded to the symbol's filters and written as
   plain decimal strings (`0.00001`, never `1e-05`), with `newOrderRespType=FULL` and the
   caller's deterministic client id (`broker.ids`).
@@ -48,8 +52,9 @@ from binance_cluster.exchange.broker.errors import (OrderNotFoundError, OrderRej
 from binance_cluster.exchange.broker.ids import MAX_LIST_ID, leg_ids
 from binance_cluster.exchange.broker.keys import ApiKeys, read_keys
 from binance_cluster.errors import ConfigError, RetryableExchangeError, UnknownSymbolError
-from binance_cluster.exchange.transport import (Ambiguous, RetryPolicy, TimeDeps, Transport,
-                                                make_client)
+from binance_cluster.exchange.transport import (DEFAULT_WEIGHT_LIMIT, EXCHANGE_INFO_WEIGHT,
+                                                Ambiguous, RetryPolicy, TimeDeps, Transport,
+                                                make_client, weight_limit_of)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,14 @@ NETWORKS = ("mainnet", "testnet")
 QUOTE_QUANTUM = Decimal("0.00000001")
 SETTLE_MARGIN_MS = 100
 DUPLICATE_MSG = "duplicate order"
+# Request weights of the signed endpoints (binance-api.md section 4); placing and cancelling
+# weigh 1, the transport's default.
+ACCOUNT_WEIGHT = 20
+OPEN_ORDERS_WEIGHT = 6
+OPEN_ORDERS_ALL_WEIGHT = 80
+MY_TRADES_WEIGHT = 20
+MY_TRADES_BY_ORDER_WEIGHT = 5
+GET_ORDER_WEIGHT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +83,7 @@ class BinanceBrokerConfig:
     recv_window_ms: int = 5000
     time_sync_s: float = 300.0
     exchange_info_ttl_s: float = 3600.0
+    weight_headroom: float = 0.1      # keep this share of the per-minute weight limit unused
     check_before_submit: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -89,6 +103,8 @@ class BinanceBrokerConfig:
             raise ConfigError("broker timeout must be above zero")
         if not 0 < self.recv_window_ms <= 60_000:
             raise ConfigError("broker recv_window_ms must be in 1..60000")
+        if not 0 <= self.weight_headroom < 1:
+            raise ConfigError("broker weight_headroom must be in [0, 1)")
 
     @property
     def venue(self) -> str:
@@ -109,7 +125,9 @@ class BinanceBroker:
                              testnet=config.venue == "testnet", timeout_s=config.timeout_s,
                              recv_window_ms=config.recv_window_ms)
         self._transport = Transport(client, name="broker", retry=config.retry, deps=deps,
-                                    time_sync_s=config.time_sync_s)
+                                    time_sync_s=config.time_sync_s,
+                                    weight_limit=DEFAULT_WEIGHT_LIMIT,
+                                    headroom=config.weight_headroom)
         self._client = client
         self._info: dict[str, SymbolFilters] = {}
         self._info_at: float | None = None
@@ -138,14 +156,16 @@ class BinanceBroker:
         return self._transport.offset_ms
 
     def _call(self, what: str, fn: Callable[..., Any], *, safe: bool, signed: bool = True,
-              **params) -> Any:
-        """`fn(**params)` through the transport (signed by default); see `Transport.call`."""
-        return self._transport.call(what, fn, safe=safe, signed=signed, **params)
+              weight: int = 1, **params) -> Any:
+        """`fn(**params)` through the transport (signed by default; `weight` is the endpoint's
+        request weight, binance-api.md section 4); see `Transport.call`."""
+        return self._transport.call(what, fn, safe=safe, signed=signed, weight=weight, **params)
 
     # -- market rules ----------------------------------------------------------------------
     def _load_info(self) -> None:
         info = self._call("exchangeInfo", self._client.get_exchange_info, safe=True,
-                          signed=False)
+                          signed=False, weight=EXCHANGE_INFO_WEIGHT)
+        self._transport.weight_limit = weight_limit_of(info)
         self._info = {s["symbol"]: SymbolFilters.from_symbol_info(s)
                       for s in info.get("symbols", [])}
         self._info_at = self.deps.clock()
@@ -166,7 +186,8 @@ class BinanceBroker:
     # -- account ---------------------------------------------------------------------------
     def balances(self) -> dict[str, Balance]:
         """Free and locked amounts by asset (`GET /api/v3/account`)."""
-        answer = self._call("account", self._client.get_account, safe=True)
+        answer = self._call("account", self._client.get_account, safe=True,
+                            weight=ACCOUNT_WEIGHT)
         out = {}
         for item in answer.get("balances", []):
             out[item["asset"]] = Balance(item["asset"], parse_decimal(item.get("free")),
@@ -176,7 +197,9 @@ class BinanceBroker:
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Open orders (OCO legs one by one), oldest first."""
         params = {"symbol": symbol.upper()} if symbol else {}
-        answer = self._call("openOrders", self._client.get_open_orders, safe=True, **params)
+        answer = self._call("openOrders", self._client.get_open_orders, safe=True,
+                            weight=OPEN_ORDERS_WEIGHT if symbol else OPEN_ORDERS_ALL_WEIGHT,
+                            **params)
         orders = [order_from(item) for item in answer]
         return sorted(orders, key=lambda o: (o.time_ms, o.order_id))
 
@@ -194,7 +217,7 @@ class BinanceBroker:
         fills: list[Fill] = []
         while True:
             page = self._call(f"{symbol} myTrades", self._client.get_my_trades, safe=True,
-                              **params)
+                              weight=MY_TRADES_WEIGHT, **params)
             fills.extend(fill_from_trade(item) for item in page)
             if len(page) < params["limit"]:
                 break
@@ -206,7 +229,8 @@ class BinanceBroker:
     def _get_order(self, symbol: str, client_id: str) -> Order | None:
         try:
             answer = self._call(f"{symbol} order {client_id}", self._client.get_order,
-                                safe=True, symbol=symbol, origClientOrderId=client_id)
+                                safe=True, weight=GET_ORDER_WEIGHT, symbol=symbol,
+                                origClientOrderId=client_id)
         except OrderNotFoundError:
             return None
         return self._with_fills(order_from(answer))
@@ -217,7 +241,8 @@ class BinanceBroker:
         if order.executed_qty <= 0 or order.fills:
             return order
         trades = self._call(f"{order.symbol} myTrades of {order.client_id}",
-                            self._client.get_my_trades, safe=True, symbol=order.symbol,
+                            self._client.get_my_trades, safe=True,
+                            weight=MY_TRADES_BY_ORDER_WEIGHT, symbol=order.symbol,
                             orderId=order.order_id)
         found = tuple(sorted((fill_from_trade(t) for t in trades), key=lambda f: f.trade_id))
         return replace(order, fills=found)
