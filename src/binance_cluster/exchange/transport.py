@@ -315,12 +315,12 @@ def network_problem(exc: Exception) -> str:
     return type(exc).__name__ + (f" ({first})" if first else "")
 
 
-def weight_limit_of(info: dict) -> int:
-    """The REQUEST_WEIGHT per minute from exchangeInfo (the mainnet default when absent)."""
+def weight_limit_of(info: dict, default: int = DEFAULT_WEIGHT_LIMIT) -> int:
+    """The REQUEST_WEIGHT per minute from exchangeInfo (`default` when it lists none)."""
     for item in info.get("rateLimits", []) or []:
         if item.get("rateLimitType") == "REQUEST_WEIGHT" and item.get("interval") == "MINUTE":
             return int(item["limit"]) // max(int(item.get("intervalNum", 1)), 1)
-    return DEFAULT_WEIGHT_LIMIT
+    return default
 
 
 def parse_klines(rows: list, step: int, now: int, end: int, what: str,

@@ -14,7 +14,7 @@ What it adds (binance-api.md sections 2, 8, 13.9; SEEDS.md weak points):
 - Request weight: every call carries its endpoint's weight and the transport reads
   `X-MBX-USED-WEIGHT-1M` from every answer; a call that would take the minute's used weight
   past (1 - `weight_headroom`) of the limit (exchangeInfo's REQUEST_WEIGHT, 6000 before it is
-  read) waits for the next minute instead of drawing a 429.
+  read, none when exchangeInfo lists none) waits for the next minute instead of drawing a 429.
 - Orders go out with quantities and prices rounded to the symbol's filters and written as
   plain decimal strings (`0.00001`, never `1e-05`), with `newOrderRespType=FULL` and the
   caller's deterministic client id (`broker.ids`).
@@ -165,7 +165,7 @@ class BinanceBroker:
     def _load_info(self) -> None:
         info = self._call("exchangeInfo", self._client.get_exchange_info, safe=True,
                           signed=False, weight=EXCHANGE_INFO_WEIGHT)
-        self._transport.weight_limit = weight_limit_of(info)
+        self._transport.weight_limit = weight_limit_of(info, default=0)
         self._info = {s["symbol"]: SymbolFilters.from_symbol_info(s)
                       for s in info.get("symbols", [])}
         self._info_at = self.deps.clock()
