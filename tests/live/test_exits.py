@@ -100,10 +100,19 @@ def test_bot_mode_places_nothing_after_an_entry():
     assert ex.after_entry("job", holding(), T, risk, WITH_STOP_MARKET, mode="bot") == ()
     (place,) = ex.after_entry("job", holding(), T, risk, WITH_STOP_MARKET)
     assert place.purpose == ex.PROTECT and place.bar_ms == T
-    # when the market is already past a level at placement, it sells at market instead
-    (fallback,) = place.fallback
-    assert (fallback.request.type, fallback.request.quantity, fallback.purpose) == (
+    # when the market is already past a level at placement, it sells at market for that
+    # level: the stop alone is tried; refused, the stop is past; accepted, the target was
+    (alone,) = place.fallback
+    assert (alone.request.type, alone.request.stop_price, alone.purpose) == (
+        "STOP_LOSS", Decimal("99000.0"), ex.PROTECT)
+    (stop_sell,) = alone.fallback
+    assert (stop_sell.request.type, stop_sell.request.quantity, stop_sell.purpose) == (
         "MARKET", Decimal("0.00999"), "stop_loss")
+    cancel, target_sell = alone.then
+    assert cancel == ex.Cancel("BTCUSDT", alone.request.client_id)
+    assert (target_sell.request.type, target_sell.purpose) == ("MARKET", "take_profit")
+    (lone,) = ex.after_entry("job", holding(), T, Risk(take_profit=0.02), WITH_STOP_MARKET)
+    assert [f.purpose for f in lone.fallback] == ["take_profit"] and lone.then == ()
     with pytest.raises(ValueError, match="exits mode"):
         ex.after_entry("job", holding(), T, risk, WITH_STOP_MARKET, mode="exchnage")
 
@@ -116,7 +125,7 @@ def test_a_rising_trailing_stop_cancels_then_replaces_under_a_new_id():
     assert cancel == ex.Cancel("BTCUSDT", "old-list")
     assert place.request.stop_price == Decimal("99485.0")
     assert place.request.client_id == client_order_id("job", "BTCUSDT", T, ex.PROTECT)
-    assert place.fallback[0].purpose == "trailing_stop"
+    assert place.fallback[0].fallback[0].purpose == "trailing_stop"
     same_level = ex.Resting("BTCUSDT", "new", Decimal("99485.0"))
     assert ex.trail("job", holding(101_000.0), same_level, T, risk, WITH_STOP_MARKET) == ()
 

@@ -34,7 +34,9 @@ at `b` is (job, symbol, b, "protect"); a market exit decided on the bar opening 
 (job, symbol, b, reason). A restarted process re-derives them, so nothing is placed twice.
 
 Planning functions are pure and return `Cancel` / `Place` actions; `carry_out` journals and
-sends them. `restore` is the start-up pass (after `reconcile`).
+sends them. The start-up pass, after `reconcile`: `journal_holdings` (open positions by the
+journal's fills), `resting_exits` (this job's protective orders on the exchange) and
+`restore` (what to place and cancel).
 """
 
 from __future__ import annotations
@@ -116,12 +118,13 @@ class Cancel:
 class Place:
     """Journal `request` (purpose, decision bar) and send it; `fallback` is carried out
     instead when the exchange rejects it (a level already crossed, a sell under the minimum
-    notional)."""
+    notional), `then` right after when it accepts it."""
 
     request: OrderRequest
     purpose: str
     bar_ms: int
-    fallback: tuple["Place", ...] = ()
+    fallback: tuple["Action", ...] = ()
+    then: tuple["Action", ...] = ()
 
     @property
     def symbol(self) -> str:
@@ -216,15 +219,29 @@ def market_exit(job: str, symbol: str, bar_ms: int, held: Decimal, reason: str,
 # -- plans -----------------------------------------------------------------------------------
 def _protect_actions(job: str, h: Holding, from_bar_ms: int, lv: Levels,
                      filters: SymbolFilters, intent: str = PROTECT) -> tuple[Place, ...]:
-    """Place the protective order, falling back to a market sell when a level is crossed."""
+    """Place the protective order; when the exchange rejects it because the market is already
+    past a level, sell at market for that level. A rejected OCO finds out which by placing
+    its stop alone: rejected too, the stop is past; accepted, the target was (cancel the
+    stop, sell)."""
     request = protective_order(job, h.symbol, from_bar_ms, h.quantity, lv, filters,
                                intent=intent)
     if request is None:
         return ()
-    reason = lv.stop_reason if not math.isnan(lv.stop) else "take_profit"
-    now = market_exit(job, h.symbol, from_bar_ms, h.quantity, reason, filters)
-    fallback = (Place(now, reason, from_bar_ms),) if now is not None else ()
-    return (Place(request, PROTECT, from_bar_ms, fallback),)
+
+    def sell(reason: str) -> tuple[Place, ...]:
+        order = market_exit(job, h.symbol, from_bar_ms, h.quantity, reason, filters)
+        return (Place(order, reason, from_bar_ms),) if order is not None else ()
+
+    if request.type != "OCO":
+        reason = lv.stop_reason if not math.isnan(lv.stop) else "take_profit"
+        return (Place(request, PROTECT, from_bar_ms, sell(reason)),)
+    alone = protective_order(job, h.symbol, from_bar_ms, h.quantity,
+                             Levels(lv.stop, math.nan, lv.trailing), filters,
+                             intent=intent + "-stop")
+    assert alone is not None
+    probe = Place(alone, PROTECT, from_bar_ms, fallback=sell(lv.stop_reason),
+                  then=(Cancel(h.symbol, alone.client_id), *sell("take_profit")))
+    return (Place(request, PROTECT, from_bar_ms, (probe,)),)
 
 
 def after_entry(job: str, h: Holding, entry_bar_ms: int, risk: Risk, filters: SymbolFilters,
@@ -314,6 +331,25 @@ def resting_exits(journal: Journal, broker: Broker,
     return out
 
 
+def journal_holdings(journal: Journal, filters_of: Callable[[str], SymbolFilters],
+                     peak_of: Callable[[str, float, int], float] | None = None) -> list[Holding]:
+    """Open positions by the journal's fills: a symbol whose last fill is a buy and that holds
+    at least one lot; entry price the average of the last buy's fills; `peak_of(symbol,
+    entry price, entry fill time)` gives the trailing peak (default: the entry price)."""
+    out = []
+    for symbol, position in sorted(journal.positions().items()):
+        fills_ = journal.fills(symbol)
+        if not fills_ or fills_[-1].side != "BUY" or \
+                sell_quantity(position.quantity, filters_of(symbol)) <= 0:
+            continue
+        last = [f for f in fills_ if f.order_id == fills_[-1].order_id and f.side == "BUY"]
+        qty = sum((f.qty for f in last), ZERO)
+        price = float(sum((f.quote_qty for f in last), ZERO) / qty)
+        peak = price if peak_of is None else float(peak_of(symbol, price, last[0].time_ms))
+        out.append(Holding(symbol, price, position.quantity, peak))
+    return out
+
+
 def restore(job: str, holdings: Sequence[Holding], resting: dict[str, list[Resting]],
             from_bar_ms: int, risk: Risk, filters_of: Callable[[str], SymbolFilters],
             mode: str = "exchange") -> tuple[Action, ...]:
@@ -372,6 +408,7 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
             continue
         journal.record_answer(order)
         answers.append(order)
+        pending[:0] = list(action.then)
     return answers
 
 
