@@ -201,3 +201,17 @@ def test_order_request_checks_the_stop_type():
     with pytest.raises(OrderRequestError, match="takes no price"):
         OrderRequest("BTCUSDT", "SELL", "STOP_LOSS", "x", quantity="1", price="2",
                      stop_price="1")
+
+
+def test_stop_passed_sells_a_position_its_stop_did_not_sell_and_leaves_targets():
+    risk = Risk(stop_loss=0.01, take_profit=0.02)
+    resting = ex.Resting("BTCUSDT", "list", Decimal("99000.0"))
+    assert ex.stop_passed("job", holding(), resting, T, 100_000.0, 102_500.0, 99_500.0, risk,
+                          NO_STOP_MARKET) == ()                 # a target touched: it rests
+    cancel, sell = ex.stop_passed("job", holding(), resting, T, 98_000.0, 98_100.0, 97_900.0,
+                                  risk, NO_STOP_MARKET)
+    assert cancel == ex.Cancel("BTCUSDT", "list")
+    assert (sell.request.type, sell.purpose) == ("MARKET", "stop_loss")
+    (alone,) = ex.stop_passed("job", holding(), None, T, 98_000.0, 98_100.0, 97_900.0, risk,
+                              NO_STOP_MARKET)
+    assert alone.purpose == "stop_loss"

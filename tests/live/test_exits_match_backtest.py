@@ -63,7 +63,7 @@ class LiveExit:
     commission: Decimal
     dust: Decimal
     entry_commission: Decimal
-    how: str                # "resting" (the protective order), "market" or "placed-past"
+    how: str      # "resting" (the protective order), "market", "placed-past", "stop-passed"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def backtest(store: CandleStore, symbol: str, filters, risk: Risk) -> tuple:
 
 
 def replay(broker, set_clock, journal: Journal, candles, sim, symbol: str, risk: Risk,
-           stats: dict) -> list[LiveExit]:
+           stats: dict, mode: str = "exchange") -> list[LiveExit]:
     """Each backtest trade's entry bought at market, then its exits run by live/exits."""
     filters = broker.filters(symbol)
     base = filters.base_asset
@@ -107,8 +107,10 @@ def replay(broker, set_clock, journal: Journal, candles, sim, symbol: str, risk:
         assert buy.fills[0].price == Decimal(repr(float(tr["entry_price"][k])))
         h = ex.Holding(symbol, float(buy.fills[0].price), held(), float(buy.fills[0].price))
         resting, placed_levels = None, {}
-        answers = ex.carry_out(ex.after_entry(JOB, h, entry_ms, risk, filters), broker, journal)
-        resting, done = _after(answers, journal, h, risk, filters, placed_levels, resting, stats)
+        answers = ex.carry_out(ex.after_entry(JOB, h, entry_ms, risk, filters, mode), broker,
+                               journal)
+        resting, done = _after(answers, journal, h, risk, filters, placed_levels, resting,
+                               stats)
         b = int(tr["entry_bar"][k])
         while done is None:
             close_ms = int(times[b]) + STEP           # just after bar b closed
@@ -119,14 +121,26 @@ def replay(broker, set_clock, journal: Journal, candles, sim, symbol: str, risk:
                 break
             assert b + 1 < len(times), "the backtest's exit bar was never reached"
             nxt = int(times[b + 1])
-            if int(tr["exit_bar"][k]) == b + 1 and reason in ("signal", "max_hold"):
+            o, hi, lo = candles.open[b], candles.high[b], candles.low[b]
+            if mode == "exchange":
+                actions = ex.stop_passed(JOB, h, resting, int(times[b]), o, hi, lo, risk,
+                                         filters)
+                stats["stop_passed"] += bool(actions)
+            else:
+                actions = ex.bot_check(JOB, h, int(times[b]), o, hi, lo, risk, filters)
+            if actions:
+                pass
+            elif int(tr["exit_bar"][k]) == b + 1 and reason in ("signal", "max_hold"):
                 actions = ex.exit_now(JOB, h, resting, int(times[b]), reason, risk, filters)
             else:
-                h = replace(h, peak=ex.next_peak(h.peak, float(candles.high[b])))
+                h = replace(h, peak=ex.next_peak(h.peak, float(hi)))
                 actions = ex.trail(JOB, h, resting, nxt, risk, filters)
             set_clock(nxt)
             answers = ex.carry_out(actions, broker, journal)
-            resting, done = _after(answers, journal, h, risk, filters, placed_levels, resting, stats)
+            resting, done = _after(answers, journal, h, risk, filters, placed_levels, resting,
+                                   stats)
+            if done is not None and mode == "exchange" and stats["stop_passed"]:
+                done = (done[0][0], "stop-passed"), done[1]
             b += 1
         how, fill = done
         out.append(LiveExit(how[0], fill.time_ms, fill.price, fill.qty, fill.commission, held(),
@@ -142,8 +156,8 @@ def _after(answers: list[Order], journal, h, risk, filters, placed_levels, resti
     for order in answers:
         if order.type == "MARKET" and order.fills:
             purpose = purposes[order.client_id]
-            done = (purpose, "market" if purpose in ("signal", "max_hold") else "placed-past"), \
-                order.fills[0]
+            how = "market" if purpose in ("signal", "max_hold") else "placed-past"
+            done = (purpose, how), order.fills[0]
         elif order.status == "CANCELED":
             stats["cancelled"] += 1
         elif order.is_open:
@@ -217,6 +231,7 @@ CASES = [  # symbol, levels, STOP_LOSS orders allowed, exits that must occur
 
 
 def check(seen: dict, stats: dict, n_exits: int, must: tuple) -> None:
+    assert stats["stop_passed"] == 0                      # the exchange sold where it had to
     assert stats["cancelled"] > 0 and stats["placed"] > n_exits    # trailing replacements
     for case in must:
         assert seen[case] > 0, (case, seen)
@@ -238,7 +253,7 @@ def test_emulator_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk
         filters = broker.filters(symbol)
         assert ("STOP_LOSS" in filters.order_types) == with_stop_market
         candles, sim = backtest(gapped_store, symbol, filters, risk)
-        stats = {"placed": 0, "cancelled": 0}
+        stats = {"placed": 0, "cancelled": 0, "stop_passed": 0}
         with Journal(tmp_path / "journal.sqlite", job=JOB) as journal:
             live = replay(broker, control.set_replay, journal, candles, sim, symbol, risk,
                           stats)
@@ -253,18 +268,93 @@ def test_emulator_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk
                          ids=["BTCUSDT-wide", "ETHUSDT-tight", "ETHUSDT-tight-stop-limit"])
 def test_paper_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk,
                                          with_stop_market, must):
-    from binance_cluster.exchange.emulator.state import EmulatorState
-
-    # the paper broker trades the emulator's rules for the symbol, on the same candles
-    filters = EmulatorState(emulator_config(gapped_store, tmp_path, with_stop_market)).spec(symbol)
-    candles, sim = backtest(gapped_store, symbol, filters, risk)
-    feed = CandleFeed({symbol: candles}, {symbol: filters}, "1m", int(candles.open_time[0]))
-    paper = PaperBroker(feed, {"USDT": "10000"},
-                        PaperConfig(maker_fee=risk.fee_rate, taker_fee=risk.fee_rate,
-                                    slippage=risk.slippage))
-    stats = {"placed": 0, "cancelled": 0}
+    paper, feed, filters, candles, sim = paper_venue(gapped_store, tmp_path, symbol, risk,
+                                                     with_stop_market)
+    stats = {"placed": 0, "cancelled": 0, "stop_passed": 0}
     with Journal(tmp_path / "journal.sqlite", job=JOB) as journal:
         live = replay(paper, feed.set_now, journal, candles, sim, symbol, risk, stats)
     seen = compare(live, candles, sim, risk, float(filters.tick_size))
     assert paper.open_orders(symbol) == []
     check(seen, stats, len(live), must)
+
+
+def paper_venue(gapped_store, tmp_path, symbol: str, risk: Risk, with_stop_market: bool):
+    """A PaperBroker on the gapped store's candles with the emulator's rules for `symbol`,
+    and the backtest of those candles."""
+    from binance_cluster.exchange.emulator.state import EmulatorState
+
+    config = emulator_config(gapped_store, tmp_path, with_stop_market)
+    filters = EmulatorState(config).spec(symbol)
+    candles, sim = backtest(gapped_store, symbol, filters, risk)
+    feed = CandleFeed({symbol: candles}, {symbol: filters}, "1m", int(candles.open_time[0]))
+    paper = PaperBroker(feed, {"USDT": "10000"},
+                        PaperConfig(maker_fee=risk.fee_rate, taker_fee=risk.fee_rate,
+                                    slippage=risk.slippage))
+    return paper, feed, filters, candles, sim
+
+
+@pytest.mark.parametrize("symbol,risk", [("BTCUSDT", WIDE), ("ETHUSDT", TIGHT)])
+def test_bot_managed_exits_sell_at_market_after_the_close(gapped_store, tmp_path, symbol,
+                                                          risk):
+    """exits = "bot": nothing rests; the close that sees a level reached sells at the next
+    open less slippage (the backtest: at the level inside the bar); the other exits and every
+    quantity and dust are the backtest's."""
+    paper, feed, filters, candles, sim = paper_venue(gapped_store, tmp_path, symbol, risk, True)
+    stats = {"placed": 0, "cancelled": 0, "stop_passed": 0}
+    with Journal(tmp_path / "journal.sqlite", job=JOB) as journal:
+        live = replay(paper, feed.set_now, journal, candles, sim, symbol, risk, stats,
+                      mode="bot")
+        assert {i.purpose for i in journal.intents()} <= {"entry", *ex.REASONS}
+    assert stats == {"placed": 0, "cancelled": 0, "stop_passed": 0}   # nothing ever rested
+    tr = sim.trades
+    tick = float(filters.tick_size)
+    levels_seen = 0
+    for k, got in enumerate(live):
+        reason = EXIT_REASONS[tr["exit_reason"][k]]
+        e = int(tr["exit_bar"][k])
+        assert got.reason == reason and got.qty == Decimal(repr(float(tr["sold_quantity"][k])))
+        assert got.dust == Decimal(repr(float(tr["dust"][k])))
+        if reason in ("signal", "max_hold"):
+            assert got.time_ms == int(tr["exit_time"][k])
+            assert got.price == Decimal(repr(float(tr["exit_price"][k])))
+            continue
+        levels_seen += 1
+        assert got.time_ms == int(candles.open_time[e + 1])
+        assert float(got.price) == fills.market_sell_price(candles.open[e + 1], risk.slippage,
+                                                           tick)
+    assert levels_seen > 10 and len(live) == int(np.sum(tr["exit_reason"]
+                                                        != EXIT_REASONS.index("end")))
+
+
+def test_a_stop_limit_left_behind_by_a_deep_gap_is_sold_at_the_close(gapped_store, tmp_path,
+                                                                      monkeypatch):
+    """Without STOP_LOSS orders the stop leg is a stop limit `STOP_LIMIT_SLACK` below the
+    stop. A candle opening further below triggers it but it rests as a limit: it sells there
+    if the price comes back within the candle, else the close sells at market
+    (`stop_passed`). The real data has no gap of 5 %, so the slack is set to 0.001 %."""
+    monkeypatch.setattr(ex, "STOP_LIMIT_SLACK", 0.00001)
+    risk = Risk(**COSTS, stop_loss=0.0003)       # gaps through it, one coming back, one not
+    paper, feed, filters, candles, sim = paper_venue(gapped_store, tmp_path, "BTCUSDT", risk,
+                                                     False)
+    stats = {"placed": 0, "cancelled": 0, "stop_passed": 0}
+    with Journal(tmp_path / "journal.sqlite", job=JOB) as journal:
+        live = replay(paper, feed.set_now, journal, candles, sim, "BTCUSDT", risk, stats)
+    tr = sim.trades
+    tick = float(filters.tick_size)
+    deep = {"resting": 0, "stop-passed": 0}
+    for k, got in enumerate(live):
+        e = int(tr["exit_bar"][k])
+        stop = fills.floor_to_step(tr["entry_price"][k] * (1 - risk.stop_loss), tick)
+        limit = float(filters.floor_price(Decimal(repr(stop)) * (1 - Decimal("0.00001"))))
+        assert got.reason == EXIT_REASONS[tr["exit_reason"][k]]
+        if not (got.reason == "stop_loss" and candles.open[e] < limit):
+            assert got.price == Decimal(repr(float(tr["exit_price"][k]))), k
+            continue
+        deep[got.how] += 1
+        if candles.high[e] >= limit:              # back up to the limit inside the candle
+            assert (got.how, float(got.price)) == ("resting", limit)
+        else:
+            assert got.how == "stop-passed" and got.time_ms == int(candles.open_time[e + 1])
+            assert float(got.price) == fills.market_sell_price(candles.open[e + 1],
+                                                               risk.slippage, tick)
+    assert deep["resting"] > 0 and deep["stop-passed"] == stats["stop_passed"] > 0

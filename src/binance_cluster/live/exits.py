@@ -14,8 +14,8 @@ Two modes (`EXIT_MODES`):
   at the stop, or at the open of a candle that gaps through it, with no slippage, as the
   backtest's stop; on a symbol whose exchangeInfo does not list STOP_LOSS it is a
   STOP_LOSS_LIMIT whose limit is `STOP_LIMIT_SLACK` below the stop, which fills the same way
-  unless a gap opens more than that below the stop (then it rests, and the next close sells at
-  market: `crossed`). A trailing stop that rises (a bar's high above the peak raises it from the
+  unless a gap opens more than that below the stop (then it rests, and the close sells at
+  market: `stop_passed`). A trailing stop that rises (a bar's high above the peak raises it from the
   next bar on) cancels the resting order and places a new one: cancel first, so one position
   never has two protective orders (both would lock the same coins), then place at once.
 - `"bot"`: nothing rests on the exchange; at each close (and first of all at a restart) every
@@ -180,7 +180,7 @@ def _stop_leg(stop: Decimal, filters: SymbolFilters, slack: float) -> dict:
 
 # -- requests --------------------------------------------------------------------------------
 def protective_order(job: str, symbol: str, from_bar_ms: int, held: Decimal, lv: Levels,
-                     filters: SymbolFilters, slack: float = STOP_LIMIT_SLACK,
+                     filters: SymbolFilters, slack: float | None = None,
                      intent: str = PROTECT) -> OrderRequest | None:
     """The order protecting `held` from the bar opening at `from_bar_ms` on: an OCO (both
     levels), a stop, a LIMIT sell at the target, or None (no level or nothing to sell)."""
@@ -189,6 +189,7 @@ def protective_order(job: str, symbol: str, from_bar_ms: int, held: Decimal, lv:
     if qty <= 0 or not (has_stop or has_target):
         return None
     cid = client_order_id(job, symbol, from_bar_ms, intent)
+    slack = STOP_LIMIT_SLACK if slack is None else slack
     if has_stop and has_target:
         leg = _stop_leg(_price(lv.stop), filters, slack)
         return OrderRequest(symbol, "SELL", "OCO", cid, quantity=qty, price=_price(lv.target),
@@ -291,6 +292,21 @@ def bot_check(job: str, h: Holding, bar_ms: int, open_: float, high: float, low:
     if hit is None:
         return ()
     return exit_now(job, h, None, bar_ms, hit[0], risk, filters)
+
+
+def stop_passed(job: str, h: Holding, resting: Resting | None, bar_ms: int, open_: float,
+                high: float, low: float, risk: Risk,
+                filters: SymbolFilters) -> tuple[Action, ...]:
+    """Exchange mode, after the bar opening at `bar_ms` closed with the position still held:
+    when the bar reached the stop in force (levels from `h.peak`, the peak before this bar),
+    the protective order did not sell (a stop limit left behind by a deep gap, a protective
+    order the exchange refused): cancel it and sell at market. A target reached but not
+    filled is left resting."""
+    lv = levels(h.entry_price, h.peak, risk, filters)
+    hit = crossed(Levels(lv.stop, math.nan, lv.trailing), open_, high, low)
+    if hit is None:
+        return ()
+    return exit_now(job, h, resting, bar_ms, hit[0], risk, filters)
 
 
 def first_crossing(h: Holding, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
