@@ -193,7 +193,7 @@ def compare(live: list[LiveExit], candles, sim, risk: Risk, tick: float) -> dict
         if got.how == "placed-past":
             # the documented difference: sold at market after the raise, not at the open
             assert float(tr["exit_price"][k]) == o
-            assert float(got.price) == fills.market_sell_price(o, COSTS['slippage'], tick), k
+            assert float(got.price) == fills.market_sell_price(o, risk.slippage, tick), k
             seen["placed_past"] += 1
             continue
         assert got.price == Decimal(repr(float(tr["exit_price"][k]))), k
@@ -201,7 +201,7 @@ def compare(live: list[LiveExit], candles, sim, risk: Risk, tick: float) -> dict
         assert tr["fees"][k] == pytest.approx(fees, rel=0, abs=1e-9), k
         if got.how == "resting" and reason != "take_profit" and float(got.price) == o:
             seen["gap"] += 1
-        if reason in ("stop_loss", "trailing_stop"):
+        if reason in ("stop_loss", "trailing_stop") and risk.take_profit is not None:
             target = fills.ceil_to_step(tr["entry_price"][k] * (1 + risk.take_profit), tick)
             seen["both"] += int(hi >= target)
     return seen
@@ -218,27 +218,38 @@ def emulator_config(store: CandleStore, tmp_path, with_stop_market: bool) -> Emu
                                    "ETHUSDT": {"order_types": list(types)}}))
     return EmulatorConfig(store=store.root, speed=0.0, start_ms=store.span("BTCUSDT", "1m")[0],
                           accounts=accounts, symbol_config=symbols,
-                          slippage_bps=COSTS['slippage'] * 10_000, weight_limit=0,
+                          slippage_bps=COSTS["slippage"] * 10_000, weight_limit=0,
                           order_limit_10s=0, order_limit_1d=0)
 
 
+# one level only: a lone STOP_LOSS, a lone LIMIT sell at the target
+STOP_ONLY = Risk(**COSTS, stop_loss=0.0003, max_hold_bars=20)
+TARGET_ONLY = Risk(**COSTS, take_profit=0.001, max_hold_bars=20)
+LEVELS = ("take_profit", "stop_loss", "trailing_stop")
 CASES = [  # symbol, levels, STOP_LOSS orders allowed, exits that must occur
-    ("BTCUSDT", WIDE, True, ("signal", "max_hold", "take_profit", "stop_loss",
-                             "trailing_stop")),
-    ("ETHUSDT", TIGHT, True, ("gap", "both", "take_profit", "stop_loss", "trailing_stop")),
-    ("ETHUSDT", TIGHT, False, ("gap", "both", "take_profit", "stop_loss", "trailing_stop")),
+    ("BTCUSDT", WIDE, True, ("signal", "max_hold", *LEVELS)),
+    ("ETHUSDT", TIGHT, True, ("gap", "both", "placed_past", *LEVELS)),
+    ("ETHUSDT", TIGHT, False, ("gap", "both", "placed_past", *LEVELS)),
+    ("BTCUSDT", STOP_ONLY, True, ("gap", "stop_loss", "max_hold", "signal")),
+    ("ETHUSDT", TARGET_ONLY, True, ("take_profit", "max_hold", "signal")),
 ]
+CASE_IDS = ["BTCUSDT-wide", "ETHUSDT-tight", "ETHUSDT-tight-stop-limit", "BTCUSDT-stop-only",
+            "ETHUSDT-target-only"]
 
 
-def check(seen: dict, stats: dict, n_exits: int, must: tuple) -> None:
+def check(seen: dict, stats: dict, n_exits: int, must: tuple, risk: Risk) -> None:
     assert stats["stop_passed"] == 0                      # the exchange sold where it had to
-    assert stats["cancelled"] > 0 and stats["placed"] > n_exits    # trailing replacements
+    if risk.trailing_stop is not None:                    # trailing replacements
+        assert stats["cancelled"] > 0 and stats["placed"] > n_exits
+    else:                                                 # one order per position
+        assert stats["placed"] == n_exits
+        assert stats["cancelled"] == seen["signal"] + seen["max_hold"]
     for case in must:
         assert seen[case] > 0, (case, seen)
 
 
 @pytest.mark.parametrize("symbol,risk,with_stop_market,must", CASES,
-                         ids=["BTCUSDT-wide", "ETHUSDT-tight", "ETHUSDT-tight-stop-limit"])
+                         ids=CASE_IDS)
 def test_emulator_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk,
                                             with_stop_market, must):
     from binance_cluster.exchange.broker.binance import BinanceBroker, BinanceBrokerConfig
@@ -261,11 +272,11 @@ def test_emulator_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk
         seen = compare(live, candles, sim, risk, float(filters.tick_size))
     assert left == []                                     # nothing left resting
     print(symbol, seen, stats)
-    check(seen, stats, len(live), must)
+    check(seen, stats, len(live), must, risk)
 
 
 @pytest.mark.parametrize("symbol,risk,with_stop_market,must", CASES,
-                         ids=["BTCUSDT-wide", "ETHUSDT-tight", "ETHUSDT-tight-stop-limit"])
+                         ids=CASE_IDS)
 def test_paper_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk,
                                          with_stop_market, must):
     paper, feed, filters, candles, sim = paper_venue(gapped_store, tmp_path, symbol, risk,
@@ -275,7 +286,7 @@ def test_paper_exits_equal_the_backtests(gapped_store, tmp_path, symbol, risk,
         live = replay(paper, feed.set_now, journal, candles, sim, symbol, risk, stats)
     seen = compare(live, candles, sim, risk, float(filters.tick_size))
     assert paper.open_orders(symbol) == []
-    check(seen, stats, len(live), must)
+    check(seen, stats, len(live), must, risk)
 
 
 def paper_venue(gapped_store, tmp_path, symbol: str, risk: Risk, with_stop_market: bool):

@@ -117,14 +117,16 @@ class Cancel:
 @dataclass(frozen=True, slots=True)
 class Place:
     """Journal `request` (purpose, decision bar) and send it; `fallback` is carried out
-    instead when the exchange rejects it (a level already crossed, a sell under the minimum
-    notional), `then` right after when it accepts it."""
+    instead when the exchange refuses it for `fallback_when` ("past": a level the market has
+    already passed, -2010 but not a short balance; "filter": a filter failure such as the
+    minimum notional), `then` right after when it accepts it."""
 
     request: OrderRequest
     purpose: str
     bar_ms: int
     fallback: tuple["Action", ...] = ()
     then: tuple["Action", ...] = ()
+    fallback_when: str = "past"
 
     @property
     def symbol(self) -> str:
@@ -281,7 +283,8 @@ def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason:
         return (Place(request, reason, bar_ms),)
     again = _protect_actions(job, h, bar_ms, levels(h.entry_price, h.peak, risk, filters),
                              filters, intent=REPROTECT)
-    return (Cancel(h.symbol, resting.client_id), Place(request, reason, bar_ms, again))
+    return (Cancel(h.symbol, resting.client_id),
+            Place(request, reason, bar_ms, again, fallback_when="filter"))
 
 
 def bot_check(job: str, h: Holding, bar_ms: int, open_: float, high: float, low: float,
@@ -417,7 +420,10 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
             order = broker.submit(request)
         except (OrderRejectedError, FilterError) as exc:
             journal.record_error(request.client_id, str(exc), getattr(exc, "code", 0))
-            fallback = () if isinstance(exc, InsufficientBalanceError) else action.fallback
+            past = isinstance(exc, OrderRejectedError) and \
+                not isinstance(exc, InsufficientBalanceError)
+            due = past if action.fallback_when == "past" else isinstance(exc, FilterError)
+            fallback = action.fallback if due else ()
             log.warning("exits: %s %s %s refused (%s)%s", request.symbol, action.purpose,
                         request.client_id, exc, ": carrying out its fallback" if fallback else "")
             pending[:0] = list(fallback)
