@@ -1,6 +1,6 @@
 """Protective exits of the live loop: the backtest's stops, targets, trailing stops and market
 exits turned into broker requests with deterministic client ids, and the start-up pass that
-gives every open position its protection back.
+gives every open position its protection back (README, "Live exits").
 
 Two modes (`EXIT_MODES`):
 
@@ -14,29 +14,33 @@ Two modes (`EXIT_MODES`):
   at the stop, or at the open of a candle that gaps through it, with no slippage, as the
   backtest's stop; on a symbol whose exchangeInfo does not list STOP_LOSS it is a
   STOP_LOSS_LIMIT whose limit is `STOP_LIMIT_SLACK` below the stop, which fills the same way
-  unless a gap opens more than that below the stop (then it rests, and the close sells at
-  market: `stop_passed`). A trailing stop that rises (a bar's high above the peak raises it from the
-  next bar on) cancels the resting order and places a new one: cancel first, so one position
-  never has two protective orders (both would lock the same coins), then place at once.
-- `"bot"`: nothing rests on the exchange; at each close (and first of all at a restart) every
-  open position's last bar is checked against its levels (`crossed`: stop first), and a market
-  sell is sent when one was reached. Unlike the backtest, which fills such an exit at its level
-  inside the bar, these fill at market after the close: at the next open less slippage.
+  unless a candle opens further below (then it rests at its limit). A trailing stop that
+  rises (a bar's high raises it from the next bar on) cancels the resting order and places a
+  new one: cancel first, so one position never has two protective orders (both would lock
+  the same coins), then place at once. A protective order the exchange rejects because the
+  market is already past a level (the next open gaps through it) becomes a market sell for
+  that level (an OCO learns which level by trying its stop alone). After each close,
+  `stop_passed` sells at market a position whose stop the bar reached but which is still
+  held (a stop limit left behind, a protective order refused for the minimum notional).
+- `"bot"`: nothing rests on the exchange; at each close (and first of all at a restart,
+  `first_crossing` over the missed bars) every open position's bar is checked against its
+  levels (`crossed`: stop first) and a market sell is sent when one was reached. Unlike the
+  backtest, which fills such an exit at its level inside the bar, these fill at market after
+  the close: at the next open less slippage.
 
 Exit signals, max hold and a symbol leaving TRADING cancel the protective order, then sell at
-market what the account holds, floored to the lot step (the rest stays as dust). A market sell
-refused under the minimum notional leaves the position open, as in the backtest, so its
-protection is placed again. A protective order rejected because the market is already past a
-level (a gap at the open) is replaced by a market sell.
+market what the account holds, floored to the lot step (the rest stays as dust); nothing is
+sold when the protective order filled first. A market sell refused under the minimum
+notional leaves the position open, as in the backtest, and its protection is placed again.
 
 Client ids (`broker.ids.client_order_id`): the protective order resting from the bar opening
 at `b` is (job, symbol, b, "protect"); a market exit decided on the bar opening at `b` is
 (job, symbol, b, reason). A restarted process re-derives them, so nothing is placed twice.
 
-Planning functions are pure and return `Cancel` / `Place` actions; `carry_out` journals and
-sends them. The start-up pass, after `reconcile`: `journal_holdings` (open positions by the
-journal's fills), `resting_exits` (this job's protective orders on the exchange) and
-`restore` (what to place and cancel).
+Planning functions are pure and return `Cancel` / `Place` actions; `carry_out` journals each
+order before it is sent and every answer after. The start-up pass, after `reconcile`:
+`journal_holdings` (open positions by the journal's fills), `resting_exits` (this job's
+protective orders on the exchange) and `restore` (what to place and cancel).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from binance_cluster.engine.simulate import Risk, risk_array
+from binance_cluster.engine.simulate import EXIT_REASONS, Risk, risk_array
 from binance_cluster.engine.symbol_rules import SymbolFilters
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
 from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBalanceError,
@@ -65,7 +69,6 @@ EXIT_MODES = ("exchange", "bot")
 PROTECT = "protect"                   # purpose (and id intent) of a resting protective order
 REPROTECT = "reprotect"               # id intent of one placed again after a refused exit
 STOP_LIMIT_SLACK = 0.05               # a STOP_LOSS_LIMIT's limit below its stop (no STOP_LOSS)
-REASONS = ("signal", "stop_loss", "take_profit", "trailing_stop", "max_hold", "end")
 ZERO = Decimal(0)
 
 
@@ -209,9 +212,10 @@ def protective_order(job: str, symbol: str, from_bar_ms: int, held: Decimal, lv:
 def market_exit(job: str, symbol: str, bar_ms: int, held: Decimal, reason: str,
                 filters: SymbolFilters) -> OrderRequest | None:
     """The MARKET SELL of `held` (lot-floored) decided on the bar opening at `bar_ms` for
-    `reason` (one of REASONS); None when less than one lot is held."""
-    if reason not in REASONS:
-        raise ValueError(f"exit reason must be one of {', '.join(REASONS)}, not {reason!r}")
+    `reason` (one of the backtest's EXIT_REASONS); None when less than one lot is held."""
+    if reason not in EXIT_REASONS:
+        raise ValueError(f"exit reason must be one of {', '.join(EXIT_REASONS)}, "
+                         f"not {reason!r}")
     qty = sell_quantity(held, filters)
     if qty <= 0:
         return None
