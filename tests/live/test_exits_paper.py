@@ -80,3 +80,27 @@ def test_orders_under_the_minimum_notional_are_refused_and_the_position_stays(ve
     assert journal.intents()[-1].error is not None and "NOTIONAL" in journal.intents()[-1].error
     assert paper.balances()["ETH"].total == held
 
+
+
+def test_a_symbol_that_stopped_trading_keeps_its_coins_when_both_are_refused(venue):
+    """Leaving TRADING: the protection is cancelled for the sale, the closed market refuses
+    the sale and the protection placed again; the coins stay, every refusal journaled."""
+    candles, feed, paper, journal = venue
+    t = int(candles.open_time[100])
+    paper.submit(OrderRequest("ETHUSDT", "BUY", "MARKET", "entry", quantity="0.5"))
+    held = paper.balances()["ETH"].total
+    price = float(candles.open[100])
+    h = ex.Holding("ETHUSDT", price, held, price)
+    wide = Risk(stop_loss=0.2, take_profit=0.5)
+    (protect,) = ex.after_entry("paper-exits", h, t, wide, FILTERS)
+    ex.carry_out((protect,), paper, journal)
+    end = int(candles.open_time[-1]) + 2 * MINUTE_MS       # after the last candle: closed
+    feed.set_now(end)
+    resting = ex.Resting("ETHUSDT", protect.request.client_id, protect.request.stop_price)
+    answers = ex.carry_out(ex.exit_now("paper-exits", h, resting, end, "end", wide, FILTERS),
+                           paper, journal)
+    assert [(o.type, o.status) for o in answers] == [("OCO", "CANCELED")]
+    refused = [(i.type, i.purpose) for i in journal.intents() if i.error is not None]
+    assert refused == [("MARKET", "end"), ("OCO", ex.PROTECT)]    # closed is not "past"
+    assert all("closed" in i.error.lower() for i in journal.intents() if i.error)
+    assert paper.balances()["ETH"].total == held and paper.open_orders() == []

@@ -30,8 +30,10 @@ Two modes (`EXIT_MODES`):
 
 Exit signals, max hold and a symbol leaving TRADING cancel the protective order, then sell at
 market what the account holds, floored to the lot step (the rest stays as dust); nothing is
-sold when the protective order filled first. A market sell refused under the minimum
-notional leaves the position open, as in the backtest, and its protection is placed again.
+sold when the protective order filled first. A market sell refused (under the minimum
+notional, as in the backtest, or on a market that is closed) leaves the position open, and
+its protection is placed again (which a closed market refuses too: the refusals are
+journaled and the position waits).
 
 Client ids (`broker.ids.client_order_id`): the protective order resting from the bar opening
 at `b` is (job, symbol, b, "protect"); a market exit decided on the bar opening at `b` is
@@ -53,6 +55,7 @@ from typing import Callable, Iterable, Sequence, Union
 
 import numpy as np
 
+from binance_cluster.engine.reject import Reject
 from binance_cluster.engine.simulate import EXIT_REASONS, Risk, risk_array
 from binance_cluster.engine.symbol_rules import SymbolFilters
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
@@ -68,6 +71,9 @@ log = logging.getLogger(__name__)
 EXIT_MODES = ("exchange", "bot")
 PROTECT = "protect"                   # purpose (and id intent) of a resting protective order
 REPROTECT = "reprotect"               # id intent of one placed again after a refused exit
+# Binance's -2010 messages for an order the market has already passed (`engine.reject`)
+PAST_MESSAGES = tuple(r.value for r in (Reject.WOULD_TRIGGER, Reject.WOULD_TAKE,
+                                         Reject.PRICE_RELATIONSHIP))
 STOP_LIMIT_SLACK = 0.05               # a STOP_LOSS_LIMIT's limit below its stop (no STOP_LOSS)
 ZERO = Decimal(0)
 
@@ -121,8 +127,9 @@ class Cancel:
 class Place:
     """Journal `request` (purpose, decision bar) and send it; `fallback` is carried out
     instead when the exchange refuses it for `fallback_when` ("past": a level the market has
-    already passed, -2010 but not a short balance; "filter": a filter failure such as the
-    minimum notional), `then` right after when it accepts it."""
+    already passed, -2010 with one of PAST_MESSAGES; "refused": any refusal but a short
+    balance, e.g. the minimum notional or a closed market), `then` right after when it
+    accepts it."""
 
     request: OrderRequest
     purpose: str
@@ -279,7 +286,7 @@ def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason:
              risk: Risk, filters: SymbolFilters) -> tuple[Action, ...]:
     """An exit decided on the bar opening at `bar_ms` (signal, max hold, end, or a level a
     bot-managed position crossed): cancel the protective order, then sell at market what is
-    held; a sell refused under the minimum notional puts the protection back."""
+    held; a sale refused (minimum notional, market closed) puts the protection back."""
     request = market_exit(job, h.symbol, bar_ms, h.quantity, reason, filters)
     if request is None:
         return ()
@@ -288,7 +295,7 @@ def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason:
     again = _protect_actions(job, h, bar_ms, levels(h.entry_price, h.peak, risk, filters),
                              filters, intent=REPROTECT)
     return (Cancel(h.symbol, resting.client_id),
-            Place(request, reason, bar_ms, again, fallback_when="filter"))
+            Place(request, reason, bar_ms, again, fallback_when="refused"))
 
 
 def bot_check(job: str, h: Holding, bar_ms: int, open_: float, high: float, low: float,
@@ -424,10 +431,7 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
             order = broker.submit(request)
         except (OrderRejectedError, FilterError) as exc:
             journal.record_error(request.client_id, str(exc), getattr(exc, "code", 0))
-            past = isinstance(exc, OrderRejectedError) and \
-                not isinstance(exc, InsufficientBalanceError)
-            due = past if action.fallback_when == "past" else isinstance(exc, FilterError)
-            fallback = action.fallback if due else ()
+            fallback = action.fallback if _answers(action, exc) else ()
             log.warning("exits: %s %s %s refused (%s)%s", request.symbol, action.purpose,
                         request.client_id, exc, ": carrying out its fallback" if fallback else "")
             pending[:0] = list(fallback)
@@ -436,6 +440,16 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
         answers.append(order)
         pending[:0] = list(action.then)
     return answers
+
+
+def _answers(action: Place, refusal: Exception) -> bool:
+    """Whether `action.fallback` answers this refusal (see `Place.fallback_when`)."""
+    if isinstance(refusal, InsufficientBalanceError):
+        return False
+    if action.fallback_when == "refused":
+        return True
+    return isinstance(refusal, OrderRejectedError) and \
+        any(text in str(refusal) for text in PAST_MESSAGES)
 
 
 def _check_mode(mode: str) -> None:
