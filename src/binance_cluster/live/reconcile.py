@@ -13,6 +13,9 @@ decision:
    (a person may trade the same account);
 4. each traded symbol's position derived from the journal is compared with the account's
    balance of its base asset; a journal holding more than the account is a mismatch.
+
+Then `live.exits` gives every open position its protective order back (`journal_holdings`,
+`resting_exits`, `restore`), on the journal this pass brought up to date.
 """
 
 from __future__ import annotations

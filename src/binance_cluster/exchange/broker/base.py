@@ -7,10 +7,13 @@ the project's fill rules. Both return the same frozen values, so the driver cann
 apart.
 
 Order kinds (`OrderRequest.type`): MARKET (BUY by `quantity` or by `quote_amount` to spend,
-SELL by `quantity`), LIMIT, STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (trigger `stop_price`,
-limit `price`), and OCO, a protective exit list: a take-profit LIMIT_MAKER leg at `price`
-(above the market for a SELL) and a STOP_LOSS_LIMIT leg triggered at `stop_price` with limit
-`stop_limit_price` (default: the stop price). Quantities are rounded down to the lot step
+SELL by `quantity`), LIMIT, STOP_LOSS (a market order once `stop_price` trades: it fills at
+the stop, or at the open of a candle that gaps through it, as the backtest's stop does),
+STOP_LOSS_LIMIT and TAKE_PROFIT_LIMIT (trigger `stop_price`, limit `price`), and OCO, a
+protective exit list: a take-profit LIMIT_MAKER leg at `price` (above the market for a SELL)
+and a stop leg of type `stop_type`: STOP_LOSS_LIMIT (default) triggered at `stop_price` with
+limit `stop_limit_price` (default: the stop price), or STOP_LOSS (market once triggered; no
+limit; only on symbols whose exchangeInfo `orderTypes` list it). Quantities are rounded down to the lot step
 and prices to the nearest tick by `SymbolFilters` (the one filter type,
 `engine.symbol_rules`, whose checks `prepare` applies) before they are sent, and always sent
 as plain decimal strings.
@@ -28,7 +31,8 @@ from binance_cluster.exchange.broker.errors import FilterError, OrderRequestErro
 from binance_cluster.exchange.broker.ids import check_client_id, leg_ids
 
 SIDES = ("BUY", "SELL")
-ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "OCO")
+ORDER_TYPES = ("MARKET", "LIMIT", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT", "OCO")
+OCO_STOP_TYPES = ("STOP_LOSS_LIMIT", "STOP_LOSS")   # the stop leg of an OCO
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW")
 DONE_STATUSES = ("FILLED", "CANCELED", "REJECTED", "EXPIRED", "EXPIRED_IN_MATCH")
@@ -133,6 +137,7 @@ class OrderRequest:
     stop_price: Decimal | None = None
     stop_limit_price: Decimal | None = None
     time_in_force: str = "GTC"
+    stop_type: str = "STOP_LOSS_LIMIT"    # OCO only: the stop leg's type (OCO_STOP_TYPES)
 
     def __post_init__(self) -> None:
         what = f"order {self.client_id!r}"
@@ -147,6 +152,10 @@ class OrderRequest:
         if self.time_in_force not in TIME_IN_FORCE:
             raise OrderRequestError(f"{what}: time_in_force must be one of "
                                     f"{', '.join(TIME_IN_FORCE)}")
+        if self.stop_type not in OCO_STOP_TYPES or \
+                (self.type != "OCO" and self.stop_type != OCO_STOP_TYPES[0]):
+            raise OrderRequestError(f"{what}: stop_type is the stop leg of an OCO: one of "
+                                    f"{', '.join(OCO_STOP_TYPES)}")
         if self.type == "OCO":
             leg_ids(self.client_id)
         else:
@@ -172,7 +181,10 @@ class OrderRequest:
             need = allowed = {"quantity", "price"}
         elif self.type == "OCO":
             need = {"quantity", "price", "stop_price"}
-            allowed = need | {"stop_limit_price"}
+            allowed = need | ({"stop_limit_price"} if self.stop_type == "STOP_LOSS_LIMIT"
+                              else set())
+        elif self.type == "STOP_LOSS":
+            need = allowed = {"quantity", "stop_price"}
         else:
             need = allowed = {"quantity", "price", "stop_price"}
         missing = sorted(need - given)
@@ -186,6 +198,29 @@ class OrderRequest:
     def leg_ids(self) -> tuple[str, str]:
         """(take-profit leg id, stop-loss leg id) of an OCO request."""
         return leg_ids(self.client_id)
+
+
+@dataclass(frozen=True, slots=True)
+class OcoLeg:
+    """One leg of an OCO list as sent: type, client id, price, stop price, time in force."""
+
+    type: str
+    client_id: str
+    price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: str | None
+
+
+def oco_legs(req: OrderRequest) -> tuple[OcoLeg, OcoLeg]:
+    """(take-profit leg above, stop leg below) of a SELL OCO request: LIMIT_MAKER at `price`;
+    STOP_LOSS_LIMIT at `stop_price` limited at `stop_limit_price` (default: the stop price),
+    or STOP_LOSS (market once triggered) when `stop_type` says so."""
+    tp_id, sl_id = req.leg_ids
+    above = OcoLeg("LIMIT_MAKER", tp_id, req.price, None, None)
+    if req.stop_type == "STOP_LOSS":
+        return above, OcoLeg("STOP_LOSS", sl_id, None, req.stop_price, None)
+    limit = req.stop_limit_price if req.stop_limit_price is not None else req.stop_price
+    return above, OcoLeg("STOP_LOSS_LIMIT", sl_id, limit, req.stop_price, "GTC")
 
 
 def prepare(request: OrderRequest, filters: SymbolFilters,
@@ -214,7 +249,7 @@ def prepare(request: OrderRequest, filters: SymbolFilters,
                                   -1013, 400)
         elif reference_price is not None and filters.apply_min_to_market:
             check_notional(filters, qty, reference_price, what)
-    elif request.type == "OCO":
+    elif request.type in ("OCO", "STOP_LOSS"):
         check_notional(filters, qty, changes["stop_price"], what)
     else:
         check_notional(filters, qty, changes["price"], what)

@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
 
 from binance_cluster.exchange.broker.base import (Balance, Fill, Order, OrderRequest,
-                                         SymbolFilters, decimal_text, list_order,
+                                         SymbolFilters, decimal_text, list_order, oco_legs,
                                          parse_decimal, prepare)
 from binance_cluster.exchange.broker.errors import (OrderNotFoundError, OrderRejectedError,
                                                     OrderRequestError, OrderStatusUnknownError)
@@ -413,7 +413,7 @@ def order_params(req: OrderRequest) -> dict[str, str]:
     if req.quote_amount is not None:
         params["quoteOrderQty"] = decimal_text(req.quote_amount.quantize(QUOTE_QUANTUM,
                                                                          ROUND_DOWN))
-    if req.type != "MARKET":
+    if req.type not in ("MARKET", "STOP_LOSS"):
         params["timeInForce"] = req.time_in_force
         params["price"] = decimal_text(req.price)
     if req.stop_price is not None:
@@ -423,16 +423,19 @@ def order_params(req: OrderRequest) -> dict[str, str]:
 
 def oco_params(req: OrderRequest) -> dict[str, str]:
     """`POST /api/v3/orderList/oco` parameters of a prepared SELL OCO: take profit
-    (LIMIT_MAKER above) and stop loss (STOP_LOSS_LIMIT below)."""
-    tp_id, sl_id = req.leg_ids
-    stop_limit = req.stop_limit_price if req.stop_limit_price is not None else req.stop_price
-    return {"symbol": req.symbol, "side": req.side, "quantity": decimal_text(req.quantity),
-            "listClientOrderId": req.client_id, "aboveType": "LIMIT_MAKER",
-            "aboveClientOrderId": tp_id, "abovePrice": decimal_text(req.price),
-            "belowType": "STOP_LOSS_LIMIT", "belowClientOrderId": sl_id,
-            "belowStopPrice": decimal_text(req.stop_price),
-            "belowPrice": decimal_text(stop_limit), "belowTimeInForce": "GTC",
-            "newOrderRespType": "FULL"}
+    (LIMIT_MAKER above) and the stop leg below (`base.oco_legs`)."""
+    params = {"symbol": req.symbol, "side": req.side, "quantity": decimal_text(req.quantity),
+              "listClientOrderId": req.client_id, "newOrderRespType": "FULL"}
+    for pos, leg in zip(("above", "below"), oco_legs(req)):
+        params[f"{pos}Type"] = leg.type
+        params[f"{pos}ClientOrderId"] = leg.client_id
+        if leg.price is not None:
+            params[f"{pos}Price"] = decimal_text(leg.price)
+        if leg.stop_price is not None:
+            params[f"{pos}StopPrice"] = decimal_text(leg.stop_price)
+        if leg.time_in_force is not None:
+            params[f"{pos}TimeInForce"] = leg.time_in_force
+    return params
 
 
 def _price_or_none(text) -> Decimal | None:

@@ -38,7 +38,7 @@ from binance_cluster.engine.orders import OrderEngine
 from binance_cluster.engine.reject import OrderRejected, Reject
 from binance_cluster.errors import ConfigError
 from binance_cluster.exchange.broker.base import (Balance, Fill, Order, OrderRequest,
-                                                  SymbolFilters, list_order, prepare,
+                                                  SymbolFilters, list_order, oco_legs, prepare,
                                                   to_decimal)
 from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBalanceError,
                                                     OrderNotFoundError, OrderRejectedError,
@@ -175,11 +175,11 @@ class PaperBroker:
                 olist = self.engine.place_oco(self.account, _oco(req), now)
                 self._lists[key] = olist
                 return _list_order(olist)
-            market = req.type == "MARKET"
+            no_tif = req.type in ("MARKET", "STOP_LOSS")   # types without a time in force
             new = NewOrder(symbol=req.symbol, side=req.side, type=req.type,
                            quantity=req.quantity, quote_qty=req.quote_amount, price=req.price,
                            stop_price=req.stop_price,
-                           time_in_force=None if market else req.time_in_force,
+                           time_in_force=None if no_tif else req.time_in_force,
                            client_id=req.client_id)
             order = self.engine.place(self.account, new, now)
         except OrderRejected as refusal:
@@ -243,15 +243,11 @@ class PaperBroker:
 
 
 def _oco(req: OrderRequest) -> NewOco:
-    """The engine's OCO of a prepared SELL OCO request, legs as `BinanceBroker` sends them:
-    take profit (LIMIT_MAKER above) and stop loss (STOP_LOSS_LIMIT below)."""
-    tp_id, sl_id = req.leg_ids
-    stop_limit = req.stop_limit_price if req.stop_limit_price is not None else req.stop_price
-    above = NewOrder(symbol=req.symbol, side=req.side, type="LIMIT_MAKER",
-                     quantity=req.quantity, price=req.price, time_in_force="GTC",
-                     client_id=tp_id)
-    below = NewOrder(symbol=req.symbol, side=req.side, type="STOP_LOSS_LIMIT",
-                     quantity=req.quantity, price=stop_limit, stop_price=req.stop_price,
-                     time_in_force="GTC", client_id=sl_id)
+    """The engine's OCO of a prepared SELL OCO request, legs as `BinanceBroker` sends them
+    (`base.oco_legs`: take profit LIMIT_MAKER above, the stop leg below)."""
+    above, below = (NewOrder(symbol=req.symbol, side=req.side, type=leg.type,
+                             quantity=req.quantity, price=leg.price, stop_price=leg.stop_price,
+                             time_in_force=leg.time_in_force or "GTC", client_id=leg.client_id)
+                    for leg in oco_legs(req))
     return NewOco(symbol=req.symbol, side=req.side, quantity=req.quantity, above=above,
                   below=below, list_client_id=req.client_id)
