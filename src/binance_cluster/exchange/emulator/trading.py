@@ -118,6 +118,16 @@ def _limit(value: int | None) -> int:
     return min(value, LIST_MAX_LIMIT)
 
 
+def _order_ref(p) -> tuple[str, int | None, str | None]:
+    """symbol, orderId and origClientOrderId of a request naming one order."""
+    return p.get("symbol", required=True), p.integer("orderId"), p.get("origClientOrderId")
+
+
+def _time_window(p) -> tuple[int | None, int | None, int]:
+    """startTime, endTime and limit (defaulted, capped) of a history request."""
+    return p.integer("startTime"), p.integer("endTime"), _limit(p.integer("limit"))
+
+
 def _span(start: int | None, end: int | None) -> None:
     if start is not None and end is not None:
         if start > end:
@@ -174,9 +184,7 @@ async def get_order(request: web.Request) -> web.Response:
     """One order by orderId or origClientOrderId; -2013 when the account has no such order."""
     state, signed, _ = await _signed(request)
     p = signed.params
-    symbol = p.get("symbol", required=True)
-    order_id = p.integer("orderId")
-    client_id = p.get("origClientOrderId")
+    symbol, order_id, client_id = _order_ref(p)
     p.finish()
     _symbol(state, symbol)
     order = _find(signed.account, symbol, order_id, client_id,  # type: ignore[arg-type]
@@ -189,9 +197,7 @@ async def cancel_order(request: web.Request) -> web.Response:
     """Cancel an open order (a whole OCO when it is a leg); -2011 when unknown or done."""
     state, signed, now = await _signed(request)
     p = signed.params
-    symbol = p.get("symbol", required=True)
-    order_id = p.integer("orderId")
-    client_id = p.get("origClientOrderId")
+    symbol, order_id, client_id = _order_ref(p)
     cancel_id = p.client_id("newClientOrderId")
     restriction = p.get("cancelRestrictions")
     p.finish()
@@ -255,11 +261,8 @@ async def all_orders(request: web.Request) -> web.Response:
     newest `limit`."""
     state, signed, _ = await _signed(request)
     p = signed.params
-    symbol = p.get("symbol", required=True)
-    order_id = p.integer("orderId")
-    start = p.integer("startTime")
-    end = p.integer("endTime")
-    limit = _limit(p.integer("limit"))
+    symbol, order_id = p.get("symbol", required=True), p.integer("orderId")
+    start, end, limit = _time_window(p)
     p.finish()
     _symbol(state, symbol)
     _span(start, end)
@@ -275,12 +278,9 @@ async def my_trades(request: web.Request) -> web.Response:
     """Trades of a symbol, oldest first (orderId, fromId, startTime/endTime, limit)."""
     state, signed, _ = await _signed(request)
     p = signed.params
-    symbol = p.get("symbol", required=True)
-    order_id = p.integer("orderId")
-    start = p.integer("startTime")
-    end = p.integer("endTime")
+    symbol, order_id = p.get("symbol", required=True), p.integer("orderId")
+    start, end, limit = _time_window(p)
     from_id = p.integer("fromId")
-    limit = _limit(p.integer("limit"))
     p.finish()
     _symbol(state, symbol)
     if (from_id is not None or order_id is not None) and (start is not None or end is not None):
