@@ -5,24 +5,20 @@ mode, with the real python-binance client over HTTP (`--mode testnet --base-url`
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from binance_cluster.backtest.results import read_trades
 from binance_cluster.candles.store import CandleStore
-from binance_cluster.exchange.emulator import EmulatorConfig, EmulatorControl, run_emulator
+from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import interval_ms
-from support.live import exchange_rules, journal_trades, run_stepped, write_accounts
-from support.real_data import read_real
+from support.live import (DAY0, build_source, exchange_rules, journal_trades, live_job_text,
+                          run_stepped, stepped_emulator)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "LINKUSDT", "SUIUSDT", "AVAXUSDT", "LTCUSDT")
 INTERVAL = "15m"
 BAR_MS = interval_ms(INTERVAL)
-DAY0 = 1_746_403_200_000       # 2025-05-05 00:00 UTC
 DAYS = 4                        # stored: two days of history, then the traded day
 HISTORY_DAYS = 2
 BARS = 96                       # the live window: one day of 15m bars (1,440 real 1m candles)
@@ -39,34 +35,17 @@ STRATEGIES = {
 @pytest.fixture(scope="module")
 def source(shared_data, tmp_path_factory) -> CandleStore:
     """The emulator's store: four days of eight real symbols, 1m, from 2025-05-05."""
-    store = CandleStore(tmp_path_factory.mktemp("parity") / "source")
-    for s in SYMBOLS:
-        store.append(s, "1m", read_real(shared_data, s, DAY0, DAY0 + DAYS * 86_400_000),
-                     source="tests: shared_data")
-    return store
-
-
-def job_text(strategy: str, store: Path, output: Path, first: int, rules: str) -> str:
-    risk_and_params = STRATEGIES[strategy]
-    params, risk = risk_and_params.split("[risk]\n")
-    return (f'store = "{store}"\nsymbols = {json.dumps(list(SYMBOLS))}\ninterval = "{INTERVAL}"\n'
-            f'start = {first}\nend = {first + BARS * BAR_MS}\nmode = "portfolio"\noutput = "{output}"\n'
-            f'[strategy]\nname = "{strategy}"\n{params}'
-            f'[risk]\ninitial_cash = {CASH}\nstake = 0.3\nfee_rate = {FEE}\nslippage = {SLIPPAGE}\n'
-            f'max_positions = 3\n{risk}\n{rules}\n[live]\npoll_seconds = 0.02\n')
+    return build_source(shared_data, tmp_path_factory.mktemp("parity") / "source", SYMBOLS, DAYS)
 
 
 def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, ranks: int = 2):
     first = DAY0 + HISTORY_DAYS * 86_400_000
-    accounts = write_accounts(tmp_path / "accounts.toml", CASH, FEE)
-    config = EmulatorConfig(store=source.root, speed=0.0, start_ms=first + BAR_MS, weight_limit=0,
-                            accounts=accounts, slippage_bps=SLIPPAGE * 10_000,
-                            forming_candle="synthetic")
     out = tmp_path / "out"
-    with run_emulator(config) as url:
+    with stepped_emulator(source, tmp_path, first, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         job = tmp_path / f"{strategy}.toml"
-        job.write_text(job_text(strategy, tmp_path / "live-store", out, first,
-                                exchange_rules(url, SYMBOLS)))
+        job.write_text(live_job_text(strategy, STRATEGIES[strategy], SYMBOLS, INTERVAL,
+                                     tmp_path / "live-store", out, first, first + BARS * BAR_MS,
+                                     exchange_rules(url, SYMBOLS), CASH, FEE, SLIPPAGE))
         run = run_stepped(job, url, EmulatorControl(url), first, BARS, BAR_MS,
                           out / "heartbeat.json", ranks=ranks)
     print(f"{strategy}: live run of {BARS} bars at -n {ranks}: {run.seconds:.1f} s")

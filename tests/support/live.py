@@ -74,16 +74,31 @@ class SteppedRun:
     bars: list = _field(default_factory=list)
 
 
+def live_command(job: _Path, base_url: str, bars: int, ranks: int, mode: str = "testnet",
+                 extra: tuple = ()) -> list[str]:
+    """The launch of jobs/live.sh: rank 0 with the environment, the worker ranks (an MPMD
+    section of their own) with the key variables emptied."""
+    from binance_cluster.exchange.broker.keys import LIVE_VARS, TEST_VARS
+
+    program = [_sys.executable, "-m", "binance_cluster", "live", str(job), "--mode", mode,
+               "--base-url", base_url, "--max-bars", str(bars), *extra]
+    cmd = [str(_Path(_sys.executable).parent / "mpirun"), "-n", "1", *program]
+    if ranks > 1:
+        cmd += [":", "-n", str(ranks - 1)]
+        for name in LIVE_VARS + TEST_VARS:
+            cmd += ["-env", name, ""]
+        cmd += program
+    return cmd
+
+
 def run_stepped(job: _Path, base_url: str, control, first_bar: int, bars: int, bar_ms: int,
                 heartbeat: _Path, ranks: int = 2, mode: str = "testnet", env: dict | None = None,
-                bar_timeout: float = 60.0, extra: tuple = ()) -> SteppedRun:
-    """`mpirun -n RANKS binance-cluster live JOB --max-bars BARS` with the emulator's replay clock
-    at each bar's close in turn: set to the first close, then stepped one bar once the
-    heartbeat shows the bar handled."""
+                bar_timeout: float = 60.0, extra: tuple = (), on_bar=None) -> SteppedRun:
+    """`mpirun ... binance-cluster live JOB --max-bars BARS` (`live_command`) with the emulator's
+    replay clock at each bar's close in turn: set to the first close, then stepped one bar once
+    the heartbeat shows the bar handled. `on_bar(k, process)` runs after bar k was handled."""
     control.set_replay(first_bar + bar_ms)
-    mpirun = _Path(_sys.executable).parent / "mpirun"
-    cmd = [str(mpirun), "-n", str(ranks), _sys.executable, "-m", "binance_cluster", "live", str(job),
-           "--mode", mode, "--base-url", base_url, "--max-bars", str(bars), *extra]
+    cmd = live_command(job, base_url, bars, ranks, mode, extra)
     full_env = dict(_os.environ)
     full_env.update(ENV if env is None else env)
     started = _time.monotonic()
@@ -107,6 +122,8 @@ def run_stepped(job: _Path, base_url: str, control, first_bar: int, bars: int, b
                 _time.sleep(0.02)
             if proc.poll() is not None or _time.monotonic() > deadline:
                 break
+            if on_bar is not None:
+                on_bar(k, proc)
             control.set_replay(want + 2 * bar_ms)
         proc.wait(timeout=bar_timeout)
     except _subprocess.TimeoutExpired:
@@ -155,3 +172,79 @@ def journal_trades(journal_path: _Path) -> tuple[list[dict], list[dict]]:
                     closed.append(position)
                     position = None
     return closed, opened
+
+
+def rank_pid(rank: int, marker: str, timeout: float = 10.0) -> int:
+    """The pid of the MPI rank `rank` whose command line contains `marker` (from /proc)."""
+    deadline = _time.monotonic() + timeout
+    while _time.monotonic() < deadline:
+        for entry in _Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker.encode() in cmdline and b"binance_cluster" in cmdline \
+                    and f"PMI_RANK={rank}".encode() in environ:
+                return int(entry.name)
+        _time.sleep(0.1)
+    raise AssertionError(f"no process of rank {rank} running {marker}")
+
+
+def memory_holds(pid: int, needle: bytes) -> bool:
+    """Whether any readable memory of process `pid` holds `needle` (its maps, via /proc/PID/mem)."""
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except (OSError, ValueError, OverflowError):
+                continue
+    return False
+
+
+DAY0 = 1_746_403_200_000        # 2025-05-05 00:00 UTC: every real symbol but ADAUSDT has candles
+
+
+def build_source(shared_data: _Path, root: _Path, symbols, days: int) -> CandleStore:
+    """The emulator's store: `days` days of real 1m candles of `symbols` from DAY0."""
+    from support.real_data import read_real
+
+    store = CandleStore(root)
+    for s in symbols:
+        store.append(s, "1m", read_real(shared_data, s, DAY0, DAY0 + days * 86_400_000),
+                     source="tests: shared_data")
+    return store
+
+
+def live_job_text(strategy: str, params_and_risk: str, symbols, interval: str, store: _Path,
+                  output: _Path, first: int, end: int, rules: str, cash: float, fee: float,
+                  slippage: float, extra: str = "") -> str:
+    """A portfolio job for `backtest` over [first, end) and `live` (its [live] table polls
+    the clock every 20 ms); `params_and_risk` is "[strategy.params] ... [risk] ..." text."""
+    params, risk = params_and_risk.split("[risk]\n")
+    return (f'store = "{store}"\nsymbols = {_json.dumps(list(symbols))}\ninterval = "{interval}"\n'
+            f'start = {first}\nend = {end}\nmode = "portfolio"\noutput = "{output}"\n'
+            f'[strategy]\nname = "{strategy}"\n{params}'
+            f'[risk]\ninitial_cash = {cash}\nstake = 0.3\nfee_rate = {fee}\nslippage = {slippage}\n'
+            f'max_positions = 3\n{risk}\n{rules}\n[live]\npoll_seconds = 0.02\n{extra}')
+
+
+def stepped_emulator(source: CandleStore, tmp_path: _Path, first: int, bar_ms: int, cash: float,
+                     fee: float, slippage: float):
+    """An emulator on `source` for a stepped live run: frozen replay clock at the first close,
+    no weight limit, one account (`write_accounts`), fills at the job's slippage, the forming
+    candle served (its open is the next market price)."""
+    from binance_cluster.exchange.emulator import EmulatorConfig, run_emulator
+
+    accounts = write_accounts(tmp_path / "accounts.toml", cash, fee)
+    return run_emulator(EmulatorConfig(store=source.root, speed=0.0, start_ms=first + bar_ms,
+                                       weight_limit=0, accounts=accounts,
+                                       slippage_bps=slippage * 10_000, forming_candle="synthetic"))

@@ -14,8 +14,6 @@ journal with the exchange first. Bad input, missing or refused keys: one line, e
 
 from __future__ import annotations
 
-import argparse
-
 NAME = "live"
 HELP = "trade a job on paper, the spot testnet or a real account (one decision per closed bar)"
 
@@ -32,7 +30,6 @@ def add_arguments(p) -> None:
     p.add_argument("--confirm-live", action="store_true",
                    help="--mode live only: yes, trade real money (BINANCE_CLUSTER_LIVE=yes too)")
     p.add_argument("--max-bars", type=int, default=None, help="stop after this many bars")
-    p.add_argument("--fail-rank", type=int, default=None, help=argparse.SUPPRESS)  # fault injection
 
 
 def run(args) -> int:
@@ -44,6 +41,8 @@ def run(args) -> int:
     from binance_cluster.parallel import get_comm, on_root
 
     comm = get_comm()
+    if comm.rank != 0:
+        forget_keys()
     rank0: dict = {}
 
     def check():
@@ -59,11 +58,6 @@ def run(args) -> int:
     live_job, venue = on_root(comm, check)
     _load_kernels(live_job.job, comm)
     worker = SymbolWorker(live_job, venue.public_url)
-    if args.fail_rank is not None and comm.rank == args.fail_rank:
-        import os
-        import signal
-
-        os.kill(os.getpid(), signal.SIGKILL)          # a rank dying without a word (tests)
     if comm.rank != 0:
         return worker_loop(comm, worker)
     loop = LiveLoop(live_job, rank0["broker"], rank0["market"], rank0["journal"], comm, worker,
@@ -96,3 +90,13 @@ def _open(live_job, venue, rank: int, into: dict) -> None:
     kill = KillSwitch(live_job.live.limits.kill_switch)
     kill.install()
     into.update(broker=broker, market=market, journal=journal, kill=kill)
+
+
+def forget_keys() -> None:
+    """A worker rank drops the API key variables it inherited (jobs/live.sh never gives them)."""
+    import os
+
+    from binance_cluster.exchange.broker.keys import LIVE_VARS, TEST_VARS
+
+    for name in LIVE_VARS + TEST_VARS:
+        os.environ.pop(name, None)
