@@ -5,6 +5,8 @@ mode, with the real python-binance client over HTTP (`--mode testnet --base-url`
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -19,8 +21,8 @@ from support.live import (DAY0, build_source, exchange_rules, journal_trades, li
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "LINKUSDT", "SUIUSDT", "AVAXUSDT", "LTCUSDT")
 INTERVAL = "15m"
 BAR_MS = interval_ms(INTERVAL)
-DAYS = 4                        # stored: two days of history, then the traded day
-HISTORY_DAYS = 2
+DAYS = 5                        # stored: three days of history, the traded day, one more
+HISTORY_DAYS = 3
 BARS = 96                       # the live window: one day of 15m bars (1,440 real 1m candles)
 FEE, SLIPPAGE, CASH = 0.001, 0.0002, 10_000.0
 
@@ -29,7 +31,15 @@ STRATEGIES = {
     "momentum_burst": ("[strategy.params]\nwindow = 3\nmin_growth = 0.1\nmin_weight = 2\nroom = 0.0\n"
                        "band = 0.2\n"
                        "[risk]\nstop_loss = false\ntake_profit = false\nmax_hold_bars = 4\n"),
+    "ml_barrier": "[strategy.params]\nmargin = -0.3\n[risk]\nstop_loss = false\ntake_profit = false\n"
+                  "max_hold_bars = 4\n",
 }
+# ml_barrier's models: day folds on 15m bars of short features, labelled +1 % before -2 % within
+# 8 bars; with at least 50 training rows only the fold of 2025-05-07 trades, on the traded day
+TRAIN = ('[strategy.params]\nmargin = 0.0\n[risk]\ntake_profit = 0.01\nstop_loss = 0.02\n'
+         'max_hold_bars = 8\n')
+TRAIN_TABLES = ('[train]\nfold = "day"\nmin_train_rows = 50\nmin_eval_rows = 20\n'
+                '[train.features]\nlags = [0, 1, 2, 4, 8]\nmean_window = 16\nrsi = 6\n')
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +48,34 @@ def source(shared_data, tmp_path_factory) -> CandleStore:
     return build_source(shared_data, tmp_path_factory.mktemp("parity") / "source", SYMBOLS, DAYS)
 
 
-def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, ranks: int = 2):
+@pytest.fixture(scope="module")
+def models(source, tmp_path_factory) -> Path:
+    """ml_barrier's models, trained as `binance-cluster train` does (tests/test_examples.py)."""
+    from binance_cluster.cli import main
+
+    root = tmp_path_factory.mktemp("models")
+    job = root / "train.toml"
+    job.write_text(live_job_text("ml_barrier", TRAIN, SYMBOLS, INTERVAL, source.root, root / "out",
+                                 None, DAY0 + DAYS * 86_400_000, "", CASH, FEE, SLIPPAGE,
+                                 extra=TRAIN_TABLES, top=f'models = "{root / "ml.h5"}"\n'))
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train", str(job), "--no-progress"]) == 0
+    return root / "ml.h5"
+
+
+def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, models: Path | None = None,
+               ranks: int = 2):
     first = DAY0 + HISTORY_DAYS * 86_400_000
     out = tmp_path / "out"
+    # ml_barrier's features warm up inside the backtest's range, which starts at the first
+    # candle: its models trade the live day only
+    start = None if models is not None else first
+    top = f'models = "{models}"\n' if models is not None else ""
     with stepped_emulator(source, tmp_path, first, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         job = tmp_path / f"{strategy}.toml"
         job.write_text(live_job_text(strategy, STRATEGIES[strategy], SYMBOLS, INTERVAL,
-                                     tmp_path / "live-store", out, first, first + BARS * BAR_MS,
-                                     exchange_rules(url, SYMBOLS), CASH, FEE, SLIPPAGE))
+                                     tmp_path / "live-store", out, start, first + BARS * BAR_MS,
+                                     exchange_rules(url, SYMBOLS), CASH, FEE, SLIPPAGE, top=top))
         run = run_stepped(job, url, EmulatorControl(url), first, BARS, BAR_MS,
                           out / "heartbeat.json", ranks=ranks)
     print(f"{strategy}: live run of {BARS} bars at -n {ranks}: {run.seconds:.1f} s")
@@ -90,8 +120,10 @@ def same_trades(backtest: dict, closed: list[dict], still_open: list[dict], end:
 @pytest.mark.slow
 @pytest.mark.mpi
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
-def test_live_trades_as_the_backtest_bar_by_bar(strategy, source, tmp_path, cli):
-    run, backtest, (closed, still_open), first = run_parity(strategy, source, tmp_path, cli)
+def test_live_trades_as_the_backtest_bar_by_bar(strategy, source, tmp_path, cli, request):
+    models = request.getfixturevalue("models") if strategy == "ml_barrier" else None
+    run, backtest, (closed, still_open), first = run_parity(strategy, source, tmp_path, cli, models)
+    assert backtest["entry_time_ms"].min() >= first            # ml_barrier: the live day only
     trades = same_trades(backtest, closed, still_open, first + BARS * BAR_MS)
     assert trades >= 5, f"{strategy}: only {trades} closed trades in the window"
     assert len(set(backtest["symbol"])) >= 2

@@ -225,13 +225,15 @@ def build_source(shared_data: _Path, root: _Path, symbols, days: int) -> CandleS
 
 
 def live_job_text(strategy: str, params_and_risk: str, symbols, interval: str, store: _Path,
-                  output: _Path, first: int, end: int, rules: str, cash: float, fee: float,
-                  slippage: float, extra: str = "") -> str:
-    """A portfolio job for `backtest` over [first, end) and `live` (its [live] table polls
-    the clock every 20 ms); `params_and_risk` is "[strategy.params] ... [risk] ..." text."""
+                  output: _Path, first: int | None, end: int, rules: str, cash: float, fee: float,
+                  slippage: float, extra: str = "", top: str = "") -> str:
+    """A portfolio job for `backtest` over [first, end) (first None: from the first candle)
+    and `live` (its [live] table polls the clock every 20 ms); `params_and_risk` is
+    "[strategy.params] ... [risk] ..." text, `top` more top-level keys, `extra` more tables."""
     params, risk = params_and_risk.split("[risk]\n")
-    return (f'store = "{store}"\nsymbols = {_json.dumps(list(symbols))}\ninterval = "{interval}"\n'
-            f'start = {first}\nend = {end}\nmode = "portfolio"\noutput = "{output}"\n'
+    start = "" if first is None else f"start = {first}\n"
+    return (f'{top}store = "{store}"\nsymbols = {_json.dumps(list(symbols))}\ninterval = "{interval}"\n'
+            f'{start}end = {end}\nmode = "portfolio"\noutput = "{output}"\n'
             f'[strategy]\nname = "{strategy}"\n{params}'
             f'[risk]\ninitial_cash = {cash}\nstake = 0.3\nfee_rate = {fee}\nslippage = {slippage}\n'
             f'max_positions = 3\n{risk}\n{rules}\n[live]\npoll_seconds = 0.02\n{extra}')
