@@ -462,7 +462,12 @@ def _reasons(trades: dict) -> list[str]:
 
 
 def worker_loop(comm: Comm, worker: SymbolWorker) -> int:
-    """A worker rank: compute its symbols' bars until rank 0 says stop; the exit code."""
+    """A worker rank: compute its symbols' bars until rank 0 says stop; the exit code.
+
+    SIGTERM is left to rank 0 (the kill switch: it finishes the bar, then says stop)."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while True:
         message = quiet_bcast(comm)
         if message[0] == "stop":
