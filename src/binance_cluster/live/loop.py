@@ -170,6 +170,8 @@ class ExitsSeam:
     the protection of a freshly filled entry. This stand-in sells at market and places no
     protective order; `live.exits` replaces it once it lands."""
 
+    protects = False          # places the protective orders of the job's stops and targets
+
     def __init__(self, loop: "LiveLoop"):
         self.loop = loop
 
@@ -220,6 +222,10 @@ class LiveLoop:
                 log.warning("%s: the exchange's filters %s differ from the job's rules %s; the "
                             "loop follows the exchange", s, self.rules[self.symbols.index(s)], job_rules)
         self.exits = ExitsSeam(self)
+        if not self.exits.protects and any(getattr(self.job.risk, n) is not None
+                                           for n in ("stop_loss", "take_profit", "trailing_stop")):
+            log.warning("the job's stops and targets are not placed on the exchange by this "
+                        "version: only exit signals, max hold and ending symbols are traded")
         self.ended: set[str] = set()
         last = journal.bars(last=1)
         self.last_bar: int | None = last[0].bar_ms if last else None
