@@ -31,6 +31,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +41,7 @@ import numpy as np
 
 from binance_cluster.errors import ExchangeError
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
+from binance_cluster.exchange.broker.errors import OrderNotFoundError
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live.bars import plan_bars
@@ -48,12 +50,13 @@ from binance_cluster.live.journal import BarRecord, Journal
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
 from binance_cluster.live.state import Holding, open_holding, rebuild
 from binance_cluster.live.venue import quote_asset
-from binance_cluster.parallel import Comm, map_units, quiet_bcast
+from binance_cluster.parallel import Comm, map_units, partition, quiet_bcast
 from binance_cluster.types import format_time_ms, interval_ms
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+FETCH_THREADS = 8          # a rank's symbols fetched at once (requests in flight)
 ACTIONS = {1: "entry", 2: "exit_signal", 3: "max_hold"}
 
 
@@ -102,6 +105,10 @@ class SymbolWorker:
         self.store = CandleStore(self.job.store)
         self._models: dict[str, Any] = {}
         self._writers: dict[str, Any] = {}
+        self._prefetched: dict[str, Any] = {}
+        self.public_url = public_url
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
 
     def models(self, symbol: str):
         if not self.strategy.needs_model:
@@ -138,16 +145,51 @@ class SymbolWorker:
                          prev_close=float(c.close[-2]) if len(c) > 1 else math.nan,
                          peak_before=peak, fetched=fetched)
 
-    def _fetch(self, symbol: str, first: int, bar: int) -> int:
+    def prefetch(self, units: list[tuple], comm: Comm) -> None:
+        """Fetch this rank's share of `units` at once, a few symbols at a time (the requests
+        overlap), before `map_units` computes them one by one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        mine = [units[i] for i in partition([1.0] * len(units), comm.size)[comm.rank]]
+        self._prefetched = {}
+        if len(mine) < 2:
+            return
+
+        def one(unit):
+            symbol, bar, _ = unit
+            models = self.models(symbol)
+            first = bar - (history_bars(self.strategy, self.params, self.job.interval, models) - 1) \
+                * self.bar_ms
+            try:
+                return symbol, self._fetch(symbol, first, bar, self._thread_feed())
+            except Exception as exc:       # reported for this symbol by __call__
+                return symbol, exc
+
+        with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(mine))) as pool:
+            self._prefetched = dict(pool.map(one, mine))
+
+    def _thread_feed(self):
+        feed = getattr(self._local, "feed", None)
+        if feed is None:
+            from binance_cluster.exchange.broker.feeds import ExchangeFeed
+
+            feed = self._local.feed = ExchangeFeed(self.public_url, self.job.interval)
+        return feed
+
+    def _fetch(self, symbol: str, first: int, bar: int, feed=None) -> int:
         """Append the candles closed by the bar's close that the store lacks (from `first`)."""
+        done = self._prefetched.pop(symbol, None)
+        if isinstance(done, Exception):
+            raise done
         span = self.store.span(symbol, self.job.interval) if self.store.has(symbol, self.job.interval) \
             else None
         start = first if span is None else max(first, span[1] + self.bar_ms)
         if start > bar:
-            return 0
-        candles = self.feed.closed_candles(symbol, start, bar + self.bar_ms)
+            return done or 0
+        candles = (feed or self.feed).closed_candles(symbol, start, bar + self.bar_ms)
         if len(candles):
-            self.writer(symbol).append(self.job.interval, candles)
+            with self._write_lock:
+                self.writer(symbol).append(self.job.interval, candles)
         return len(candles)
 
     def writer(self, symbol: str):
@@ -249,8 +291,18 @@ class LiveLoop:
         return client_order_id(self.lj.name, symbol, bar, intent)
 
     def send(self, req: OrderRequest, purpose: str, bar: int) -> Order | None:
-        """Journal the intent, send it, journal the answer (or the error); None when refused."""
-        self.journal.record_intent(req, purpose, bar)
+        """Journal the intent, send it, journal the answer (or the error); None when refused.
+
+        An intent the journal already holds (the same decision re-derived after a restart) is
+        looked up by its client id instead, and sent only if the exchange never got it."""
+        if not self.journal.record_intent(req, purpose, bar):
+            try:
+                order = self.broker.query(req.symbol, req.client_id)
+            except OrderNotFoundError:
+                pass
+            else:
+                self.journal.record_answer(order)
+                return order
         try:
             order = self.broker.submit(req)
         except ExchangeError as exc:
@@ -296,6 +348,7 @@ class LiveLoop:
         positions = {s: (h.time_ms - h.time_ms % self.bar_ms, float(h.price)) for s, h in holdings.items()}
         units = [(s, bar, positions.get(s)) for s in self.symbols]
         quiet_bcast(self.comm, ("bar", units))
+        self.worker.prefetch(units, self.comm)
         gathered = map_units(self.comm, units, self.worker, names=self.symbols)
         parts, skipped = {}, {}
         for s, r in zip(self.symbols, gathered):
@@ -480,6 +533,7 @@ def worker_loop(comm: Comm, worker: SymbolWorker) -> int:
             worker.close()
             return int(message[1])
         units = message[1]
+        worker.prefetch(units, comm)
         map_units(comm, units, worker, names=[u[0] for u in units])
 
 

@@ -8,6 +8,8 @@
 - `live`: `BinanceBroker` on mainnet with `BINANCE_API_KEY` / `BINANCE_API_SEC`, only with the
   command's confirmation flag AND `BINANCE_CLUSTER_LIVE=yes` (`broker.keys.check_live_opt_in`).
 
+The live loop's journal tells a new order from one sent before a restart (its intent is
+journaled before the send), so the broker skips its own look-up before every submit.
 Keys are read on rank 0 only and stay inside the broker: nothing here returns, logs or
 broadcasts them. A key the venue does not accept (a testnet key on mainnet, a revoked one)
 is refused at start with a line naming the variable, never at the first order.
@@ -77,9 +79,10 @@ def open_broker(live_job: LiveJob, venue: Venue, rank: int,
 
     if venue.mode == "live":
         check_live_opt_in(venue.confirm_live, env)
-        config = BinanceBrokerConfig(network="mainnet", allow_live=True)
+        config = BinanceBrokerConfig(network="mainnet", allow_live=True, check_before_submit=False)
     else:
-        config = BinanceBrokerConfig(network="testnet", base_url=venue.base_url)
+        config = BinanceBrokerConfig(network="testnet", base_url=venue.base_url,
+                                     check_before_submit=False)
     read_keys(config.venue, env, rank, config.allow_live)      # missing keys: refused here
     broker = BinanceBroker(config, env=env, rank=rank)
     try:
