@@ -19,11 +19,11 @@ from support.live import (DAY0, build_source, exchange_rules, journal_trades, li
                           run_stepped, stepped_emulator)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT", "LINKUSDT", "SUIUSDT", "AVAXUSDT", "LTCUSDT")
-INTERVAL = "15m"
-BAR_MS = interval_ms(INTERVAL)
+# one day of bars: 30m for the rule strategies (48 bars), 15m for ml_barrier (96 bars: its
+# models, fitted on 15m bars, need the rows)
+INTERVALS = {"sma_cross": "30m", "momentum_burst": "30m", "ml_barrier": "15m"}
 DAYS = 5                        # stored: three days of history, the traded day, one more
 HISTORY_DAYS = 3
-BARS = 96                       # the live window: one day of 15m bars (1,440 real 1m candles)
 FEE, SLIPPAGE, CASH = 0.001, 0.0002, 10_000.0
 
 STRATEGIES = {
@@ -55,7 +55,8 @@ def models(source, tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("models")
     job = root / "train.toml"
-    job.write_text(live_job_text("ml_barrier", TRAIN, SYMBOLS, INTERVAL, source.root, root / "out",
+    job.write_text(live_job_text("ml_barrier", TRAIN, SYMBOLS, INTERVALS["ml_barrier"], source.root,
+                                 root / "out",
                                  None, DAY0 + DAYS * 86_400_000, "", CASH, FEE, SLIPPAGE,
                                  extra=TRAIN_TABLES, top=f'models = "{root / "ml.h5"}"\n'))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -65,26 +66,29 @@ def models(source, tmp_path_factory) -> Path:
 
 def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, models: Path | None = None,
                ranks: int = 2):
+    interval = INTERVALS[strategy]
+    bar_ms = interval_ms(interval)
+    bars = 86_400_000 // bar_ms
     first = DAY0 + HISTORY_DAYS * 86_400_000
     out = tmp_path / "out"
     # ml_barrier's features warm up inside the backtest's range, which starts at the first
     # candle: its models trade the live day only
     start = None if models is not None else first
     top = f'models = "{models}"\n' if models is not None else ""
-    with stepped_emulator(source, tmp_path, first, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+    with stepped_emulator(source, tmp_path, first, bar_ms, CASH, FEE, SLIPPAGE) as url:
         job = tmp_path / f"{strategy}.toml"
-        job.write_text(live_job_text(strategy, STRATEGIES[strategy], SYMBOLS, INTERVAL,
-                                     tmp_path / "live-store", out, start, first + BARS * BAR_MS,
+        job.write_text(live_job_text(strategy, STRATEGIES[strategy], SYMBOLS, interval,
+                                     tmp_path / "live-store", out, start, first + bars * bar_ms,
                                      exchange_rules(url, SYMBOLS), CASH, FEE, SLIPPAGE, top=top))
-        run = run_stepped(job, url, EmulatorControl(url), first, BARS, BAR_MS,
+        run = run_stepped(job, url, EmulatorControl(url), first, bars, bar_ms,
                           out / "heartbeat.json", ranks=ranks)
-    print(f"{strategy}: live run of {BARS} bars at -n {ranks}: {run.seconds:.1f} s")
+    print(f"{strategy}: live run of {bars} {interval} bars at -n {ranks}: {run.seconds:.1f} s")
     assert run.code == 0, run.stderr[-3000:]
-    assert run.bars == [first + k * BAR_MS for k in range(BARS)]
+    assert run.bars == [first + k * bar_ms for k in range(bars)]
     code, text, err = cli("backtest", job, "--store", source.root, "--output", tmp_path / "bt",
                           "--no-progress")
     assert code == 0, err
-    return run, read_trades(tmp_path / "bt"), journal_trades(out / "journal.sqlite"), first
+    return run, read_trades(tmp_path / "bt"), journal_trades(out / "journal.sqlite"), first, bars
 
 
 def same_trades(backtest: dict, closed: list[dict], still_open: list[dict], end: int) -> int:
@@ -122,11 +126,12 @@ def same_trades(backtest: dict, closed: list[dict], still_open: list[dict], end:
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_live_trades_as_the_backtest_bar_by_bar(strategy, source, tmp_path, cli, request):
     models = request.getfixturevalue("models") if strategy == "ml_barrier" else None
-    run, backtest, (closed, still_open), first = run_parity(strategy, source, tmp_path, cli, models)
+    run, backtest, (closed, still_open), first, bars = run_parity(strategy, source, tmp_path, cli,
+                                                                  models)
     assert backtest["entry_time_ms"].min() >= first            # ml_barrier: the live day only
-    trades = same_trades(backtest, closed, still_open, first + BARS * BAR_MS)
+    trades = same_trades(backtest, closed, still_open, first + 86_400_000)
     assert trades >= 5, f"{strategy}: only {trades} closed trades in the window"
     assert len(set(backtest["symbol"])) >= 2
     lines = [line for line in run.stdout.splitlines() if " UTC  latency " in line]
-    assert len(lines) == BARS
-    print(f"{strategy}: {trades} trades, {run.seconds:.1f} s for {BARS} bars")
+    assert len(lines) == bars
+    print(f"{strategy}: {trades} trades, {run.seconds:.1f} s for {bars} bars")
