@@ -36,7 +36,7 @@ def run(args) -> int:
     from binance_cluster.backtest.driver import _load_kernels
     from binance_cluster.errors import ConfigError
     from binance_cluster.live.job import load_live_job
-    from binance_cluster.live.loop import ExitsSeam, LiveLoop, SymbolWorker, stop_workers, worker_loop
+    from binance_cluster.live.loop import LiveLoop, SymbolWorker, stop_workers, worker_loop
     from binance_cluster.live.venue import Venue
     from binance_cluster.parallel import get_comm, on_root
 
@@ -52,12 +52,6 @@ def run(args) -> int:
             raise ConfigError("--confirm-live: only with --mode live")
         venue = Venue(args.mode, args.base_url, args.confirm_live)
         live_job = load_live_job(args.job, args.mode)
-        risk = live_job.job.risk
-        protective = [n for n in ("stop_loss", "take_profit", "trailing_stop")
-                      if getattr(risk, n) is not None]
-        if protective and args.mode == "live" and not ExitsSeam.protects:
-            raise ConfigError(f"{live_job.job.source}: risk.{protective[0]}: this version places no "
-                              "protective orders yet; --mode live refuses a job that relies on them")
         _open(live_job, venue, comm.rank, rank0)
         return live_job, venue
 
@@ -68,6 +62,8 @@ def run(args) -> int:
         return worker_loop(comm, worker)
     loop = LiveLoop(live_job, rank0["broker"], rank0["market"], rank0["journal"], comm, worker,
                     rank0["kill"], mode=args.mode)
+    now = loop.exchange_now()
+    loop.exits.start(now - now % loop.bar_ms)    # open positions get their protection back
     code = loop.run(args.max_bars)
     stop_workers(comm, code)
     worker.close()

@@ -21,8 +21,10 @@ Every bar (on the exchange's clock; the emulator's replay clock in tests):
 5. rank 0 journals the bar (close, decision and last-order times, orders, equity, skipped
    symbols), prints one line, rewrites the heartbeat file and waits for the next close.
 
-Protective exits after an entry fill (OCO take profit / stop loss on the exchange, trailing
-stops, bot-managed levels) belong to `live.exits`; the loop calls them through `ExitsSeam`.
+Protective exits (the OCO take profit / stop loss placed right after an entry fill, trailing
+stops, bot-managed levels, market exits that cancel the protection first) are `live.exits`'s
+plans; `ExitsSeam` carries them out with the loop's broker and journal: after every close for
+each open position, right after every entry fill, for every exit decided, and at start-up.
 """
 
 from __future__ import annotations
@@ -208,23 +210,85 @@ class SymbolWorker:
 # -- rank 0: exits seam -----------------------------------------------------------------------
 
 class ExitsSeam:
-    """How the loop hands positions to the exits logic (`live.exits`): a market exit now, and
-    the protection of a freshly filled entry. This stand-in sells at market and places no
-    protective order; `live.exits` replaces it once it lands."""
+    """The loop's hand-over to `live.exits`: the actions it plans for a position are carried
+    out (journaled before they are sent) with the loop's broker and journal."""
 
-    protects = False          # places the protective orders of the job's stops and targets
+    protects = True           # places the protective orders of the job's stops and targets
 
     def __init__(self, loop: "LiveLoop"):
         self.loop = loop
 
-    def exit_now(self, symbol: str, quantity: float, reason: str, bar: int) -> Order | None:
-        """Sell `quantity` of `symbol` at market (an exit signal, max hold, a symbol ending)."""
-        req = OrderRequest(symbol, "SELL", "MARKET", self.loop.client_id(symbol, bar, reason),
-                           quantity=Decimal(repr(float(quantity))))
-        return self.loop.send(req, reason, bar)
+    def _run(self, actions) -> int:
+        from binance_cluster.live import exits
 
-    def after_entry(self, symbol: str, order: Order, bar: int) -> None:
-        """Protect a filled entry (the protective OCO belongs to live.exits)."""
+        if not actions:
+            return 0
+        answers = exits.carry_out(actions, self.loop.broker, self.loop.journal)
+        self.loop._last_order_ms = self.loop.since_read()
+        return len(answers)
+
+    def _holding(self, symbol: str, entry_price: float, peak: float):
+        from binance_cluster.live import exits
+
+        balance = self.loop.broker.balances().get(self.loop.base[symbol])
+        held = balance.total if balance is not None else Decimal(0)
+        return exits.Holding(symbol, float(entry_price), held, float(peak))
+
+    def resting(self, symbol: str):
+        """The protective order resting for `symbol` (the newest), or None."""
+        from binance_cluster.live import exits
+
+        found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
+        return found[-1] if found else None
+
+    def start(self, from_bar_ms: int) -> int:
+        """At start-up (after reconcile): every open position gets its protection back."""
+        from binance_cluster.live import exits
+
+        lp = self.loop
+        holdings = exits.journal_holdings(lp.journal, lp.broker.filters)
+        resting = exits.resting_exits(lp.journal, lp.broker, lp.symbols)
+        return self._run(exits.restore(lp.lj.name, holdings, resting, from_bar_ms, lp.job.risk,
+                                       lp.broker.filters, lp.settings.exits))
+
+    def exit_now(self, symbol: str, entry_price: float, peak: float, reason: str, bar: int) -> int:
+        """Cancel the protection and sell at market what the account holds (signal, max hold,
+        a symbol ending) for the decision on the bar opening at `bar`."""
+        from binance_cluster.live import exits
+
+        lp = self.loop
+        actions = exits.exit_now(lp.lj.name, self._holding(symbol, entry_price, peak),
+                                 self.resting(symbol), bar, reason, lp.job.risk, lp.filters[symbol])
+        return self._run(actions)
+
+    def after_close(self, symbol: str, entry_price: float, peak_before: float, peak_after: float,
+                    bar: int, open_: float, high: float, low: float) -> int:
+        """After the bar's close: bot mode checks the levels; exchange mode sells a position its
+        stop passed without selling, else raises a trailing stop."""
+        from binance_cluster.live import exits
+
+        lp = self.loop
+        risk, filters, job = lp.job.risk, lp.filters[symbol], lp.lj.name
+        if lp.settings.exits == "bot":
+            return self._run(exits.bot_check(job, self._holding(symbol, entry_price, peak_before),
+                                             bar, open_, high, low, risk, filters))
+        resting = self.resting(symbol)
+        actions = exits.stop_passed(job, self._holding(symbol, entry_price, peak_before), resting,
+                                    bar, open_, high, low, risk, filters)
+        if not actions:
+            actions = exits.trail(job, self._holding(symbol, entry_price, peak_after), resting,
+                                  bar + lp.bar_ms, risk, filters)
+        return self._run(actions)
+
+    def after_entry(self, symbol: str, order: Order, entry_bar: int) -> int:
+        """Protect an entry that filled in the bar opening at `entry_bar`."""
+        from binance_cluster.live import exits
+
+        lp = self.loop
+        price = float(order.avg_price) if order.avg_price is not None else math.nan
+        return self._run(exits.after_entry(lp.lj.name, self._holding(symbol, price, price),
+                                           entry_bar, lp.job.risk, lp.filters[symbol],
+                                           lp.settings.exits))
 
 
 # -- rank 0: the loop ------------------------------------------------------------------------
@@ -264,10 +328,6 @@ class LiveLoop:
                 log.warning("%s: the exchange's filters %s differ from the job's rules %s; the "
                             "loop follows the exchange", s, self.rules[self.symbols.index(s)], job_rules)
         self.exits = ExitsSeam(self)
-        if not self.exits.protects and any(getattr(self.job.risk, n) is not None
-                                           for n in ("stop_loss", "take_profit", "trailing_stop")):
-            log.warning("the job's stops and targets are not placed on the exchange by this "
-                        "version: only exit signals, max hold and ending symbols are traded")
         self.ended: set[str] = set()
         last = journal.bars(last=1)
         self.last_bar: int | None = last[0].bar_ms if last else None
@@ -422,17 +482,22 @@ class LiveLoop:
         reasons = _reasons(res.trades)
         for k, reason in enumerate(reasons):
             s = self.symbols[int(res.trades["symbol_index"][k])]
-            if reason == "end":
+            if reason == "end" and s in holdings:
                 self.journal.record_decision(bar, s, "end", bar, None, {"status": statuses.get(s)})
-                self.ended.add(s)
-                if self.exits.exit_now(s, float(res.trades["sold_quantity"][k]), "end", bar) is not None:
-                    sent += 1
-            elif self.settings.exits == "exchange":
-                log.warning("%s: the backtest's %s inside bar %s, the exchange still shows the "
-                            "position open", s, reason, format_time_ms(bar))
+                sent += self.exits.exit_now(s, float(holdings[s].price),
+                                            peaks.get(s, float(holdings[s].price)), "end", bar)
+        self.ended.update(s for i, s in enumerate(self.symbols) if ends[i])
+        for i, s in enumerate(self.symbols):
+            if s in holdings and s not in self.ended and not math.isnan(cols["open"][i]):
+                price = float(holdings[s].price)
+                before = peaks.get(s, price)
+                sent += self.exits.after_close(s, price, before, max(before, cols["high"][i]), bar,
+                                               cols["open"][i], cols["high"][i], cols["low"][i])
         closes = np.where(np.isnan(cols["close"]), cols["prev"], cols["close"])
         equity = res.equity
         if res.orders:
+            if sent:
+                holdings = self._sync_fills()
             sent += self._at_open(bar, res, holdings, closes, peaks, cols["high"])
         return decided, equity, sent
 
@@ -469,8 +534,9 @@ class LiveLoop:
         for k, reason in enumerate(_reasons(res2.trades)):
             if reason in ("signal", "max_hold") and int(res2.trades["exit_time"][k]) == nxt:
                 s = self.symbols[int(res2.trades["symbol_index"][k])]
-                if self.exits.exit_now(s, float(res2.trades["sold_quantity"][k]), reason, bar) is not None:
-                    sent += 1
+                if s in holdings:
+                    sent += self.exits.exit_now(s, float(holdings[s].price), after_peaks[s],
+                                                reason, bar)
         scores = {o.symbol: o.score for o in res.orders}
         opened = sorted((p for p in res2.opened if not p.paper),
                         key=lambda p: (-scores.get(p.symbol, -math.inf)
@@ -494,7 +560,8 @@ class LiveLoop:
                 sent += 1
                 open_count += 1
                 exposure += order.cumulative_quote
-                self.exits.after_entry(s, order, bar)
+                if order.executed_qty > 0:
+                    sent += self.exits.after_entry(s, order, nxt)
         return sent
 
     def _day_pnl(self, bar: int, holdings: dict[str, Holding], closes) -> Decimal:
