@@ -17,6 +17,7 @@ from binance_cluster.exchange.emulator import EmulatorConfig, run_emulator
 ROOT = Path(__file__).resolve().parents[1]
 JOBS = sorted(p.name for p in (ROOT / "jobs").glob("*.toml"))
 TRAINED = {"ml.toml"}          # jobs whose backtest needs `train` first
+LIVE = {"paper.toml": "paper", "live.toml": "testnet"}   # jobs that also trade (live command)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def workdir(shared_data, tmp_path_factory):
 
 def test_every_job_file_is_exercised():
     assert set(JOBS) == {"demo.toml", "demo_portfolio.toml", "ml.toml", "portfolio_real.toml",
-                         "sweep_real.toml"}, "a new job file: add what it needs to this test"
+                         "sweep_real.toml", "paper.toml", "live.toml"}, \
+        "a new job file: add what it needs to this test"
 
 
 @pytest.mark.slow
@@ -52,6 +54,35 @@ def test_each_job_file_runs_as_shipped(name, workdir, cli, monkeypatch):
     summary = json.loads((Path(output) / "summary.json").read_text())
     assert Path(output).is_relative_to(workdir)          # the job's relative paths, from the folder
     assert summary, f"{name}: empty summary"
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", sorted(LIVE))
+def test_each_live_job_trades_as_shipped_against_exchange_sim(name, workdir, monkeypatch):
+    """jobs/paper.toml on paper and jobs/live.toml on the emulator as a testnet (keys from the
+    environment), under mpirun -n 2 as jobs/live.sh starts them, a few bars of replay."""
+    from binance_cluster.exchange.emulator import EmulatorControl
+    from binance_cluster.candles.store import CandleStore
+    from binance_cluster.live.journal import Journal
+    from support.live import ENV, read_heartbeat, run_stepped, write_accounts
+
+    monkeypatch.chdir(workdir)
+    store = CandleStore(workdir / "data" / "real")
+    first = store.span("BTCUSDT", "1m")[0] + 3 * 86_400_000
+    accounts = write_accounts(workdir / f"accounts-{name}.toml", 1000.0, 0.001)
+    config = EmulatorConfig(store=store.root, speed=0.0, start_ms=first + 60_000, weight_limit=0,
+                            accounts=accounts, forming_candle="synthetic")
+    output = workdir / "results" / name.removesuffix(".toml")
+    with run_emulator(config) as url:
+        run = run_stepped(ROOT / "jobs" / name, url, EmulatorControl(url), first, 3, 60_000,
+                          output / "heartbeat.json", ranks=2, mode=LIVE[name], env=ENV)
+    assert run.code == 0, run.stderr[-2000:]
+    assert run.bars == [first, first + 60_000, first + 120_000]
+    assert run.stdout.count(" UTC  latency ") == 3
+    assert read_heartbeat(output / "heartbeat.json")["bars"] == 3
+    with Journal(output / "journal.sqlite", readonly=True) as journal:
+        assert [b.bar_ms for b in journal.bars()] == run.bars
 
 
 def readme_python_example() -> str:

@@ -68,6 +68,7 @@ def test_map_units_under_mpirun(mpirun, ranks):
     assert out["size"] == ranks
     assert out["ranks"] == list(range(ranks))
     assert out["config"] == {"answer": 42}
+    assert out["news"] == [[{"bar": 0}, {"bar": 1}, {"bar": 2}]] * ranks   # quiet_bcast, in order
     assert out["results"] == expected_results(17)
     assert out["progress"] == list(range(17))
     assert out["worked_on"] == list(range(ranks))

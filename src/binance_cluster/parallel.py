@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 PROGRESS_TAG = 71
 ARRIVED_TAG = 72
 GO_TAG = 73
+BCAST_TAG = 74
 ABORT_GRACE_SECONDS = 0.3  # see MPIComm.abort
 
 
@@ -304,6 +305,19 @@ def quiet_barrier(comm: Comm) -> None:
         comm.send(comm.rank, 0, ARRIVED_TAG)
         _sleep_until(comm, GO_TAG)
         comm.recv(GO_TAG)
+
+
+def quiet_bcast(comm: Comm, obj: Any = None) -> Any:
+    """Rank 0's `obj` on every rank; the receiving ranks sleep while they wait instead of
+    spinning (a live loop's workers wait a whole bar between two messages)."""
+    if comm.size == 1:
+        return obj
+    if comm.rank == 0:
+        for r in range(1, comm.size):
+            comm.send(obj, r, BCAST_TAG)
+        return obj
+    _sleep_until(comm, BCAST_TAG)
+    return comm.recv(BCAST_TAG)
 
 
 def _sleep_until(comm: Comm, tag: int) -> None:

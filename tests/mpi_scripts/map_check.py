@@ -5,7 +5,7 @@ import logging
 import sys
 
 from binance_cluster.log import setup_logging
-from binance_cluster.parallel import get_comm, map_units, on_root, quiet_barrier
+from binance_cluster.parallel import get_comm, map_units, on_root, quiet_barrier, quiet_bcast
 
 
 def work(unit: int) -> int:
@@ -22,10 +22,12 @@ results = map_units(comm, units, work, costs=[u + 1 for u in units],
                     names=[f"u{u}" for u in units], progress=lambda r: seen.append(r.index))
 quiet_barrier(comm)
 config = on_root(comm, lambda: {"answer": 42})
+news = [quiet_bcast(comm, {"bar": k} if comm.rank == 0 else None) for k in range(3)]
 ranks = comm.gather(comm.rank)
+news = comm.gather(news)
 if comm.rank == 0:
     print(json.dumps({
-        "size": comm.size, "config": config, "ranks": ranks,
+        "size": comm.size, "config": config, "ranks": ranks, "news": news,
         "progress": sorted(seen),
         "results": [[r.index, r.name, r.value, r.error] for r in results],
         "worked_on": sorted({r.rank for r in results}),

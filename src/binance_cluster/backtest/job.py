@@ -14,7 +14,8 @@ A job file (see `jobs/demo.toml`)::
     chunk_size = 100                    # parameter combinations per work unit (sweep mode)
     models = "models/ml.h5"             # model store of strategies that use a model (ml_barrier);
                                         # `binance-cluster train` writes it from the [train]
-                                        # section, which the backtest leaves to it (ml/job.py)
+                                        # section, which the backtest leaves to it (ml/job.py);
+                                        # [live] is the live loop's (live/job.py), also ignored here
 
     [strategy]
     name = "sma_cross"
@@ -53,7 +54,7 @@ from binance_cluster.types import format_time_ms, interval_ms
 
 MODES = ("sweep", "portfolio")
 TOP_KEYS = ("store", "symbols", "interval", "start", "end", "mode", "output", "top", "rank_by",
-            "chunk_size", "strategy", "risk", "rules", "models", "train")
+            "chunk_size", "strategy", "risk", "rules", "models", "train", "live")
 STRATEGY_KEYS = ("name", "params")
 RANGE_KEYS = ("start", "stop", "step")
 RULE_KEYS = ("tick_size", "step_size", "min_notional")

@@ -1,0 +1,89 @@
+"""The decision state of a live portfolio, rebuilt after every bar from what really happened.
+
+`engine.step.DecisionState` is filled from the journal's fills and the broker's balances,
+never from simulated fills:
+
+- cash: the account's quote balance (free plus locked);
+- positions: a symbol whose newest journaled fill is a BUY holds the position that order
+  opened: its quantity, average fill price, quote paid, held quantity (less a commission
+  taken in the base asset) and that commission valued at the fill price; its entry bar is the
+  bar in which it filled;
+- dust: what the account holds of a symbol's base asset beyond the open position (the
+  unsellable rest of earlier exits);
+- last closes and, for trailing stops, each position's highest high since entry: from the
+  candles (the ranks compute them over their store files);
+- no orders are pending: those decided at the last close were sent and filled (or refused).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Mapping, Sequence
+
+from binance_cluster.engine.step import DecisionState, Position, hour_stats_of
+from binance_cluster.exchange.broker.base import Balance, Fill
+
+HOUR_MS = 3_600_000
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """An open position as the fills show it (Decimal, from the exchange's numbers)."""
+
+    symbol: str
+    time_ms: int          # when its entry order filled
+    price: Decimal        # average fill price
+    quantity: Decimal     # bought
+    held: Decimal         # bought less a commission taken in the base asset
+    cost: Decimal         # quote paid
+    commission: Decimal   # in the base asset
+
+
+def open_holding(symbol: str, base_asset: str, fills: Sequence[Fill]) -> Holding | None:
+    """The position `symbol`'s fills (oldest first) leave open: the entry order of the newest
+    fill when that fill is a BUY, else None (flat)."""
+    if not fills or fills[-1].side != "BUY":
+        return None
+    order_id = fills[-1].order_id
+    mine = [f for f in fills if f.order_id == order_id]
+    qty = sum((f.qty for f in mine), ZERO)
+    quote = sum((f.quote_qty for f in mine), ZERO)
+    commission = sum((f.commission for f in mine if f.commission_asset == base_asset), ZERO)
+    price = mine[0].price if len(mine) == 1 else quote / qty
+    return Holding(symbol, min(f.time_ms for f in mine), price, qty, qty - commission, quote,
+                   commission)
+
+
+def position_of(index: int, holding: Holding, bar_ms: int) -> Position:
+    """The decision step's Position of a holding (symbol `index` of the job)."""
+    bar_open = holding.time_ms - holding.time_ms % bar_ms
+    price = float(holding.price)
+    return Position(symbol=index, paper=False, bar=bar_open // bar_ms, time=bar_open,
+                    price=price, quantity=float(holding.quantity), held=float(holding.held),
+                    cost=float(holding.cost), fee=float(holding.commission) * price,
+                    hour=(bar_open // HOUR_MS) % 24)
+
+
+def rebuild(symbols: Sequence[str], holdings: Mapping[str, Holding], balances: Mapping[str, Balance],
+            base_assets: Mapping[str, str], quote_asset: str, last_close: Sequence[float],
+            peaks: Mapping[str, float], bar_ms: int, orders=()) -> DecisionState:
+    """The DecisionState of the account now (see the module docstring)."""
+    cash = balances.get(quote_asset)
+    positions, peak_list, dust = [], [], []
+    for i, symbol in enumerate(symbols):
+        held_base = balances.get(base_assets[symbol])
+        total = held_base.total if held_base is not None else ZERO
+        h = holdings.get(symbol)
+        if h is not None:
+            positions.append(position_of(i, h, bar_ms))
+            peak_list.append(peaks.get(symbol, float(h.price)))
+            total -= h.held
+        dust.append(float(total) if total > 0 else 0.0)
+    return DecisionState(cash=float(cash.total) if cash is not None else 0.0,
+                         positions=tuple(positions), orders=tuple(orders),
+                         hour_stats=hour_stats_of([]), dust=tuple(dust),
+                         last_close=tuple(float(c) if c is not None else math.nan for c in last_close),
+                         peaks=tuple(peak_list))
