@@ -3,7 +3,23 @@
 Options are constants, never read from the environment: numba's on-disk cache is not keyed
 on decorator options, so options that changed between runs would reuse stale machine code.
 `fastmath` stays off so that results are bit-identical across machines and rank counts.
+
+Importing this module also keeps two costs out of every process that runs kernels (measured
+by `bench/bench_rank_memory.py`):
+
+- numba's array-math registry, loaded at the first kernel a process compiles or loads from
+  the cache, imports `scipy.linalg` when SciPy is installed (0.5 s and ~20 MB per rank), only
+  to decide whether `np.convolve`/`np.correlate` may call BLAS. No kernel calls them (or any
+  linear algebra), so the registry is imported here with SciPy's BLAS hidden; SciPy itself
+  stays importable for whoever uses it.
+- loading LLVM (libllvmlite.so) maps ~95 MB of its machine code into the process, nearly all
+  of it touched once by LLVM's start-up and never again when kernels come from the cache.
+  `release_llvm_code` hands those clean file pages back (they stay in the page cache, and
+  are read back in on the pages LLVM runs later, e.g. when it compiles).
 """
+
+import ctypes
+import sys
 
 import numba
 
@@ -11,7 +27,68 @@ JIT_OPTIONS = dict(nogil=True, cache=True, fastmath=False, error_model="numpy")
 
 jit = numba.njit(**JIT_OPTIONS)
 
+_MADV_DONTNEED = 4
+
 
 def kernel(fn):
     """Compile `fn` as a project kernel with the options above."""
     return numba.njit(**JIT_OPTIONS)(fn)
+
+
+def _import_registry_without_scipy() -> None:
+    """Import numba's array-math registry without the SciPy import it makes to probe BLAS."""
+    blas = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or blas in sys.modules:
+        return
+    sys.modules[blas] = None  # makes `import scipy.linalg.cython_blas` raise ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules[blas]
+
+
+def _llvm_code_mappings() -> list[tuple[int, int]]:
+    """(start, end) of libllvmlite's read-only executable mappings that hold no private copy."""
+    spans, current = [], None
+    try:
+        with open("/proc/self/smaps") as f:
+            for line in f:
+                head = line.split()
+                if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+                    current = None
+                    if len(head) >= 6 and head[5].endswith("libllvmlite.so") and head[1] == "r-xp":
+                        lo, hi = (int(x, 16) for x in head[0].split("-"))
+                        current = [lo, hi, 0]
+                        spans.append(current)
+                elif current is not None and head[0] in ("Private_Dirty:", "Anonymous:"):
+                    current[2] += int(head[1])
+    except (OSError, ValueError, IndexError):
+        return []
+    return [(lo, hi) for lo, hi, private in spans if private == 0]
+
+
+def release_llvm_code() -> int:
+    """Drop this process's resident pages of LLVM's machine code; returns the bytes released.
+
+    Only read-only, executable, unmodified file pages are dropped, so nothing is lost: the
+    kernel maps them again from the page cache when LLVM next runs them. Linux only; a no-op
+    (0) elsewhere or when anything about the mapping is unexpected.
+    """
+    spans = _llvm_code_mappings()
+    if not spans:
+        return 0
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+        madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    except (OSError, AttributeError):
+        return 0
+    released = 0
+    for lo, hi in spans:
+        if madvise(lo, hi - lo, _MADV_DONTNEED) == 0:
+            released += hi - lo
+    return released
+
+
+_import_registry_without_scipy()
+release_llvm_code()
