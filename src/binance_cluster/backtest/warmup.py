@@ -29,10 +29,13 @@ def synthetic_candles(n: int = 3000, seed: int = 7, start_ms: int = 1_735_689_60
 
 
 def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("sweep", "portfolio"),
-            intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
+            intervals: tuple[str, ...] = ("1m",), risks: list | None = None,
+            replay: bool = True) -> list[str]:
     """Compile (or load from numba's cache) every kernel the given strategies and modes use.
 
     Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
+    `replay` False leaves out the sweep's replay of its best units (a job with `top = 0`);
+    only a complete warm-up stamps the cache as warm.
     """
     from binance_cluster.engine.metrics import compute_metrics
     from binance_cluster.engine.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
@@ -64,9 +67,9 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
             for risk in risks:
                 if "sweep" in modes and model is None:
                     sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
-                    sim = run_symbol(candles, compute_signals(strategy, candles, params, interval),
-                                     risk, rules, bar_ms=bar_ms)
-                    compute_metrics(sim, bar_ms, risk.initial_cash)
+                    if replay:  # the best units' trades and curves (no metrics: the sweep's)
+                        run_symbol(candles, compute_signals(strategy, candles, params, interval),
+                                   risk, rules, bar_ms=bar_ms)
                 if "portfolio" in modes:
                     parts = [portfolio_part(strategy, c, params, interval, risk, rules, model)
                              for c in (candles, candles.slice(len(candles) // 3, len(candles)))]
@@ -76,5 +79,6 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
                                         risk, [rules, rules], bar_ms=bar_ms)
                     compute_metrics(sim, bar_ms, risk.initial_cash)
             done.append(f"{name} {interval}")
-    mark_warm(warm_keys(names, modes, intervals))
+    if replay or "sweep" not in modes:
+        mark_warm(warm_keys(names, modes, intervals))
     return done

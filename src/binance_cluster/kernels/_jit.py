@@ -12,8 +12,8 @@ by `bench/bench_rank_memory.py`):
   to decide whether `np.convolve`/`np.correlate` may call BLAS. No kernel calls them (or any
   linear algebra), so the registry is imported here with SciPy's BLAS hidden; SciPy itself
   stays importable for whoever uses it.
-- loading LLVM (libllvmlite.so) maps ~95 MB of its machine code into the process, nearly all
-  of it touched once by LLVM's start-up and never again when kernels come from the cache.
+- loading LLVM (libllvmlite.so) maps ~95 MB of its machine code into the process, much of it
+  touched once by LLVM's start-up or by loading cached kernels, and not used again after.
   `release_llvm_code` hands those clean file pages back (they stay in the page cache, and
   are read back in on the pages LLVM runs later, e.g. when it compiles).
 """
@@ -48,7 +48,7 @@ def _import_registry_without_scipy() -> None:
 
 
 def _llvm_code_mappings() -> list[tuple[int, int]]:
-    """(start, end) of libllvmlite's read-only executable mappings that hold no private copy."""
+    """(start, end) of libllvmlite's read-only mappings (code, constants) holding no private page."""
     spans, current = [], None
     try:
         with open("/proc/self/smaps") as f:
@@ -56,7 +56,7 @@ def _llvm_code_mappings() -> list[tuple[int, int]]:
                 head = line.split()
                 if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
                     current = None
-                    if len(head) >= 6 and head[5].endswith("libllvmlite.so") and head[1] == "r-xp":
+                    if len(head) >= 6 and head[5].endswith("libllvmlite.so") and head[1] in ("r-xp", "r--p"):
                         lo, hi = (int(x, 16) for x in head[0].split("-"))
                         current = [lo, hi, 0]
                         spans.append(current)
@@ -70,7 +70,8 @@ def _llvm_code_mappings() -> list[tuple[int, int]]:
 def release_llvm_code() -> int:
     """Drop this process's resident pages of LLVM's machine code; returns the bytes released.
 
-    Only read-only, executable, unmodified file pages are dropped, so nothing is lost: the
+    Only read-only, unmodified file pages are dropped (mappings with a private page are left
+    alone: relocated data that would lose its writes), so nothing is lost: the
     kernel maps them again from the page cache when LLVM next runs them. Linux only; a no-op
     (0) elsewhere or when anything about the mapping is unexpected.
     """
