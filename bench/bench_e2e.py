@@ -17,7 +17,9 @@ unit per symbol). Each rank runs under a small wrapper that records its RSS high
 - the peak RSS of every rank (goal: each under 200 MB), with its private part (anonymous
   memory) and its Pss (shared pages split between the ranks) beside it.
 
-It checks that every run wrote the same summary.json and trades.csv.
+It checks that every run wrote the same summary.json and trades.csv. `--before SRC` runs
+every configuration a second time with another checkout's package (PYTHONPATH=SRC/src, e.g.
+`git archive main | tar -x -C /tmp/main`), interleaved, and prints both side by side.
 """
 
 from __future__ import annotations
@@ -154,11 +156,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per rank count (median shown)")
     ap.add_argument("--top", type=int, default=5, help="the job's `top` (replayed units)")
     ap.add_argument("--store", default=None, help="an existing demo store to reuse")
+    ap.add_argument("--before", default=None, help="another checkout to compare (its src/)")
     args, rest = ap.parse_known_args()
     if args.as_rank:
         sys.exit(as_rank(args.as_rank, rest[1:] if rest[:1] == ["--"] else rest))
     ranks = [int(n) for n in args.ranks.split(",")]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    variants = {"this checkout": env}
+    if args.before:
+        variants["before (" + args.before + ")"] = dict(env, PYTHONPATH=str(Path(args.before) / "src"))
     with tempfile.TemporaryDirectory(prefix="bench_e2e_") as tmp:
         tmp = Path(tmp)
         store = Path(args.store) if args.store else tmp / "store"
@@ -168,18 +174,30 @@ def main() -> None:
             print(f"demo-data --symbols {args.symbols} --days {args.days}: {wall:.1f} s")
         job = tmp / "sweep.toml"
         job.write_text(JOB.format(store=store, out=tmp / "out", top=args.top))
-        wall = run(cli("warm-up", str(job)), env)
-        print(f"warm-up {job.name}: {wall:.1f} s")
+        for label, venv in variants.items():
+            wall = run(cli("warm-up", str(job)), venv)
+            print(f"warm-up {job.name} ({label}): {wall:.1f} s")
         rows, files = [], set()
-        for k in range(args.repeat):  # interleaved, so background load hits every count alike
-            for n in ranks:
-                r = one_run(job, tmp / f"out_{n}_{k}", n, env)
-                files.add(r.pop("files"))
-                rows.append((n, r))
+        for k in range(args.repeat):  # interleaved, so background load hits every run alike
+            for label, venv in variants.items():
+                for n in ranks:
+                    r = one_run(job, tmp / f"out_{len(rows)}", n, venv)
+                    files.add(r.pop("files"))
+                    rows.append((label, n, r))
         ceiling = statistics.median(hardware_ceiling(2) for _ in range(3))
-    by_n = {n: median_run([r for m, r in rows if m == n]) for n in ranks}
     print(f"\nsma_cross sweep, {args.symbols} symbols x {args.days} days x 100 combinations, "
           f"top {args.top}; median of {args.repeat} (peak: the largest of the runs)")
+    for label in variants:
+        report(label, {n: median_run([r for v, m, r in rows if v == label and m == n])
+                       for n in ranks}, ceiling)
+    print(f"\nthis machine's ceiling, measured in this run: 2 CPU-bound processes run "
+          f"{ceiling:.2f}x as fast as 1")
+    print(f"summary.json and trades.csv identical across all runs: {len(files) == 1}")
+
+
+def report(label: str, by_n: dict[int, dict], ceiling: float) -> None:
+    """One variant's table and verdicts."""
+    print(f"\n{label}:")
     phases = ("load_kernels", "sweep", "replay", "write", "total")
     print(f"{'ranks':>5} {'wall s':>7} " + " ".join(f"{p + ' s':>14}" for p in phases)
           + f" {'wall/sweep':>10}  peak MB per rank: RSS (private, Pss)")
@@ -198,9 +216,8 @@ def main() -> None:
         whole = by_n[1]["wall"] / by_n[2]["wall"]
         sweep = by_n[1]["seconds"]["sweep"] / by_n[2]["seconds"]["sweep"]
         print(f"speed-up 1 -> 2 ranks: whole command {whole:.2f}, sweep phase {sweep:.2f} "
-              f"(goal >= {GOAL_SPEEDUP}: {'met' if whole >= GOAL_SPEEDUP else 'NOT met'}); "
-              f"this machine's ceiling, measured now: {ceiling:.2f}")
-    print(f"summary.json and trades.csv identical across all runs: {len(files) == 1}")
+              f"(goal >= {GOAL_SPEEDUP}: {'met' if whole >= GOAL_SPEEDUP else 'NOT met'}; "
+              f"ceiling {ceiling:.2f})")
 
 
 if __name__ == "__main__":

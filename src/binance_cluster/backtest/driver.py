@@ -22,7 +22,6 @@ import math
 import os
 import platform
 import socket
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -34,7 +33,7 @@ from binance_cluster.backtest.job import (Job, dump_job, read_candles, read_hist
                                           source_interval, warmup_bars)
 from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
 from binance_cluster.errors import DataError
-from binance_cluster.kernels._jit import release_llvm_code
+from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
 from binance_cluster.kernels.cache import is_warm, warm_keys
 from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
 from binance_cluster.progress import Progress
@@ -248,9 +247,10 @@ def _load_kernels(job: Job, comm: Comm) -> None:
     With several ranks, the first rank of each node compiles first (unless that node's cache
     is known to be warm) while the others wait, then every rank loads them from the cache.
     A rank loads only what the job calls: the replay's kernels only when `top` asks for
-    trades and curves. Rank 0 says on stderr when its node compiles, and how long it took.
+    trades and curves. Rank 0 logs (stderr) when its node compiles, and how long it took.
     Loading here keeps the compute phase free of the time loading costs; LLVM's code pages,
-    needed no more once the kernels are loaded, are then handed back (`release_llvm_code`).
+    which loading would map by the hundred megabytes, are handed back as it goes
+    (`llvm_code_kept_out`).
     """
     keys = warm_keys([job.strategy], (job.mode,), (job.interval,))
     release_llvm_code()  # what the imports touched: loading touches its own pages again
@@ -259,26 +259,29 @@ def _load_kernels(job: Job, comm: Comm) -> None:
     if leader and not is_warm(keys):
         started = time.perf_counter()
         if comm.rank == 0:
-            print(f"compiling the numba kernels of {job.strategy} ({job.mode}, {job.interval}) "
-                  "into this host's cache (once; `warm-up JOB` does it ahead) ...",
-                  file=sys.stderr, flush=True)
-        compiled_here = _try_warm_up(job, replay=True)
+            log.info("compiling the numba kernels of %s (%s, %s) into this host's cache "
+                     "(once; `warm-up JOB` does it ahead) ...", job.strategy, job.mode,
+                     job.interval)
+        compiled_here = _try_warm_up(job, replay=True, parallel=True)
         if comm.rank == 0:
-            print(f"kernels ready in {time.perf_counter() - started:.1f} s",
-                  file=sys.stderr, flush=True)
+            log.info("kernels ready in %.1f s", time.perf_counter() - started)
     if comm.size > 1:
         quiet_barrier(comm)
     if not compiled_here:
-        _try_warm_up(job, replay=job.top > 0)
+        with llvm_code_kept_out():
+            _try_warm_up(job, replay=job.top > 0)
     release_llvm_code()
     comm.barrier()  # the compute phase starts together on every rank
 
 
-def _try_warm_up(job: Job, replay: bool) -> bool:
+def _try_warm_up(job: Job, replay: bool, parallel: bool = False) -> bool:
     try:
-        from binance_cluster.backtest.warmup import warm_up
+        from binance_cluster.backtest.warmup import warm_up, warm_up_in_parallel
 
-        warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk], replay=replay)
+        if parallel:  # compiling: a second process takes the replay's kernels
+            warm_up_in_parallel([job.strategy], (job.mode,), (job.interval,), [job.risk])
+        else:
+            warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk], replay=replay)
         return True
     except Exception as exc:  # only an optimisation: the units will show a real error
         log.warning("numba warm-up failed (%s: %s); kernels compile on first use",
@@ -362,6 +365,7 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
                              bar_ms=interval_ms(job.interval), first=loaded.first)
             times = np.asarray(sim.times)
             out.append((pid, sim.trades, np.asarray(sim.equity)))
+            del sim, signals  # before the next pair is made
         return times, out
 
     t0 = time.perf_counter()
