@@ -164,7 +164,10 @@ def main() -> None:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     variants = {"this checkout": env}
     if args.before:
-        variants["before (" + args.before + ")"] = dict(env, PYTHONPATH=str(Path(args.before) / "src"))
+        # its own numba cache: the warm-up stamp of a cache is one per host and checkout
+        cache = os.environ.get("NUMBA_CACHE_DIR", str(ROOT / ".numba_cache")) + "-before"
+        variants["before (" + args.before + ")"] = dict(env, PYTHONPATH=str(Path(args.before) / "src"),
+                                                        NUMBA_CACHE_DIR=cache)
     with tempfile.TemporaryDirectory(prefix="bench_e2e_") as tmp:
         tmp = Path(tmp)
         store = Path(args.store) if args.store else tmp / "store"
