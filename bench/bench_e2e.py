@@ -28,13 +28,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_scaling import hardware_ceiling
+from bench_scaling import cli, hardware_ceiling
+from bench_scaling import run as run_checked
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -113,17 +112,9 @@ def as_rank(peak_dir: str, argv: list[str]) -> int:
         Path(peak_dir, str(rank)).write_text(json.dumps(peaks))
 
 
-def cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "binance_cluster", *args]
-
-
 def run(cmd: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
-    return wall
+    """Wall time of a command that must succeed."""
+    return run_checked(cmd, env=env)[0]
 
 
 def one_run(job: Path, out: Path, ranks: int, env: dict) -> dict:
