@@ -11,7 +11,9 @@ mark (VmHWM, see `peak_mb`) of fresh child processes, each doing one thing:
 - the worker: read the year from the store, resample it to 5m, 1h and 1d; serially, with a
   cold numba cache (compiling), reading the core columns only, and under real
   `mpirun -n RANKS` where every rank reports its own peak;
-- a named peer: the same read followed by pandas' `DataFrame.resample(...).agg(...)`.
+- a named peer: the same read followed by pandas' `DataFrame.resample(...).agg(...)`
+  (pandas comes with the bench extra, `pip install -e '.[bench]'`; without it the peer's
+  lines say so and every other figure is printed).
 
 Goal: a worker rank under 200 MB (a Raspberry Pi Zero 2 W has 512 MB for 4 cores).
 """
@@ -246,9 +248,13 @@ def main() -> None:
     print(f"store: {rows:,} one-minute candles of {SYMBOL} (synthetic, 10 columns), "
           f"file {size:.1f} MB")
     run_child("worker", store)  # warm the numba cache and the page cache
+    import importlib.util
+
+    have_pandas = importlib.util.find_spec("pandas") is not None
     r = {k: best(k, store, args.repeat) for k in (
         "python", "numpy", "numpy+h5py", "numpy+numba", "worker-imports",
-        "worker-imports+mpi4py", "worker-imports+kernels", "worker", "worker-core", "pandas")}
+        "worker-imports+mpi4py", "worker-imports+kernels", "worker", "worker-core")
+        + (("pandas",) if have_pandas else ())}
     cold = run_child("worker", store, env={"NUMBA_CACHE_DIR": str(tmp / "numba-cold")})
     under = best("worker", store, args.repeat, mpirun=args.ranks)["ranks"]
     stream = best("worker-stream", store, args.repeat)["ranks"][0]
@@ -276,7 +282,8 @@ def main() -> None:
     line("worker, cold numba cache (compiles the kernels)", cold["ranks"][0]["peak_mb"])
     for rank in under:
         line(f"worker under mpirun -n {len(under)}, rank {rank['rank']}", rank["peak_mb"])
-    line("peer: same read + pandas resample", r["pandas"]["peak_mb"])
+    if have_pandas:
+        line("peer: same read + pandas resample", r["pandas"]["peak_mb"])
     line("streaming worker (28-day blocks, as `resample` runs)", stream["peak_mb"])
     for rank in stream_under:
         line(f"streaming worker under mpirun -n {len(stream_under)}, rank {rank['rank']}",
@@ -312,6 +319,9 @@ def main() -> None:
           f"streaming worst rank {worst_stream:.1f} MB = {worst_stream / GOAL_MB:.0%}: "
           f"{'met' if worst_stream < GOAL_MB else 'MISSED'} "
           f"(same candles out: {stream['out_rows'] == w['out_rows']})")
+    if not have_pandas:
+        print("peer pandas: not installed in this venv (pip install -e '.[bench]'): skipped")
+        return
     pd_row = r["pandas"]
     print(f"resample 5m+1h+1d of the year (second pass): numba kernels "
           f"{w['resample_s'] * 1e3:.1f} ms, pandas {pd_row['resample_s'] * 1e3:.1f} ms "

@@ -72,6 +72,9 @@ def test_map_units_under_mpirun(mpirun, ranks):
     assert out["results"] == expected_results(17)
     assert out["progress"] == list(range(17))
     assert out["worked_on"] == list(range(ranks))
+    # on_result: every value reached rank 0 as its unit finished; the list holds none
+    assert out["streamed"] == expected_results(17)
+    assert out["bare"] == [[u, None, e] for u, _, _, e in expected_results(17)]
     if ranks > 1:  # worker failures are logged with their rank
         assert f"[rank " in proc.stderr and "failed: ValueError" in proc.stderr
 

@@ -20,10 +20,13 @@ from binance_cluster.errors import BinanceClusterError, UnitError
 
 log = logging.getLogger(__name__)
 
-PROGRESS_TAG = 71
 ARRIVED_TAG = 72
 GO_TAG = 73
 BCAST_TAG = 74
+# map_units messages: one tag per call (every rank makes the same calls in the same order), so a
+# rank that has already started the next call never feeds its results into the previous one
+PROGRESS_TAG_BASE = 1000
+PROGRESS_TAGS = 4096
 ABORT_GRACE_SECONDS = 0.3  # see MPIComm.abort
 
 
@@ -197,41 +200,56 @@ def _run_unit(fn: Callable[[Any], Any], index: int, unit: Any, name: str, rank: 
     return UnitResult(index, name, value=value, seconds=time.perf_counter() - started, rank=rank)
 
 
+_MAP_CALLS = 0
+
+
 def map_units(comm: Comm, units: Sequence[Any], fn: Callable[[Any], Any],
               costs: Sequence[float] | None = None, names: Sequence[str] | None = None,
               progress: Callable[[UnitResult], None] | None = None,
-              debug: bool = False) -> list[UnitResult] | None:
+              debug: bool = False,
+              on_result: Callable[[UnitResult], None] | None = None) -> list[UnitResult] | None:
     """Run `fn(unit)` over units split by cost across ranks; results at rank 0 in unit order.
 
     Every rank must call this with the same units. A unit that raises becomes a UnitResult
     with `error` set, so one bad unit never leaves a collective hanging. `progress` is
     called at rank 0 once per finished unit, on any rank. Other ranks get None.
+
+    With `on_result`, each result travels to rank 0 as soon as its unit is done and is
+    handed to `on_result` there (in the order they arrive, then `progress`); the list
+    returned at rank 0 then carries no values, so rank 0 never holds them all at once.
     """
     costs = [1.0] * len(units) if costs is None else list(costs)
     names = [str(i) for i in range(len(units))] if names is None else list(names)
     mine = partition(costs, comm.size)[comm.rank]
+    global _MAP_CALLS
+    tag = PROGRESS_TAG_BASE + _MAP_CALLS % PROGRESS_TAGS
+    _MAP_CALLS += 1
     results = []
     remote_pending = len(units) - len(mine)
+
+    def arrived(result: UnitResult) -> None:
+        if on_result is not None:
+            on_result(result)
+        if progress:
+            progress(result)
+
     for i in mine:
         result = _run_unit(fn, i, units[i], names[i], comm.rank, debug)
-        results.append(result)
+        bare = UnitResult(result.index, result.name, None, result.error, result.seconds,
+                          result.rank)
+        results.append(result if on_result is None else bare)
         if comm.rank == 0:
-            if progress:
-                progress(result)
-            while remote_pending and comm.poll(PROGRESS_TAG):
-                remote = comm.recv(PROGRESS_TAG)
+            arrived(result)
+            while remote_pending and comm.poll(tag):
                 remote_pending -= 1
-                if progress:
-                    progress(remote)
-        elif progress is not None or comm.size > 1:
-            comm.send(UnitResult(result.index, result.name, None, result.error, result.seconds,
-                                 result.rank), 0, PROGRESS_TAG)
+                arrived(comm.recv(tag))
+        else:
+            comm.send(result if on_result is not None else bare, 0, tag)
+        del result
     if comm.rank == 0:
         while remote_pending:
-            remote = comm.recv(PROGRESS_TAG)
             remote_pending -= 1
-            if progress:
-                progress(remote)
+            arrived(comm.recv(tag))
     gathered = comm.gather(results, root=0)
     if comm.rank != 0:
         return None

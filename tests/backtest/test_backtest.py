@@ -144,6 +144,29 @@ def test_sweep_results_agree_with_each_other(cli, tmp_path, store):
     assert run["complete"] and run["ranks"] == 1 and run["units"] == 8
 
 
+def test_replay_curves_of_one_symbol_share_one_time_axis_and_top_0_replays_nothing(
+        cli, tmp_path, store):
+    from binance_cluster.backtest.results import read_curves
+
+    one = SWEEP.replace('symbols = "all"', f'symbols = ["{SYMBOLS[0]}"]')
+    code, _, stderr, out = run_job(cli, tmp_path, one, store, name="one")
+    assert code == 0, stderr
+    curves = read_curves(out)
+    assert [c[0] for c in curves] == ["top/001", "top/002", "top/003"]
+    for _, times, equity, attrs in curves:
+        assert attrs["symbol"] == SYMBOLS[0]
+        assert np.array_equal(times, curves[0][1]) and times.shape == equity.shape
+    with h5py.File(out / "results.h5", "r") as f:  # stored once, linked from the other curves
+        addresses = {h5py.h5o.get_info(f[f"top/{k:03d}/times"].id).addr for k in (1, 2, 3)}
+        assert len(addresses) == 1
+        assert len({h5py.h5o.get_info(f[f"top/{k:03d}/equity"].id).addr for k in (1, 2, 3)}) == 3
+
+    code, _, stderr, out = run_job(cli, tmp_path, SWEEP, store, "--top", "0", name="none")
+    assert code == 0, stderr
+    assert read_curves(out) == [] and read_trades(out) == []
+    assert len(json.loads((out / "summary.json").read_text())["units"]) == len(SYMBOLS) * 6
+
+
 def load_again(directory, name: str = "job.toml"):
     from binance_cluster.backtest.job import load_job
 

@@ -37,3 +37,47 @@ def test_warm_up_takes_a_job_or_strategies_not_both(tmp_path, cli):
     job = write_job(tmp_path / "job.toml", 'store = "x"\n')
     code, _, err = cli("warm-up", job, "--strategies", "sma_cross")
     assert code == 2 and "a job file or --strategies, not both" in err
+
+
+def _cache_files(cache):
+    """numba's cache files (index and machine code) with their modification times."""
+    return {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc")}
+
+
+def test_a_backtest_after_warm_up_compiles_nothing_more_and_rank_0_says_when_it_compiles(
+        shared_data, tmp_path):
+    build_store(shared_data, tmp_path / "store", symbols=("BTCUSDT", "ETHUSDT"))
+    job = write_job(tmp_path / "job.toml", f"""
+store = "{tmp_path / 'store'}"
+symbols = ["BTCUSDT", "ETHUSDT"]
+output = "{tmp_path / 'out'}"
+top = 3
+[strategy]
+name = "sma_cross"
+[strategy.params]
+fast = [5, 10]
+slow = [30, 60]
+[risk]
+stop_loss = 0.02
+""")
+    cache = tmp_path / "cache"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+
+    def run(*args):
+        proc = subprocess.run([sys.executable, "-m", "binance_cluster", *args, str(job)],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run("warm-up")
+    warmed = _cache_files(cache)
+    assert warmed
+    proc = run("backtest", "--no-progress")
+    assert _cache_files(cache) == warmed            # nothing compiled, nothing rewritten
+    assert "compiling" not in proc.stderr
+    for stamp in cache.glob("binance-cluster-warm-*.json"):
+        stamp.unlink()                              # this host's cache no longer known warm
+    proc = run("backtest", "--no-progress")
+    assert "compiling the numba kernels of sma_cross (sweep, 1m)" in proc.stderr
+    assert "kernels ready in" in proc.stderr
+    assert _cache_files(cache) == warmed

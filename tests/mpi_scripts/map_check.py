@@ -20,6 +20,9 @@ units = list(range(int(sys.argv[1])))
 seen = []
 results = map_units(comm, units, work, costs=[u + 1 for u in units],
                     names=[f"u{u}" for u in units], progress=lambda r: seen.append(r.index))
+streamed = []
+bare = map_units(comm, units, work, costs=[u + 1 for u in units], names=[f"u{u}" for u in units],
+                 on_result=lambda r: streamed.append([r.index, r.name, r.value, r.error]))
 quiet_barrier(comm)
 config = on_root(comm, lambda: {"answer": 42})
 news = [quiet_bcast(comm, {"bar": k} if comm.rank == 0 else None) for k in range(3)]
@@ -31,4 +34,6 @@ if comm.rank == 0:
         "progress": sorted(seen),
         "results": [[r.index, r.name, r.value, r.error] for r in results],
         "worked_on": sorted({r.rank for r in results}),
+        "streamed": sorted(streamed, key=lambda r: r[0]),
+        "bare": [[r.index, r.value, r.error] for r in bare],
     }))

@@ -16,6 +16,7 @@ finish; the exit code is then 1. Rank 0 alone writes files and shows progress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -29,9 +30,10 @@ import numpy as np
 
 from binance_cluster.backtest import results
 from binance_cluster.backtest.job import (Job, dump_job, read_candles, read_history,
-                                          warmup_bars)
+                                          source_interval, warmup_bars)
 from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
 from binance_cluster.errors import DataError
+from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
 from binance_cluster.kernels.cache import is_warm, warm_keys
 from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
 from binance_cluster.progress import Progress
@@ -114,40 +116,54 @@ class CandleLoader:
     """Reads (and resamples) the candles of one symbol for a job, keeping the last one read.
 
     Units of one symbol are consecutive in unit order, so one cached symbol per rank is enough.
+    Only the core columns are read unless the strategy trades with models (their features
+    may use the extra columns).
     """
 
-    def __init__(self, job: Job):
+    def __init__(self, job: Job, strategy=None):
         self.job = job
         self.store = CandleStore(job.store)
         self.warmup = warmup_bars(job)
+        self.columns = None if strategy is None or strategy.needs_model else ()
         self._last: tuple[str, Loaded] | None = None
 
     def __call__(self, symbol: str) -> Loaded:
         if self._last is not None and self._last[0] == symbol:
             return self._last[1]
         self._last = None
-        loaded = load_with_history(self.store, symbol, self.job, self.warmup)
+        loaded = load_with_history(self.store, symbol, self.job, self.warmup, self.columns)
         self._last = (symbol, loaded)
         return loaded
 
 
-def load_candles(store: CandleStore, symbol: str, job: Job) -> Candles:
+def load_candles(store: CandleStore, symbol: str, job: Job,
+                 columns: tuple[str, ...] | None = None) -> Candles:
     """The job's candles of `symbol` within [start, end): read, checked, resampled if needed."""
-    candles = read_candles(store, symbol, job, job.start, job.end)
+    candles = read_candles(store, symbol, job, job.start, job.end, columns)
     if len(candles) == 0:
         raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
     return candles
 
 
-def load_with_history(store: CandleStore, symbol: str, job: Job, warmup: int = 0) -> Loaded:
-    """`warmup` bars of `symbol` before the job's start, then its candles of [start, end)."""
-    candles = load_candles(store, symbol, job)
+def load_with_history(store: CandleStore, symbol: str, job: Job, warmup: int = 0,
+                      columns: tuple[str, ...] | None = None) -> Loaded:
+    """`warmup` bars of `symbol` before the job's start, then its candles of [start, end).
+
+    When the job's interval is stored, history and range are one read (no second copy of
+    the candles); resampled candles are read as two parts, each resampled on its own.
+    """
     if warmup == 0:
-        return Loaded(candles, 0)
-    history = read_history(store, symbol, job, warmup)
-    both = {name: np.concatenate([history.column(name), candles.column(name)])
-            for name in candles.columns() if name in history.columns()}
-    return Loaded(Candles.from_columns(both), warmup)
+        return Loaded(load_candles(store, symbol, job, columns), 0)
+    history = read_history(store, symbol, job, warmup, columns)
+    if source_interval(store, symbol, job.interval) == job.interval:
+        both = read_candles(store, symbol, job, int(history.open_time[0]), job.end, columns)
+        if len(both) == warmup:
+            raise DataError(f"{symbol}: no {job.interval} candles in the job's time range")
+        return Loaded(both, warmup)
+    candles = load_candles(store, symbol, job, columns)
+    joined = {name: np.concatenate([history.column(name), candles.column(name)])
+              for name in candles.columns() if name in history.columns()}
+    return Loaded(Candles.from_columns(joined), warmup)
 
 
 def symbol_model(job: Job, strategy, symbol: str):
@@ -179,6 +195,14 @@ def rank_entries(entries: list[dict], metric: str) -> list[int]:
     """
     ok = [i for i, e in enumerate(entries) if e.get("error") is None and e.get("metrics")]
     return sorted(ok, key=lambda i: (*_sort_key(entries[i], metric), i))
+
+
+def replay_groups(job: Job, top: list[tuple[str, int]]) -> list[tuple[str, list[int]]]:
+    """The best units to replay, one group per symbol (job order), so each is read once."""
+    by_symbol: dict[str, list[int]] = {}
+    for symbol, pid in top:
+        by_symbol.setdefault(symbol, []).append(pid)
+    return [(s, by_symbol[s]) for s in job.symbols if s in by_symbol]
 
 
 def run_backtest(job: Job, comm: Comm, candle_counts: dict[str, int] | None = None,
@@ -222,24 +246,42 @@ def _load_kernels(job: Job, comm: Comm) -> None:
 
     With several ranks, the first rank of each node compiles first (unless that node's cache
     is known to be warm) while the others wait, then every rank loads them from the cache.
-    Loading here keeps the compute phase free of the ~0.1 s per kernel that loading costs.
+    A rank loads only what the job calls: the replay's kernels only when `top` asks for
+    trades and curves. Rank 0 logs (stderr) when its node compiles, and how long it took.
+    Loading here keeps the compute phase free of the time loading costs; LLVM's code pages,
+    which loading would map by the hundred megabytes, are handed back as it goes
+    (`llvm_code_kept_out`).
     """
     keys = warm_keys([job.strategy], (job.mode,), (job.interval,))
+    release_llvm_code()  # what the imports touched: loading touches its own pages again
+    leader = node_leader(comm) if comm.size > 1 else True
     compiled_here = False
+    if leader and not is_warm(keys):
+        started = time.perf_counter()
+        if comm.rank == 0:
+            log.info("compiling the numba kernels of %s (%s, %s) into this host's cache "
+                     "(once; `warm-up JOB` does it ahead) ...", job.strategy, job.mode,
+                     job.interval)
+        compiled_here = _try_warm_up(job, replay=True, parallel=True)
+        if comm.rank == 0:
+            log.info("kernels ready in %.1f s", time.perf_counter() - started)
     if comm.size > 1:
-        if node_leader(comm) and not is_warm(keys):
-            compiled_here = _try_warm_up(job)
         quiet_barrier(comm)
     if not compiled_here:
-        _try_warm_up(job)
+        with llvm_code_kept_out():
+            _try_warm_up(job, replay=job.top > 0)
+    release_llvm_code()
     comm.barrier()  # the compute phase starts together on every rank
 
 
-def _try_warm_up(job: Job) -> bool:
+def _try_warm_up(job: Job, replay: bool, parallel: bool = False) -> bool:
     try:
-        from binance_cluster.backtest.warmup import warm_up
+        from binance_cluster.backtest.warmup import warm_up, warm_up_in_parallel
 
-        warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk])
+        if parallel:  # compiling: a second process takes the replay's kernels
+            warm_up_in_parallel([job.strategy], (job.mode,), (job.interval,), [job.risk])
+        else:
+            warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk], replay=replay)
         return True
     except Exception as exc:  # only an optimisation: the units will show a real error
         log.warning("numba warm-up failed (%s: %s); kernels compile on first use",
@@ -284,7 +326,7 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
 
     strategy = get_strategy(job.strategy)
     grid = job.grid()
-    load = CandleLoader(job)
+    load = CandleLoader(job, strategy)
 
     def sweep_unit(unit: Unit) -> list[dict]:
         loaded = load(unit.symbol)
@@ -313,42 +355,61 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
         top = [(entries[i]["symbol"], entries[i]["params_id"]) for i in ranked[:job.top]]
     top = comm.bcast(top, root=0)
 
-    def replay(item: tuple[str, int]):
-        symbol, pid = item
+    def replay(group: tuple[str, list[int]]):
+        symbol, pids = group
         loaded = load(symbol)
-        signals = compute_signals(strategy, loaded.candles, grid[pid], job.interval)
-        sim = run_symbol(loaded.candles, signals, job.risk, job.rules_for(symbol),
-                         bar_ms=interval_ms(job.interval), first=loaded.first)
-        return sim.trades, np.asarray(sim.times), np.asarray(sim.equity)
+        out, times = [], None
+        for pid in pids:
+            signals = compute_signals(strategy, loaded.candles, grid[pid], job.interval)
+            sim = run_symbol(loaded.candles, signals, job.risk, job.rules_for(symbol),
+                             bar_ms=interval_ms(job.interval), first=loaded.first)
+            times = np.asarray(sim.times)
+            out.append((pid, sim.trades, np.asarray(sim.equity)))
+            del sim, signals  # before the next pair is made
+        return times, out
 
     t0 = time.perf_counter()
-    # Replays sorted by symbol so each rank reads a symbol once; results are re-ordered below.
-    order = sorted(range(len(top)), key=lambda i: (job.symbols.index(top[i][0]), top[i][1]))
-    replays = map_units(comm, [top[i] for i in order], replay,
-                        costs=[float(candle_counts.get(top[i][0], 1)) for i in order],
-                        names=[f"{top[i][0]}#{top[i][1]}" for i in order], debug=debug)
+    groups = replay_groups(job, top)
+    position = {item: k for k, item in enumerate(top, start=1)}
+    trades_at: dict[int, dict] = {}
+    failed: dict[int, tuple[str, str]] = {}
+    index = {(e["symbol"], e["params_id"]): e for e in entries}
+
+    def take(r: UnitResult, sink) -> None:
+        """Rank 0: one symbol's replays arrived; its curves go to results.h5 at once."""
+        symbol, pids = groups[r.index]
+        if not r.ok:
+            failed.update({position[(symbol, pid)]: (f"replay {symbol}#{pid}", r.error)
+                           for pid in pids})
+            return
+        times, replays = r.value
+        for pid, trades, equity in replays:
+            pos = position[(symbol, pid)]
+            trades_at[pos] = trades
+            sink.add(f"top/{pos:03d}", times, equity,
+                     {"symbol": symbol, "params_id": pid, "params": grid[pid], "rank": pos,
+                      job.rank_by: index[(symbol, pid)]["metrics"].get(job.rank_by)},
+                     times_of=symbol)
+
+    writing = results.curve_writer(os.path.join(job.output, "results.h5")) \
+        if comm.rank == 0 else contextlib.nullcontext()
+    with writing as sink:
+        map_units(comm, groups, replay,
+                  costs=[float(candle_counts.get(g[0], 1)) * len(g[1]) for g in groups],
+                  names=[g[0] for g in groups], debug=debug,
+                  on_result=(lambda r: take(r, sink)) if comm.rank == 0 else None)
     seconds["replay"] = time.perf_counter() - t0
     if comm.rank != 0:
         return None
-    by_item = {top[i]: r for i, r in zip(order, replays)}
+    failures.extend(failed[pos] for pos in sorted(failed))
 
     def write() -> None:
         rows: list[list[str]] = []
-        curves = []
-        for position, (symbol, pid) in enumerate(top, start=1):
-            r = by_item[(symbol, pid)]
-            if not r.ok:
-                failures.append((f"replay {symbol}#{pid}", r.error))
-                continue
-            trades, times, equity = r.value
-            rows.extend(results.trade_rows([symbol], pid, trades, EXIT_REASONS))
-            entry = next(e for e in entries if e["symbol"] == symbol and e["params_id"] == pid)
-            curves.append((f"top/{position:03d}", times, equity,
-                           {"symbol": symbol, "params_id": pid, "params": grid[pid],
-                            "rank": position, job.rank_by: entry["metrics"].get(job.rank_by)}))
+        for pos, (symbol, pid) in enumerate(top, start=1):
+            if pos in trades_at:
+                rows.extend(results.trade_rows([symbol], pid, trades_at[pos], EXIT_REASONS))
         summary = _summary(job, entries, None)
         results.atomic_write(os.path.join(job.output, "trades.csv"), results.trades_text(rows))
-        results.write_curves(os.path.join(job.output, "results.h5"), curves)
         results.atomic_write(os.path.join(job.output, "summary.json"), results.summary_text(summary))
 
     return entries, ranked, failures, None, write
@@ -362,7 +423,7 @@ def _portfolio(job: Job, comm: Comm, units: list[Unit], show: bool, debug: bool,
 
     strategy = get_strategy(job.strategy)
     params = job.grid()[0]
-    load = CandleLoader(job)
+    load = CandleLoader(job, strategy)
 
     def signal_unit(unit: Unit) -> dict:
         loaded = load(unit.symbol)

@@ -521,12 +521,16 @@ def warmup_bars(job: Job) -> int:
     return max(strategy.warmup(p, job.interval) for p in job.grid())
 
 
-def read_candles(store, symbol: str, job: Job, start: int | None, end: int | None):
-    """Candles of `symbol` in job.interval within [start, end): read, checked, resampled."""
+def read_candles(store, symbol: str, job: Job, start: int | None, end: int | None,
+                 columns: tuple[str, ...] | None = None):
+    """Candles of `symbol` in job.interval within [start, end): read, checked, resampled.
+
+    `columns` limits the extra columns read (the core ones always are; default: all stored).
+    """
     from binance_cluster.candles.store import validate_candles
 
     src = source_interval(store, symbol, job.interval)
-    candles = store.read(symbol, src, start, end)
+    candles = store.read(symbol, src, start, end, columns=columns)
     try:
         validate_candles(candles, src)
     except DataError as exc:
@@ -538,12 +542,12 @@ def read_candles(store, symbol: str, job: Job, start: int | None, end: int | Non
     return candles
 
 
-def read_history(store, symbol: str, job: Job, bars: int):
+def read_history(store, symbol: str, job: Job, bars: int, columns: tuple[str, ...] | None = None):
     """The last `bars` candles of `symbol` before job.start; DataError when there are fewer."""
     candles = read_candles(store, symbol, job, job.start - bars * interval_ms(job.interval),
-                           job.start)
+                           job.start, columns)
     if len(candles) < bars:        # gaps: look further back
-        candles = read_candles(store, symbol, job, None, job.start)
+        candles = read_candles(store, symbol, job, None, job.start, columns)
     if len(candles) < bars:
         raise DataError(f"{symbol}: the warm-up needs {bars} {job.interval} bars before "
                         f"{format_time_ms(job.start)}, the store has {len(candles)}")

@@ -7,6 +7,11 @@ Runs the whole backtest path once on small synthetic candles, then stamps the ca
 
 from __future__ import annotations
 
+import os
+import pickle
+import subprocess
+import sys
+
 import numpy as np
 
 from binance_cluster.engine.portfolio import align, portfolio_part
@@ -29,10 +34,13 @@ def synthetic_candles(n: int = 3000, seed: int = 7, start_ms: int = 1_735_689_60
 
 
 def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("sweep", "portfolio"),
-            intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
+            intervals: tuple[str, ...] = ("1m",), risks: list | None = None,
+            replay: bool = True, sweep: bool = True) -> list[str]:
     """Compile (or load from numba's cache) every kernel the given strategies and modes use.
 
     Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
+    In sweep mode, `sweep` False leaves out the sweep units' kernels and `replay` False the
+    replay of the best units (a job with `top = 0`); only a complete warm-up stamps the cache.
     """
     from binance_cluster.engine.metrics import compute_metrics
     from binance_cluster.engine.simulate import Risk, SymbolRules, run_portfolio, run_symbol, sweep_symbol
@@ -63,10 +71,11 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
                 model = warm_up_models(candles)
             for risk in risks:
                 if "sweep" in modes and model is None:
-                    sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
-                    sim = run_symbol(candles, compute_signals(strategy, candles, params, interval),
-                                     risk, rules, bar_ms=bar_ms)
-                    compute_metrics(sim, bar_ms, risk.initial_cash)
+                    if sweep:
+                        sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
+                    if replay:  # the best units' trades and curves (no metrics: the sweep's)
+                        run_symbol(candles, compute_signals(strategy, candles, params, interval),
+                                   risk, rules, bar_ms=bar_ms)
                 if "portfolio" in modes:
                     parts = [portfolio_part(strategy, c, params, interval, risk, rules, model)
                              for c in (candles, candles.slice(len(candles) // 3, len(candles)))]
@@ -76,5 +85,38 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
                                         risk, [rules, rules], bar_ms=bar_ms)
                     compute_metrics(sim, bar_ms, risk.initial_cash)
             done.append(f"{name} {interval}")
-    mark_warm(warm_keys(names, modes, intervals))
+    if (replay and sweep) or "sweep" not in modes:
+        mark_warm(warm_keys(names, modes, intervals))
+    return done
+
+
+_HELPER = ("import pickle, sys\n"
+           "from binance_cluster.backtest.warmup import warm_up\n"
+           "args, kwargs = pickle.load(sys.stdin.buffer)\n"
+           "warm_up(*args, **kwargs)\n")
+
+
+def warm_up_in_parallel(strategies: list[str] | None = None,
+                        modes: tuple[str, ...] = ("sweep", "portfolio"),
+                        intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
+    """`warm_up` with the replay's kernels compiled by a second process beside this one.
+
+    A sweep's two kernel sets (its units' and the replay's general simulator) share little
+    and compile for seconds each; on a machine with more than one core they compile at once.
+    A failed helper process is made up for here; the cache is stamped once both are done.
+    """
+    if "sweep" not in modes or (os.cpu_count() or 1) < 2:
+        return warm_up(strategies, modes, intervals, risks)
+    # a fresh interpreter (not multiprocessing: it would re-run the caller's main script)
+    helper = subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE)
+    with helper.stdin:
+        helper.stdin.write(pickle.dumps(((strategies, ("sweep",), intervals, risks),
+                                         {"sweep": False})))
+    done = warm_up(strategies, modes, intervals, risks, replay=False)
+    if helper.wait() != 0:
+        warm_up(strategies, ("sweep",), intervals, risks, sweep=False)
+    from binance_cluster.strategies.registry import STRATEGIES
+
+    mark_warm(warm_keys(list(STRATEGIES) if strategies is None else list(strategies), modes,
+                        intervals))
     return done

@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import time
 
-    from binance_cluster.backtest.warmup import warm_up
+    from binance_cluster.backtest.warmup import warm_up_in_parallel
     from binance_cluster.parallel import get_comm, node_leader, quiet_barrier
     from binance_cluster.strategies.registry import get_strategy
     from binance_cluster.types import interval_ms
@@ -57,7 +57,7 @@ def run(args) -> int:
         if comm.rank == 0:
             print(f"warming the kernels of {', '.join(strategies or ['every strategy'])} "
                   f"({', '.join(modes)}): loaded from numba's cache, or compiled once ...", flush=True)
-        done = warm_up(strategies, modes=modes, intervals=intervals, risks=risks)
+        done = warm_up_in_parallel(strategies, modes=modes, intervals=intervals, risks=risks)
     quiet_barrier(comm)
     if comm.rank == 0:
         print(f"warmed {len(done)} strategy/interval pairs in {time.perf_counter() - started:.2f} s"
