@@ -166,12 +166,11 @@ def vbt_trades(pf) -> list[list[tuple[int, int, bool]]]:
 def signals_at_ties(vbt, pd, c: Candles, entries: np.ndarray, exits: np.ndarray
                     ) -> tuple[int, int]:
     """(bars where vectorbt's own signals differ from ours, those at an exact SMA tie)."""
-    from binance_cluster.kernels import signals as sk
     from binance_cluster.kernels.simulate import sum_relations
     from binance_cluster.strategies.registry import SignalContext
 
     ve, vx = vbt_signals(vbt, pd, c)
-    prefix = sk.tick_prefix(SignalContext(c, "1m").ticks())
+    prefix = SignalContext(c, "1m").prefix()
     rel = np.zeros(len(c), np.int8)
     differ = tied = 0
     for k, p in enumerate(GRID):

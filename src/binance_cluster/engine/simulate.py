@@ -25,7 +25,7 @@ import numpy as np
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.engine.metrics import accumulators, finish_many
 from binance_cluster.engine.symbol_rules import SymbolRules  # noqa: F401  (re-exported)
-from binance_cluster.kernels import signals as sk
+from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.types import Candles, interval_ms
 
@@ -144,8 +144,8 @@ def stake_after_fees(risk: Risk) -> float:
 def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
                      step_size: float = 0.00001) -> SymbolRules:
     """SymbolRules with the tick of the prices' decimals (when exchange info is missing)."""
-    d = int(sk.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
-    tick = 10.0 ** -(d if d >= 0 else sk.MAX_DECIMALS)
+    d = int(ki.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
+    tick = 10.0 ** -(d if d >= 0 else ki.MAX_DECIMALS)
     return SymbolRules(tick_size=float(f"{tick:.12g}"), step_size=step_size,
                        min_notional=min_notional)
 
@@ -328,7 +328,7 @@ def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRu
     fast_idx = np.array([index[p["fast"]] for p in params], dtype=np.int64)
     slow_idx = np.array([index[p["slow"]] for p in params], dtype=np.int64)
     if kind == "sma":
-        prefix = sk.tick_prefix(ctx.ticks())
+        prefix = ctx.prefix()
         fvals = np.zeros((1, 1))
         safe = ctx.safe_mul(windows[-1], windows[-1])
         use_float = False

@@ -19,11 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from binance_cluster.kernels._jit import jit
-# MAX_DECIMALS, price_decimals, tick_prefix and mean_relation are the family's integer-tick
-# names that kernels/simulate.py and engine/simulate.py import from here (not redefined).
-from binance_cluster.kernels.indicators import (MAX_DECIMALS, mean_relation,  # noqa: F401
-                                                price_decimals, rolling_max, sign_of_difference,
-                                                sma, tick_prefix)
+from binance_cluster.kernels.indicators import mean_relation, rolling_max, sign_of_difference, sma
 from binance_cluster.kernels.resample import closed_buckets, last_closed_index
 
 HOUR_MS = 3_600_000

@@ -74,7 +74,8 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
                                            notional_amount, notional_ok, round_amount)
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
-from binance_cluster.kernels.signals import cross_step, mean_relation
+from binance_cluster.kernels.indicators import mean_relation
+from binance_cluster.kernels.signals import cross_step
 
 HOUR_MS = 3_600_000
 
