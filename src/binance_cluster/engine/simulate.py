@@ -25,7 +25,6 @@ import numpy as np
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.engine.metrics import accumulators, finish_many
 from binance_cluster.engine.symbol_rules import SymbolRules  # noqa: F401  (re-exported)
-from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.types import Candles, interval_ms
 
@@ -144,9 +143,9 @@ def stake_after_fees(risk: Risk) -> float:
 def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
                      step_size: float = 0.00001) -> SymbolRules:
     """SymbolRules with the tick of the prices' decimals (when exchange info is missing)."""
-    d = int(ki.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
-    tick = 10.0 ** -(d if d >= 0 else ki.MAX_DECIMALS)
-    return SymbolRules(tick_size=float(f"{tick:.12g}"), step_size=step_size,
+    from binance_cluster.strategies.registry import price_scale
+
+    return SymbolRules(tick_size=float(f"{1.0 / price_scale(prices):.12g}"), step_size=step_size,
                        min_notional=min_notional)
 
 
