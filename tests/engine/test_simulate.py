@@ -400,7 +400,8 @@ def test_generic_sweep_equals_single_runs(data, name, grid):
 
 
 def test_fused_scans_find_the_next_bar_from_any_start():
-    from binance_cluster.kernels.simulate import (CODE_ENTER, CODE_EXIT, code_buffer, next_enter,
+    from binance_cluster.kernels.signals import CODE_ENTER, CODE_EXIT
+    from binance_cluster.kernels.simulate import (code_buffer, next_enter,
                                                   next_exit)
 
     rng = np.random.default_rng(5)

@@ -31,6 +31,25 @@ def no_signals(size):
     return np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.bool_), np.full(size, np.nan)
 
 
+# Signal codes, the fused sweeps' form of a combination's signals (one int8 per bar, in a
+# scratch buffer reused by every combination; `kernels.simulate.codes_pass` trades them):
+# CODE_ENTER when the bar has an entry signal and no exit signal (a flat symbol becomes a
+# pending entry), CODE_EXIT when it has an exit signal, 0 otherwise. The `*_codes` kernels
+# below fill bars first.. of `code` with the same per-bar rule as their `*_signals` twins.
+CODE_ENTER = -128        # 0x80: the byte's high bit, found eight bars at a time
+CODE_EXIT = 1            # the byte's low bit
+
+
+@jit
+def signal_code(entry, exit_):
+    """The code of a bar with these entry and exit signals."""
+    if exit_:
+        return np.int8(CODE_EXIT)
+    if entry:
+        return np.int8(CODE_ENTER)
+    return np.int8(0)
+
+
 # ----------------------------------------------------------------------------------------
 # crossovers
 
@@ -98,6 +117,12 @@ def ema_cross_signals(fe, se, start):
 
 
 @jit
+def level_rule(v, lower, upper):
+    """(entry, exit) of one bar of `level_signals` (a NaN value: neither)."""
+    return v < lower, v > upper
+
+
+@jit
 def level_signals(value, lower, upper):
     """Entry where value < lower, exit where value > upper (NaN: neither); score lower - value."""
     size = value.shape[0]
@@ -105,10 +130,26 @@ def level_signals(value, lower, upper):
     for t in range(size):
         v = value[t]
         if v == v:
-            entry[t] = v < lower
-            exit_[t] = v > upper
+            entry[t], exit_[t] = level_rule(v, lower, upper)
             score[t] = lower - v
     return entry, exit_, score
+
+
+@jit
+def level_codes(value, lower, upper, first, code):
+    """The codes of `level_signals` at bars first.. into `code`."""
+    for t in range(first, value.shape[0]):
+        e, x = level_rule(value[t], lower, upper)
+        code[t] = signal_code(e, x)
+
+
+@jit
+def band_rule(t, close, prefix, n, mean, std, k, safe_mul):
+    """(entry, exit) of bar t of `band_signals` (its mean must be defined)."""
+    entry = close[t] < mean[t] - k * std[t]
+    last = prefix[t + 1] - prefix[t]
+    exit_ = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
+    return entry, exit_
 
 
 @jit
@@ -125,14 +166,22 @@ def band_signals(close, prefix, n, mean, std, k, safe_mul):
     for t in range(size):
         m = mean[t]
         if m == m:
-            c = close[t]
+            entry[t], exit_[t] = band_rule(t, close, prefix, n, mean, std, k, safe_mul)
             s = std[t]
-            entry[t] = c < m - k * s
-            last = prefix[t + 1] - prefix[t]
-            exit_[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
             if s > 0.0:
-                score[t] = (m - c) / s
+                score[t] = (m - close[t]) / s
     return entry, exit_, score
+
+
+@jit
+def band_codes(close, prefix, n, mean, std, k, safe_mul, first, code):
+    """The codes of `band_signals` at bars first.. into `code`."""
+    for t in range(first, close.shape[0]):
+        if mean[t] == mean[t]:
+            e, x = band_rule(t, close, prefix, n, mean, std, k, safe_mul)
+            code[t] = signal_code(e, x)
+        else:
+            code[t] = 0
 
 
 # ----------------------------------------------------------------------------------------
@@ -189,6 +238,12 @@ def closed_hours_stats(open_time, close, bar_ms, hours):
 
 
 @jit
+def burst_rule(w, p, mx, mean, min_weight, up, mb):
+    """True when bar t of `burst_signals` enters (weight w, close p, hourly max and mean)."""
+    return w > min_weight and mx == mx and p * up < mx and p <= mean * mb
+
+
+@jit
 def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     """Entry where weight > min_weight, close*(1+room) < max_close and close <= mean_close*(1+band).
 
@@ -199,10 +254,28 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     up = 1.0 + room
     mb = 1.0 + band
     for t in range(size):
-        mx = max_close[t]
-        if weight[t] > min_weight and mx == mx:
-            p = close[t]
-            if p * up < mx and p <= mean_close[t] * mb:
-                entry[t] = True
-                score[t] = weight[t]
+        if burst_rule(weight[t], close[t], max_close[t], mean_close[t], min_weight, up, mb):
+            entry[t] = True
+            score[t] = weight[t]
     return entry, exit_, score
+
+
+@jit
+def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, first, code):
+    """The codes of `burst_signals` at bars first.. into `code`."""
+    up = 1.0 + room
+    mb = 1.0 + band
+    for t in range(first, close.shape[0]):
+        e = burst_rule(weight[t], close[t], max_close[t], mean_close[t], min_weight, up, mb)
+        code[t] = signal_code(e, False)
+
+
+# ----------------------------------------------------------------------------------------
+# probability margins (ml_barrier)
+
+
+@jit
+def margin_codes(edge, margin, first, code):
+    """Codes of entries where edge - margin >= 0 (edge = probability - threshold; NaN: none)."""
+    for t in range(first, edge.shape[0]):
+        code[t] = signal_code(edge[t] - margin >= 0.0, False)

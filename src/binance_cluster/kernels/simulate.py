@@ -57,7 +57,7 @@ rounded down. Trade times are the open times of the bars in which the fills happ
 
 The fused sweeps run, for one symbol, the decision logic and the metric accumulators of every
 parameter combination in one lean pass over its signal codes (`codes_pass`: one int8 per bar,
-entry or exit, filled per combination from indicators computed once per symbol), with the
+entry or exit (`kernels.signals` codes), filled per combination from indicators computed once per symbol), with the
 same float operations in the same order as `step` + `kernels.metrics`, so a combination's
 results are bit-identical to a single run. `sweep_cross` fills the codes of the crossovers.
 """
@@ -76,6 +76,8 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
 from binance_cluster.kernels.indicators import mean_relation
+from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, burst_codes,
+                                             level_codes, margin_codes)
 
 HOUR_MS = 3_600_000
 
@@ -596,28 +598,11 @@ def simulate(times, open_, high, low, close, entry, exit_, score, risk_params, t
 # fused sweeps: per-bar signal codes, one lean pass per combination
 
 
-# A combination's signals at bar t, one int8 code per bar (a scratch buffer reused by every
-# combination): CODE_ENTER when the close of t has an entry signal and no exit signal (a flat
-# symbol becomes a pending entry), CODE_EXIT when it has an exit signal, 0 otherwise.
-CODE_ENTER = -128        # 0x80: the byte's high bit, found eight bars at a time (`next_enter`)
-CODE_EXIT = 1            # the byte's low bit (`next_exit`)
-
-
 @jit
 def code_buffer(n):
     """(code[n] int8, its int64 words) zeroed, the words zero beyond n: a sweep's scratch."""
     words = np.zeros(n // 8 + 1, dtype=np.int64)
     return words.view(np.int8)[:n], words
-
-
-@jit
-def signal_code(entry, exit_):
-    """The code of a bar with these entry and exit signals."""
-    if exit_:
-        return np.int8(CODE_EXIT)
-    if entry:
-        return np.int8(CODE_ENTER)
-    return np.int8(0)
 
 
 @jit
@@ -1079,4 +1064,83 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
         code[:start] = 0
         codes_pass(times, open_, high, low, close, code, words, max(start, first), first,
                    risk_params, tick, lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppers, risk_params,
+                 tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of level combinations (`rsi_reversion`) on one symbol.
+
+    Combination c enters while values[value_idx[c]] < lowers[c] and exits while it is above
+    uppers[c] (`kernels.signals.level_codes`); trading starts at bar `first`.
+    """
+    n = close.shape[0]
+    out = np.zeros((value_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(value_idx.shape[0]):
+        level_codes(values[value_idx[c]], lowers[c], uppers[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_bands(times, open_, high, low, close, prefix, windows, means, stds, safe_muls,
+                window_idx, ks, risk_params, tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of Bollinger combinations on one symbol.
+
+    Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w] of
+    windows[w] bars) and band width ks[c] (`kernels.signals.band_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((window_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(window_idx.shape[0]):
+        w = window_idx[c]
+        band_codes(close, prefix, windows[w], means[w], stds[w], ks[c], safe_muls[w], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_bursts(times, open_, high, low, close, weights, maxes, means, weight_idx, hour_idx,
+                 min_weights, rooms, bands, risk_params, tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of momentum-burst combinations on one symbol.
+
+    Combination c weighs weights[weight_idx[c]] against min_weights[c] and the hourly max
+    and mean close maxes/means[hour_idx[c]] with rooms[c] and bands[c]
+    (`kernels.signals.burst_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((weight_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(weight_idx.shape[0]):
+        h = hour_idx[c]
+        burst_codes(weights[weight_idx[c]], close, maxes[h], means[h], min_weights[c], rooms[c],
+                    bands[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_margins(times, open_, high, low, close, edge, margins, risk_params, tick, lot,
+                  min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of probability-margin combinations (`ml_barrier`).
+
+    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((margins.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(margins.shape[0]):
+        margin_codes(edge, margins[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
     return out
