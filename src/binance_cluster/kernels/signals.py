@@ -42,12 +42,9 @@ CODE_EXIT = 1            # the byte's low bit
 
 @jit
 def signal_code(entry, exit_):
-    """The code of a bar with these entry and exit signals."""
-    if exit_:
-        return np.int8(CODE_EXIT)
-    if entry:
-        return np.int8(CODE_ENTER)
-    return np.int8(0)
+    """The code of a bar with these entry and exit signals (without branches: the fills
+    vectorise)."""
+    return np.int8(np.int64(exit_) - 128 * np.int64(entry > exit_))
 
 
 # ----------------------------------------------------------------------------------------
@@ -137,19 +134,24 @@ def level_signals(value, lower, upper):
 
 @jit
 def level_codes(value, lower, upper, first, code):
-    """The codes of `level_signals` at bars first.. into `code`."""
-    for t in range(first, value.shape[0]):
-        e, x = level_rule(value[t], lower, upper)
-        code[t] = signal_code(e, x)
+    """The codes of `level_signals` at bars first.. into `code` (NaN compares false)."""
+    v = value[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        e, x = level_rule(v[t], lower, upper)
+        o[t] = signal_code(e, x)
 
 
 @jit
-def band_rule(t, close, prefix, n, mean, std, k, safe_mul):
-    """(entry, exit) of bar t of `band_signals` (its mean must be defined)."""
-    entry = close[t] < mean[t] - k * std[t]
-    last = prefix[t + 1] - prefix[t]
-    exit_ = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
-    return entry, exit_
+def band_exits(prefix, n, mean, safe_mul):
+    """Exit signals of `band_signals`: the close above SMA(n), compared exactly in ticks."""
+    size = mean.shape[0]
+    out = np.zeros(size, dtype=np.bool_)
+    for t in range(size):
+        if mean[t] == mean[t]:
+            last = prefix[t + 1] - prefix[t]
+            out[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
+    return out
 
 
 @jit
@@ -158,30 +160,35 @@ def band_signals(close, prefix, n, mean, std, k, safe_mul):
     score (mean - close) / std.
 
     `mean` and `std` are the family's SMA(n) and population std of the closes; the exit
-    compares the close with SMA(n) exactly in ticks (`mean_relation` of the one-bar and the
-    n-bar window sums from the tick prefix sums), so a close on the mean never exits.
+    compares the close with SMA(n) exactly in ticks (`band_exits`: `mean_relation` of the
+    one-bar and the n-bar window sums from the tick prefix sums), so a close on the mean
+    never exits.
     """
     size = close.shape[0]
-    entry, exit_, score = no_signals(size)
+    entry, _, score = no_signals(size)
+    exit_ = band_exits(prefix, n, mean, safe_mul)
     for t in range(size):
         m = mean[t]
         if m == m:
-            entry[t], exit_[t] = band_rule(t, close, prefix, n, mean, std, k, safe_mul)
+            c = close[t]
             s = std[t]
+            entry[t] = c < m - k * s
             if s > 0.0:
-                score[t] = (m - close[t]) / s
+                score[t] = (m - c) / s
     return entry, exit_, score
 
 
 @jit
-def band_codes(close, prefix, n, mean, std, k, safe_mul, first, code):
-    """The codes of `band_signals` at bars first.. into `code`."""
-    for t in range(first, close.shape[0]):
-        if mean[t] == mean[t]:
-            e, x = band_rule(t, close, prefix, n, mean, std, k, safe_mul)
-            code[t] = signal_code(e, x)
-        else:
-            code[t] = 0
+def band_codes(close, mean, std, k, exits, first, code):
+    """The codes of `band_signals` at bars first.. into `code` (`exits` from `band_exits`;
+    a NaN mean compares false)."""
+    c = close[first:]
+    m = mean[first:]
+    s = std[first:]
+    x = exits[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(c[t] < m[t] - k * s[t], x[t])
 
 
 # ----------------------------------------------------------------------------------------
@@ -239,8 +246,9 @@ def closed_hours_stats(open_time, close, bar_ms, hours):
 
 @jit
 def burst_rule(w, p, mx, mean, min_weight, up, mb):
-    """True when bar t of `burst_signals` enters (weight w, close p, hourly max and mean)."""
-    return w > min_weight and mx == mx and p * up < mx and p <= mean * mb
+    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean);
+    without branches, a NaN max or mean compares false."""
+    return (w > min_weight) & (p * up < mx) & (p <= mean * mb)
 
 
 @jit
@@ -265,9 +273,13 @@ def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, fi
     """The codes of `burst_signals` at bars first.. into `code`."""
     up = 1.0 + room
     mb = 1.0 + band
-    for t in range(first, close.shape[0]):
-        e = burst_rule(weight[t], close[t], max_close[t], mean_close[t], min_weight, up, mb)
-        code[t] = signal_code(e, False)
+    w = weight[first:]
+    p = close[first:]
+    mx = max_close[first:]
+    mean = mean_close[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), False)
 
 
 # ----------------------------------------------------------------------------------------
@@ -277,5 +289,7 @@ def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, fi
 @jit
 def margin_codes(edge, margin, first, code):
     """Codes of entries where edge - margin >= 0 (edge = probability - threshold; NaN: none)."""
-    for t in range(first, edge.shape[0]):
-        code[t] = signal_code(edge[t] - margin >= 0.0, False)
+    e = edge[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(e[t] - margin >= 0.0, False)

@@ -1087,12 +1087,12 @@ def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppe
 
 
 @jit
-def sweep_bands(times, open_, high, low, close, prefix, windows, means, stds, safe_muls,
-                window_idx, ks, risk_params, tick, lot, min_notional, first):
+def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, ks, risk_params,
+                tick, lot, min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of Bollinger combinations on one symbol.
 
-    Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w] of
-    windows[w] bars) and band width ks[c] (`kernels.signals.band_codes`).
+    Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w], exit
+    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`).
     """
     n = close.shape[0]
     out = np.zeros((window_idx.shape[0], ACC_SIZE))
@@ -1100,7 +1100,7 @@ def sweep_bands(times, open_, high, low, close, prefix, windows, means, stds, sa
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     for c in range(window_idx.shape[0]):
         w = window_idx[c]
-        band_codes(close, prefix, windows[w], means[w], stds[w], ks[c], safe_muls[w], first, code)
+        band_codes(close, means[w], stds[w], ks[c], exits[w], first, code)
         codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
                    lot, min_notional, hour_stats, out[c])
     return out

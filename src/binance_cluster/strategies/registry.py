@@ -340,9 +340,9 @@ def _sweep_rsi(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarr
 def _sweep_bollinger(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
     ns, idx = _distinct([p["n"] for p in params])
     pairs = [ctx.mean_std(n) for n in ns]
-    return ks.sweep_bands(*_bars(ctx), ctx.prefix(), np.array(ns, dtype=np.int64),
-                          np.stack([m for m, _ in pairs]), np.stack([s for _, s in pairs]),
-                          np.array([ctx.safe_mul(1, n) for n in ns]), idx,
+    exits = [sk.band_exits(ctx.prefix(), n, m, ctx.safe_mul(1, n)) for n, (m, _) in zip(ns, pairs)]
+    return ks.sweep_bands(*_bars(ctx), np.stack([m for m, _ in pairs]),
+                          np.stack([s for _, s in pairs]), np.stack(exits), idx,
                           np.array([float(p["k"]) for p in params]), *_tail(a))
 
 
