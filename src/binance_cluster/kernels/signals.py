@@ -203,15 +203,14 @@ def burst_weight(open_, close, window, min_growth):
     """
     size = close.shape[0]
     out = np.full(size, -(1 << 30), dtype=np.int64)
+    kind = np.zeros(size, dtype=np.int64)          # +1 rising, -1 falling, 0 neither
+    for j in range(size):
+        g = (close[j] - open_[j]) / open_[j] * 100.0
+        kind[j] = 1 if g >= min_growth else (-1 if g < 0.0 else 0)
     for t in range(window - 1, size):
         w = 0
         for i in range(window):
-            j = t - window + 1 + i
-            g = (close[j] - open_[j]) / open_[j] * 100.0
-            if g >= min_growth:
-                w += 2 * (i + 1)
-            elif g < 0.0:
-                w -= 2 * (i + 1)
+            w += 2 * (i + 1) * kind[t - window + 1 + i]
         out[t] = w
     return out
 

@@ -967,6 +967,25 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
                 continue
             if ran:
                 fill = False
+        if pos == POS_REAL and has_levels and trailing != trailing and not stuck:
+            # Long with fixed stop and target levels: the bars before the first one with a
+            # stop or target hit, an exit signal, the max-hold bar or the last bar hold on
+            # unchanged; fold them in one tight loop, that bar runs through the code below.
+            bound = n - 1
+            if max_hold > 0:
+                bound = min(bound, entry_bar + np.int64(max_hold) - 1)
+            u = t
+            while u < bound and code[u] != CODE_EXIT:
+                _, kind = long_exit_fill(open_[u], high[u], low[u], stop, target)
+                if kind != 0:
+                    break
+                u += 1
+            if u > t:
+                s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+                    close, t, u, cash, qty, s1, s2, d2, prev, peak, max_dd, keep)
+                n_held += u - t
+                equity = prev
+                t = u
         held = pos == POS_REAL
         # C. stops and targets inside the bar
         if has_levels and pos != POS_FLAT:
