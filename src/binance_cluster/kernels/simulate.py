@@ -743,6 +743,13 @@ def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
 
 
 @jit
+def fresh_accumulators(cash0):
+    """(s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gross profit, gross loss, fees)
+    of a combination before its first bar."""
+    return 0.0, 0.0, 0.0, cash0, 0.0, 1.0 + DD_SLACK, 0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+
+@jit
 def codes_simple(open_, close, code, words, start, first, risk_params, tick, lot, lot_inv,
                  min_notional, acc):
     """One combination without stops, targets, max hold or shifts, into `acc`.
@@ -761,18 +768,7 @@ def codes_simple(open_, close, code, words, start, first, risk_params, tick, lot
     tick_inv = grid_inverse(tick)
     cash = cash0
     prev = cash0
-    s1 = 0.0
-    s2 = 0.0
-    d2 = 0.0
-    peak = cash0
-    max_dd = 0.0
-    keep = 1.0 + DD_SLACK
-    n_held = 0
-    trades = 0.0
-    wins = 0.0
-    gp = 0.0
-    gl = 0.0
-    tf = 0.0
+    s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gp, gl, tf = fresh_accumulators(cash0)
     dust = 0.0
     t = start
     while True:
@@ -828,6 +824,14 @@ def codes_simple(open_, close, code, words, start, first, risk_params, tick, lot
 
 
 @jit
+def shifts_entry(time_t, bar_ms, hour_stats, risk_params):
+    """(hour, paper) of an entry decided at the close of the bar opening at time_t (shifts)."""
+    hour = decision_hour(time_t, bar_ms)
+    return hour, not hour_qualified(hour_stats, hour, risk_params[R_SHIFTS_RATE],
+                                    risk_params[R_SHIFTS_MIN])
+
+
+@jit
 def codes_pass(times, open_, high, low, close, code, words, start, first, risk_params, tick,
                lot, min_notional, hour_stats, acc):
     """One combination trading its signal codes from bar `start` on, its accumulators into `acc`.
@@ -862,18 +866,7 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
     cash = cash0
     equity = cash0          # marked at the last close (sizing)
     prev = cash0            # last equity folded into the accumulators
-    s1 = 0.0
-    s2 = 0.0
-    d2 = 0.0
-    peak = cash0
-    max_dd = 0.0
-    keep = 1.0 + DD_SLACK
-    n_held = 0
-    trades = 0.0
-    wins = 0.0
-    gp = 0.0
-    gl = 0.0
-    tf = 0.0
+    s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gp, gl, tf = fresh_accumulators(cash0)
     pos = POS_FLAT
     pending = PEND_NONE
     pending_paper = False
@@ -940,10 +933,8 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
                 break
             pending = PEND_ENTRY
             if shifts:
-                pending_hour = decision_hour(times[t], bar_ms)
-                pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                   risk_params[R_SHIFTS_RATE],
-                                                   risk_params[R_SHIFTS_MIN])
+                pending_hour, pending_paper = shifts_entry(times[t], bar_ms, hour_stats,
+                                                           risk_params)
             t += 1
             continue
         if pos == POS_REAL and not has_levels and not stuck:
@@ -1038,10 +1029,8 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
         elif c == CODE_ENTER:
             pending = PEND_ENTRY
             if shifts:
-                pending_hour = decision_hour(times[t], bar_ms)
-                pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                   risk_params[R_SHIFTS_RATE],
-                                                   risk_params[R_SHIFTS_MIN])
+                pending_hour, pending_paper = shifts_entry(times[t], bar_ms, hour_stats,
+                                                           risk_params)
         t += 1
     store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
 
