@@ -400,22 +400,21 @@ def test_generic_sweep_equals_single_runs(data, name, grid):
 
 
 def test_fused_scans_find_the_next_bar_from_any_start():
-    from binance_cluster.kernels.simulate import next_change, next_negative
+    from binance_cluster.kernels.signals import CODE_ENTER, CODE_EXIT
+    from binance_cluster.kernels.simulate import (code_buffer, next_enter,
+                                                  next_exit)
 
     rng = np.random.default_rng(5)
     for n in list(range(1, 40)) + [63, 64, 65, 200]:
-        words = np.zeros(n // 8 + 1, dtype=np.int64)
-        rel = words.view(np.int8)[:n]
+        code, words = code_buffer(n)
         for trial in range(3):
             p = [0.9, 0.05, 0.05] if trial == 0 else [1 / 3] * 3
-            rel[:] = rng.choice(np.array([1, 0, -1], np.int8), n, p=p)
+            code[:] = rng.choice(np.array([0, CODE_ENTER, CODE_EXIT], np.int8), n, p=p)
             for t in range(n + 1):
-                later = np.flatnonzero(rel[t:] < 0)
-                assert next_negative(rel, words, t) == (t + later[0] if later.size else n)
-                for value in (-1, 0, 1):
-                    other = np.flatnonzero(rel[t:] != value)
-                    want = t + other[0] if other.size else n
-                    assert next_change(rel, words, t, value) == want, (n, t, value)
+                enters = np.flatnonzero(code[t:] == CODE_ENTER)
+                assert next_enter(code, words, t) == (t + enters[0] if enters.size else n)
+                exits = np.flatnonzero(code[t:] == CODE_EXIT)
+                assert next_exit(code, words, t) == (t + exits[0] if exits.size else n), (n, t)
 
 
 @pytest.mark.parametrize("fee_model", ["exchange", "quote"])

@@ -25,7 +25,6 @@ import numpy as np
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.engine.metrics import accumulators, finish_many
 from binance_cluster.engine.symbol_rules import SymbolRules  # noqa: F401  (re-exported)
-from binance_cluster.kernels import signals as sk
 from binance_cluster.kernels import simulate as kern
 from binance_cluster.types import Candles, interval_ms
 
@@ -144,9 +143,9 @@ def stake_after_fees(risk: Risk) -> float:
 def rules_for_prices(prices: np.ndarray, min_notional: float = 5.0,
                      step_size: float = 0.00001) -> SymbolRules:
     """SymbolRules with the tick of the prices' decimals (when exchange info is missing)."""
-    d = int(sk.price_decimals(np.ascontiguousarray(prices, dtype=np.float64)))
-    tick = 10.0 ** -(d if d >= 0 else sk.MAX_DECIMALS)
-    return SymbolRules(tick_size=float(f"{tick:.12g}"), step_size=step_size,
+    from binance_cluster.strategies.registry import price_scale
+
+    return SymbolRules(tick_size=float(f"{1.0 / price_scale(prices):.12g}"), step_size=step_size,
                        min_notional=min_notional)
 
 
@@ -289,26 +288,30 @@ def run_portfolio(times: np.ndarray, opens: np.ndarray, highs: np.ndarray, lows:
 
 
 def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], risk: Risk,
-                 rules: SymbolRules, interval: str, first: int = 0) -> list[dict]:
+                 rules: SymbolRules, interval: str, first: int = 0, model: Any = None) -> list[dict]:
     """Metrics of every grid combination on one symbol, in grid order.
 
-    Indicator arrays are computed once per window and shared by the combinations; crossover
-    strategies run in the fused kernel. Candles before `first` are warm-up history (see
-    `run_symbol`). Results equal `compute_metrics(run_symbol(...))` of each combination,
-    bit for bit.
+    Indicator arrays are computed once per symbol and shared by the combinations, which run
+    in the strategy's fused sweep kernel (`Strategy.sweep_fn`; a strategy without one runs
+    `run_symbol` per combination). Candles before `first` are warm-up history (see
+    `run_symbol`); `model` is what a strategy that `needs_model` reads. Results equal
+    `compute_metrics(run_symbol(...))` of each combination, bit for bit.
     """
-    from binance_cluster.strategies.registry import SignalContext, check_candles, compute_signals
+    from binance_cluster.strategies.registry import (SignalContext, SweepArgs, check_candles,
+                                                     compute_signals)
 
     bar_ms = interval_ms(interval)
     params = [strategy.resolve(p) for p in grid]
     check_candles(candles)
     if not params:
         return []
-    ctx = SignalContext(candles, interval)
+    ctx = SignalContext(candles, interval, model)
     if not 0 <= first <= len(candles):
         raise DataError(f"sweep_symbol: first = {first} is outside the {len(candles)} candles")
-    if strategy.fused in ("sma", "ema") and len(candles) > first:
-        accs = _sweep_fused(strategy.fused, ctx, params, risk, rules, bar_ms, first)
+    if strategy.sweep_fn is not None and len(candles) > first:
+        accs = strategy.sweep_fn(ctx, params, SweepArgs(
+            risk_array(risk, bar_ms, max_positions=1), rules.tick_size, rules.step_size,
+            rules.min_notional, first))
     else:
         accs = []
         for p in params:
@@ -317,29 +320,3 @@ def sweep_symbol(strategy, candles: Candles, grid: Sequence[Mapping[str, Any]], 
             accs.append(accumulators(sim, risk.initial_cash))
     return finish_many(np.array(accs, dtype=np.float64).reshape(len(accs), -1), bar_ms,
                        risk.initial_cash)
-
-
-def _sweep_fused(kind: str, ctx, params: list[dict], risk: Risk, rules: SymbolRules,
-                 bar_ms: int, first: int) -> list[np.ndarray]:
-    c = ctx.candles
-    windows = sorted({p["fast"] for p in params} | {p["slow"] for p in params})
-    index = {w: i for i, w in enumerate(windows)}
-    wins = np.array(windows, dtype=np.int64)
-    fast_idx = np.array([index[p["fast"]] for p in params], dtype=np.int64)
-    slow_idx = np.array([index[p["slow"]] for p in params], dtype=np.int64)
-    if kind == "sma":
-        prefix = sk.tick_prefix(ctx.ticks())
-        fvals = np.zeros((1, 1))
-        safe = ctx.safe_mul(windows[-1], windows[-1])
-        use_float = False
-    else:
-        fvals = np.stack([ctx.ema(w) for w in windows])
-        prefix = np.zeros(1, dtype=np.int64)
-        safe = True
-        use_float = True
-    risk_params = risk_array(risk, bar_ms, max_positions=1)
-    out = kern.sweep_cross(np.ascontiguousarray(c.open_time, dtype=np.int64), c.open, c.high,
-                           c.low, c.close, prefix, fvals, wins, fast_idx, slow_idx, use_float,
-                           safe, risk_params, float(rules.tick_size), float(rules.step_size),
-                           float(rules.min_notional), int(first))
-    return out

@@ -33,31 +33,28 @@ def closed_buckets(open_time, source_ms, step_ms, origin_ms, closed_until):
     """Row bounds and open times of the closed buckets (reference: Binance kline grid).
 
     Bucket k holds rows bounds[k] .. bounds[k+1]-1 and opens at opens[k]. A bucket is closed
-    when its end <= max(close of the last row, closed_until).
+    when its end <= max(close of the last row, closed_until). Open times must be strictly
+    increasing (the callers check it): a row opens a new bucket when it reaches the current
+    bucket's end, so there is one division per bucket, not per row.
     """
     n = open_time.shape[0]
     if n == 0:
         return np.zeros(1, np.int64), np.zeros(0, np.int64)
-    count = 1
-    key = (open_time[0] - origin_ms) // step_ms
-    for i in range(1, n):
-        k = (open_time[i] - origin_ms) // step_ms
-        if k != key:
-            count += 1
-            key = k
-    bounds = np.empty(count + 1, np.int64)
-    opens = np.empty(count, np.int64)
-    key = (open_time[0] - origin_ms) // step_ms
+    bounds = np.empty(n + 1, np.int64)
+    opens = np.empty(n, np.int64)
+    begin = origin_ms + ((open_time[0] - origin_ms) // step_ms) * step_ms
+    end = begin + step_ms
     bounds[0] = 0
-    opens[0] = origin_ms + key * step_ms
-    b = 1
+    opens[0] = begin
+    count = 1
     for i in range(1, n):
-        k = (open_time[i] - origin_ms) // step_ms
-        if k != key:
-            bounds[b] = i
-            opens[b] = origin_ms + k * step_ms
-            b += 1
-            key = k
+        t = open_time[i]
+        if t >= end:
+            begin = origin_ms + ((t - origin_ms) // step_ms) * step_ms
+            end = begin + step_ms
+            bounds[count] = i
+            opens[count] = begin
+            count += 1
     bounds[count] = n
     horizon = max(open_time[n - 1] + source_ms, closed_until)
     # Only the last bucket can be open: every other one ends at or before a later row.

@@ -19,11 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from binance_cluster.kernels._jit import jit
-# MAX_DECIMALS, price_decimals, tick_prefix and mean_relation are the family's integer-tick
-# names that kernels/simulate.py and engine/simulate.py import from here (not redefined).
-from binance_cluster.kernels.indicators import (MAX_DECIMALS, mean_relation,  # noqa: F401
-                                                price_decimals, rolling_max, sign_of_difference,
-                                                sma, tick_prefix)
+from binance_cluster.kernels.indicators import mean_relation, rolling_max, sign_of_difference, sma
 from binance_cluster.kernels.resample import closed_buckets, last_closed_index
 
 HOUR_MS = 3_600_000
@@ -33,6 +29,22 @@ HOUR_MS = 3_600_000
 def no_signals(size):
     """(entry, exit, score) of `size` bars with no signal yet: False, False, NaN."""
     return np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.bool_), np.full(size, np.nan)
+
+
+# Signal codes, the fused sweeps' form of a combination's signals (one int8 per bar, in a
+# scratch buffer reused by every combination; `kernels.simulate.codes_pass` trades them):
+# CODE_ENTER when the bar has an entry signal and no exit signal (a flat symbol becomes a
+# pending entry), CODE_EXIT when it has an exit signal, 0 otherwise. The `*_codes` kernels
+# below fill bars first.. of `code` with the same per-bar rule as their `*_signals` twins.
+CODE_ENTER = -128        # 0x80: the byte's high bit, found eight bars at a time
+CODE_EXIT = 1            # the byte's low bit
+
+
+@jit
+def signal_code(entry, exit_):
+    """The code of a bar with these entry and exit signals (without branches: the fills
+    vectorise)."""
+    return np.int8(np.int64(exit_) - 128 * np.int64(entry > exit_))
 
 
 # ----------------------------------------------------------------------------------------
@@ -102,6 +114,12 @@ def ema_cross_signals(fe, se, start):
 
 
 @jit
+def level_rule(v, lower, upper):
+    """(entry, exit) of one bar of `level_signals` (a NaN value: neither)."""
+    return v < lower, v > upper
+
+
+@jit
 def level_signals(value, lower, upper):
     """Entry where value < lower, exit where value > upper (NaN: neither); score lower - value."""
     size = value.shape[0]
@@ -109,10 +127,31 @@ def level_signals(value, lower, upper):
     for t in range(size):
         v = value[t]
         if v == v:
-            entry[t] = v < lower
-            exit_[t] = v > upper
+            entry[t], exit_[t] = level_rule(v, lower, upper)
             score[t] = lower - v
     return entry, exit_, score
+
+
+@jit
+def level_codes(value, lower, upper, first, code):
+    """The codes of `level_signals` at bars first.. into `code` (NaN compares false)."""
+    v = value[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        e, x = level_rule(v[t], lower, upper)
+        o[t] = signal_code(e, x)
+
+
+@jit
+def band_exits(prefix, n, mean, safe_mul):
+    """Exit signals of `band_signals`: the close above SMA(n), compared exactly in ticks."""
+    size = mean.shape[0]
+    out = np.zeros(size, dtype=np.bool_)
+    for t in range(size):
+        if mean[t] == mean[t]:
+            last = prefix[t + 1] - prefix[t]
+            out[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
+    return out
 
 
 @jit
@@ -121,22 +160,35 @@ def band_signals(close, prefix, n, mean, std, k, safe_mul):
     score (mean - close) / std.
 
     `mean` and `std` are the family's SMA(n) and population std of the closes; the exit
-    compares the close with SMA(n) exactly in ticks (`mean_relation` of the one-bar and the
-    n-bar window sums from the tick prefix sums), so a close on the mean never exits.
+    compares the close with SMA(n) exactly in ticks (`band_exits`: `mean_relation` of the
+    one-bar and the n-bar window sums from the tick prefix sums), so a close on the mean
+    never exits.
     """
     size = close.shape[0]
-    entry, exit_, score = no_signals(size)
+    entry, _, score = no_signals(size)
+    exit_ = band_exits(prefix, n, mean, safe_mul)
     for t in range(size):
         m = mean[t]
         if m == m:
             c = close[t]
             s = std[t]
             entry[t] = c < m - k * s
-            last = prefix[t + 1] - prefix[t]
-            exit_[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
             if s > 0.0:
                 score[t] = (m - c) / s
     return entry, exit_, score
+
+
+@jit
+def band_codes(close, mean, std, k, exits, first, code):
+    """The codes of `band_signals` at bars first.. into `code` (`exits` from `band_exits`;
+    a NaN mean compares false)."""
+    c = close[first:]
+    m = mean[first:]
+    s = std[first:]
+    x = exits[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(c[t] < m[t] - k * s[t], x[t])
 
 
 # ----------------------------------------------------------------------------------------
@@ -151,15 +203,14 @@ def burst_weight(open_, close, window, min_growth):
     """
     size = close.shape[0]
     out = np.full(size, -(1 << 30), dtype=np.int64)
+    kind = np.zeros(size, dtype=np.int64)          # +1 rising, -1 falling, 0 neither
+    for j in range(size):
+        g = (close[j] - open_[j]) / open_[j] * 100.0
+        kind[j] = 1 if g >= min_growth else (-1 if g < 0.0 else 0)
     for t in range(window - 1, size):
         w = 0
         for i in range(window):
-            j = t - window + 1 + i
-            g = (close[j] - open_[j]) / open_[j] * 100.0
-            if g >= min_growth:
-                w += 2 * (i + 1)
-            elif g < 0.0:
-                w -= 2 * (i + 1)
+            w += 2 * (i + 1) * kind[t - window + 1 + i]
         out[t] = w
     return out
 
@@ -193,6 +244,13 @@ def closed_hours_stats(open_time, close, bar_ms, hours):
 
 
 @jit
+def burst_rule(w, p, mx, mean, min_weight, up, mb):
+    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean);
+    without branches, a NaN max or mean compares false."""
+    return (w > min_weight) & (p * up < mx) & (p <= mean * mb)
+
+
+@jit
 def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     """Entry where weight > min_weight, close*(1+room) < max_close and close <= mean_close*(1+band).
 
@@ -203,10 +261,34 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     up = 1.0 + room
     mb = 1.0 + band
     for t in range(size):
-        mx = max_close[t]
-        if weight[t] > min_weight and mx == mx:
-            p = close[t]
-            if p * up < mx and p <= mean_close[t] * mb:
-                entry[t] = True
-                score[t] = weight[t]
+        if burst_rule(weight[t], close[t], max_close[t], mean_close[t], min_weight, up, mb):
+            entry[t] = True
+            score[t] = weight[t]
     return entry, exit_, score
+
+
+@jit
+def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, first, code):
+    """The codes of `burst_signals` at bars first.. into `code`."""
+    up = 1.0 + room
+    mb = 1.0 + band
+    w = weight[first:]
+    p = close[first:]
+    mx = max_close[first:]
+    mean = mean_close[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), False)
+
+
+# ----------------------------------------------------------------------------------------
+# probability margins (ml_barrier)
+
+
+@jit
+def margin_codes(edge, margin, first, code):
+    """Codes of entries where edge - margin >= 0 (edge = probability - threshold; NaN: none)."""
+    e = edge[first:]
+    o = code[first:]
+    for t in range(o.shape[0]):
+        o[t] = signal_code(e[t] - margin >= 0.0, False)

@@ -55,10 +55,11 @@ Stop and target levels are set at entry from the fill price and rounded to the t
 it (stop down, target up); the trailing level is the trailing high x (1 - trailing_stop)
 rounded down. Trade times are the open times of the bars in which the fills happened.
 
-`sweep_cross` is the fused single-pass kernel of the crossover sweeps: for one symbol it runs
-signals, this decision logic and the metric accumulators of every parameter combination
-inline, with the same float operations in the same order as `step` + `kernels.metrics`, so a
-combination's results are bit-identical to a single run.
+The fused sweeps run, for one symbol, the decision logic and the metric accumulators of every
+parameter combination in one lean pass over its signal codes (`codes_pass`: one int8 per bar,
+entry or exit (`kernels.signals` codes), filled per combination from indicators computed once per symbol), with the
+same float operations in the same order as `step` + `kernels.metrics`, so a combination's
+results are bit-identical to a single run. `sweep_cross` fills the codes of the crossovers.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
                                            notional_amount, notional_ok, round_amount)
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
-from binance_cluster.kernels.signals import cross_step, mean_relation
+from binance_cluster.kernels.indicators import mean_relation
+from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, burst_codes,
+                                             level_codes, margin_codes)
 
 HOUR_MS = 3_600_000
 
@@ -592,7 +595,14 @@ def simulate(times, open_, high, low, close, entry, exit_, score, risk_params, t
 
 
 # ----------------------------------------------------------------------------------------
-# fused crossover sweep
+# fused sweeps: per-bar signal codes, one lean pass per combination
+
+
+@jit
+def code_buffer(n):
+    """(code[n] int8, its int64 words) zeroed, the words zero beyond n: a sweep's scratch."""
+    words = np.zeros(n // 8 + 1, dtype=np.int64)
+    return words.view(np.int8)[:n], words
 
 
 @jit
@@ -629,67 +639,81 @@ def value_relations(a, b, start, out):
         o[t] = np.int8(u > v) - np.int8(u < v)
 
 
+@jit
+def cross_codes(rel, start, code):
+    """code[t] for t >= start: the cross rule's codes of the relations rel (signs of fast - slow).
+
+    The cross rule of `kernels.signals` (`cross_step` from bar `start` on) without its state:
+    a cross up at t > start needs rel[t] > 0 >= rel[t-1] and a rel < 0 on a bar before t,
+    i.e. t after the first negative relation; a cross down mirrors it. One vectorised pass
+    without the "before" conditions, then the few bars up to the first negative (positive)
+    relation lose their entries (exits).
+    """
+    n = rel.shape[0]
+    if start >= n:
+        return
+    code[start] = 0
+    r = rel[start + 1:]
+    q = rel[start:n - 1]
+    o = code[start + 1:]
+    for k in range(o.shape[0]):
+        a = r[k]
+        b = q[k]
+        o[k] = np.int8(-128) * np.int8((a > 0) & (b <= 0)) + np.int8((a < 0) & (b >= 0))
+    t = start
+    while t < n and rel[t] >= 0:
+        if code[t] == CODE_ENTER:
+            code[t] = 0
+        t += 1
+    t = start
+    while t < n and rel[t] <= 0:
+        if code[t] == CODE_EXIT:
+            code[t] = 0
+        t += 1
+
+
 _BYTE_HIGH = np.uint64(0x8080808080808080)
-_BYTE_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _BYTE_INDEX = np.uint64(0x0001020304050607)
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 @jit
-def _first_flagged(rel_len, words, t, w, flags, pattern, any_nonzero):
-    """Index of the first flagged byte at or after t, from word w on (rel_len if none).
+def _first_flagged(n, words, t, low_bit):
+    """First index u >= t whose code byte has its high bit (low_bit: its low bit) set; n if none.
 
-    A byte is flagged when its high bit is set in `flags` after the optional nonzero test:
-    with any_nonzero, flags = word ^ pattern and a byte is flagged when it is not zero.
+    Eight bytes per test; `words` is the int64 view of the codes, zero beyond n.
     """
+    if t >= n:
+        return n
+    w = t >> 3
     n_words = words.shape[0]
     mask = _ALL_ONES << np.uint64((t & 7) * 8)           # drop the bytes before t
     while True:
-        if any_nonzero:
-            flags = (((flags & _BYTE_LOW7) + _BYTE_LOW7) | flags) & _BYTE_HIGH
-        else:
-            flags = flags & _BYTE_HIGH
-        flags &= mask
+        flags = np.uint64(words[w])
+        if low_bit:
+            flags = flags << np.uint64(7)
+        flags &= _BYTE_HIGH & mask
         if flags != 0:
             break
         w += 1
         if w >= n_words:
-            return rel_len
-        flags = np.uint64(words[w])
-        if any_nonzero:
-            flags ^= pattern
+            return n
         mask = _ALL_ONES
     lowest = flags & (~flags + np.uint64(1))
     byte = np.int64(((lowest >> np.uint64(7)) * _BYTE_INDEX) >> np.uint64(56))
-    return min((w << 3) + byte, rel_len)
+    return min((w << 3) + byte, n)
 
 
 @jit
-def next_change(rel, words, t, value):
-    """First index u >= t with rel[u] != value (len(rel) if none), a word of eight at a time.
-
-    `words` is the int64 view of `rel`'s buffer, zero beyond len(rel).
-    """
-    n = rel.shape[0]
-    if t >= n:
-        return n
-    pattern = np.uint64(0)
-    if value == 1:
-        pattern = np.uint64(0x0101010101010101)
-    elif value == -1:
-        pattern = _ALL_ONES
-    w = t >> 3
-    return _first_flagged(n, words, t, w, np.uint64(words[w]) ^ pattern, pattern, True)
+def next_enter(code, words, t):
+    """First bar u >= t whose code is CODE_ENTER (len(code) if none)."""
+    return _first_flagged(code.shape[0], words, t, False)
 
 
 @jit
-def next_negative(rel, words, t):
-    """First index u >= t with rel[u] < 0 (len(rel) if none), a word of eight at a time."""
-    n = rel.shape[0]
-    if t >= n:
-        return n
-    w = t >> 3
-    return _first_flagged(n, words, t, w, np.uint64(words[w]), np.uint64(0), False)
+def next_exit(code, words, t):
+    """First bar u >= t whose code has an exit signal (len(code) if none)."""
+    return _first_flagged(code.shape[0], words, t, True)
 
 
 @jit
@@ -719,16 +743,22 @@ def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
 
 
 @jit
-def cross_simple(open_, close, rel, words, start, prev_rel, below, first, risk_params, tick, lot,
-                 lot_inv, min_notional, acc):
-    """One crossover combination without stops, max hold or shifts, into `acc`.
+def fresh_accumulators(cash0):
+    """(s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gross profit, gross loss, fees)
+    of a combination before its first bar."""
+    return 0.0, 0.0, 0.0, cash0, 0.0, 1.0 + DD_SLACK, 0, 0.0, 0.0, 0.0, 0.0, 0.0
 
-    The same decisions and float operations as the general loop of `sweep_cross` (and `step`),
-    organised as a cycle: scan to the next cross up, fill the entry at the next open, scan to
-    the first bar with fast < slow (the cross down while long), fold the bars held, fill the
-    exit at the next open. Trading starts at bar `start` with the cross state (prev_rel,
-    below) of the bars before it; bars before `first` are history. Returns False, with `acc`
-    unwritten, when an exit's market sell is refused (the general loop handles that case).
+
+@jit
+def codes_simple(open_, close, code, words, start, first, risk_params, tick, lot, lot_inv,
+                 min_notional, acc):
+    """One combination without stops, targets, max hold or shifts, into `acc`.
+
+    The same decisions and float operations as `codes_pass` (and `step`), organised as a
+    cycle: scan to the next entry code, fill the entry at the next open, scan to the next
+    exit code, fold the bars held, fill the exit at the next open. Trading starts at bar
+    `start`; bars before `first` are history. Returns False, with `acc` unwritten, when an
+    exit's market sell is refused (`codes_pass`'s general loop handles that case).
     """
     n = close.shape[0]
     cash0 = risk_params[R_INITIAL_CASH]
@@ -738,35 +768,12 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, risk_p
     tick_inv = grid_inverse(tick)
     cash = cash0
     prev = cash0
-    s1 = 0.0
-    s2 = 0.0
-    d2 = 0.0
-    peak = cash0
-    max_dd = 0.0
-    keep = 1.0 + DD_SLACK
-    n_held = 0
-    trades = 0.0
-    wins = 0.0
-    gp = 0.0
-    gl = 0.0
-    tf = 0.0
+    s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gp, gl, tf = fresh_accumulators(cash0)
     dust = 0.0
     t = start
     while True:
-        # flat: scan to the next cross up (rel > 0 after rel <= 0, once rel < 0 was seen)
-        while True:
-            t = next_change(rel, words, t, prev_rel)
-            if t >= n:
-                break
-            r = np.int64(rel[t])
-            up = r > 0 and prev_rel <= 0 and below
-            if r < 0:
-                below = True
-            prev_rel = r
-            if up:
-                break
-            t += 1
-        if t >= n - 1:          # no cross, or one on the last bar: nothing fills after it
+        t = next_enter(code, words, t)
+        if t >= n - 1:          # no entry, or one on the last bar: nothing fills after it
             break
         e = t + 1
         entry_price = market_buy_price(open_[e], slip, tick)
@@ -779,8 +786,7 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, risk_p
         cost, held, entry_fee = buy_fill(q, entry_price, risk_params, lot_inv, tick_inv)
         cash = cash - cost
         total = held + dust
-        # long from bar e: rel >= 0 since the cross up, so the first rel < 0 is the cross down
-        u = next_negative(rel, words, e)
+        u = next_exit(code, words, e)
         if u >= n - 1:
             # held to the end: bars e..n-2, then sold at the last close
             if e < n - 1:
@@ -812,11 +818,221 @@ def cross_simple(open_, close, rel, words, start, prev_rel, below, first, risk_p
         s1, s2, d2 = add_return(cash, prev, s1, s2, d2)
         prev = cash
         peak, max_dd, keep = drawdown_bar(cash, peak, max_dd)
-        prev_rel = -1
-        below = True
         t = x
     store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
     return True
+
+
+@jit
+def shifts_entry(time_t, bar_ms, hour_stats, risk_params):
+    """(hour, paper) of an entry decided at the close of the bar opening at time_t (shifts)."""
+    hour = decision_hour(time_t, bar_ms)
+    return hour, not hour_qualified(hour_stats, hour, risk_params[R_SHIFTS_RATE],
+                                    risk_params[R_SHIFTS_MIN])
+
+
+@jit
+def codes_pass(times, open_, high, low, close, code, words, start, first, risk_params, tick,
+               lot, min_notional, hour_stats, acc):
+    """One combination trading its signal codes from bar `start` on, its accumulators into `acc`.
+
+    The decision step for one symbol (same rules and float operations as `step`) and the
+    metric accumulators, in one pass over the bars. While flat with nothing to fill, it jumps
+    to the next entry code (eight bars per test): the bars in between add exactly nothing to
+    the accumulators. While long without stops it jumps to the next exit code and folds the
+    bars held in one tight loop (`fold_long`); without stops, max hold or shifts the whole
+    combination runs as that cycle (`codes_simple`). Bars before `first` are history (not
+    traded, not counted); `hour_stats` is a [24, 2] scratch for the shifts statistics.
+    """
+    n = close.shape[0]
+    cash0 = risk_params[R_INITIAL_CASH]
+    slip = risk_params[R_SLIPPAGE]
+    trailing = risk_params[R_TRAILING]
+    has_levels = (risk_params[R_STOP_LOSS] == risk_params[R_STOP_LOSS]
+                  or risk_params[R_TAKE_PROFIT] == risk_params[R_TAKE_PROFIT]
+                  or trailing == trailing)
+    max_hold = risk_params[R_MAX_HOLD]
+    shifts = risk_params[R_SHIFTS] != 0.0
+    quote_stake = risk_params[R_STAKE_QUOTE] != 0.0
+    stake = risk_params[R_STAKE]
+    bar_ms = np.int64(risk_params[R_BAR_MS])
+    tick_inv = grid_inverse(tick)
+    lot_inv = grid_inverse(lot)
+    if not has_levels and not shifts and not max_hold > 0:
+        if codes_simple(open_, close, code, words, start, first, risk_params, tick, lot, lot_inv,
+                        min_notional, acc):
+            return
+    hour_stats[:, :] = 0
+    cash = cash0
+    equity = cash0          # marked at the last close (sizing)
+    prev = cash0            # last equity folded into the accumulators
+    s1, s2, d2, peak, max_dd, keep, n_held, trades, wins, gp, gl, tf = fresh_accumulators(cash0)
+    pos = POS_FLAT
+    pending = PEND_NONE
+    pending_paper = False
+    pending_hour = 0
+    hour = 0
+    qty = 0.0
+    cost = 0.0
+    entry_price = 0.0
+    entry_fee = 0.0
+    stop = math.nan
+    target = math.nan
+    trail_high = 0.0
+    entry_bar = 0
+    stuck = False           # long after a refused market sell: no jump to the exit signal
+    dust = 0.0
+    t = start
+    while t < n:
+        fill = False
+        # A/B. pending orders at the open
+        if pending != PEND_NONE:
+            o = open_[t]
+            if pending == PEND_ENTRY:
+                price = market_buy_price(o, slip, tick)
+                amount = stake if quote_stake else stake * equity
+                if not pending_paper:
+                    amount = amount if amount < cash else cash
+                q = buy_quantity_for(amount, price, risk_params, lot, lot_inv)
+                if notional_ok(q, price, min_notional):
+                    cost, qty, entry_fee = buy_fill(q, price, risk_params, lot_inv, tick_inv)
+                    if not pending_paper:
+                        cash = cash - cost
+                        fill = True
+                    entry_price = price
+                    stop, target = protective_levels(price, risk_params, tick, tick_inv)
+                    trail_high = price
+                    pos = POS_PAPER if pending_paper else POS_REAL
+                    entry_bar = t
+                    hour = pending_hour
+                    stuck = False
+            else:
+                price = market_sell_price(o, slip, tick)
+                total = qty + dust if pos == POS_REAL else qty
+                sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
+                                                     tick_inv)
+                if sell_refused(sold, price, risk_params, min_notional):
+                    stuck = True
+                else:
+                    pnl = proceeds - cost
+                    if pos == POS_REAL:
+                        dust = dust_left(total, sold)
+                        cash = cash + proceeds
+                        fill = True
+                        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee,
+                                                             trades, wins, gp, gl, tf)
+                    hour_stats[hour, 0] += 1
+                    if is_win(pnl):
+                        hour_stats[hour, 1] += 1
+                    pos = POS_FLAT
+            pending = PEND_NONE
+        if pos == POS_FLAT and not fill:
+            # Flat, nothing filled: jump to the next entry signal.
+            t = next_enter(code, words, t)
+            if t >= n:
+                break
+            pending = PEND_ENTRY
+            if shifts:
+                pending_hour, pending_paper = shifts_entry(times[t], bar_ms, hour_stats,
+                                                           risk_params)
+            t += 1
+            continue
+        if pos == POS_REAL and not has_levels and not stuck:
+            # Long without stops: a tight loop up to the exit signal, the max-hold bar or
+            # the last bar (those two run through the general code below).
+            bound = n - 1
+            if max_hold > 0:
+                bound = min(bound, entry_bar + np.int64(max_hold) - 1)
+            ran = t < bound
+            u = min(next_exit(code, words, t), bound)
+            last = u if u < bound else bound - 1
+            if ran:
+                s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+                    close, t, last + 1, cash, qty, s1, s2, d2, prev, peak, max_dd, keep)
+                n_held += last + 1 - t
+                equity = prev
+            t = u
+            if t < bound:
+                pending = PEND_EXIT_SIGNAL
+                t += 1
+                continue
+            if ran:
+                fill = False
+        if pos == POS_REAL and has_levels and trailing != trailing and not stuck:
+            # Long with fixed stop and target levels: the bars before the first one with a
+            # stop or target hit, an exit signal, the max-hold bar or the last bar hold on
+            # unchanged; fold them in one tight loop, that bar runs through the code below.
+            bound = n - 1
+            if max_hold > 0:
+                bound = min(bound, entry_bar + np.int64(max_hold) - 1)
+            u = t
+            while u < bound and code[u] != CODE_EXIT:
+                _, kind = long_exit_fill(open_[u], high[u], low[u], stop, target)
+                if kind != 0:
+                    break
+                u += 1
+            if u > t:
+                s1, s2, d2, prev, peak, max_dd, keep = fold_long(
+                    close, t, u, cash, qty, s1, s2, d2, prev, peak, max_dd, keep)
+                n_held += u - t
+                equity = prev
+                t = u
+        held = pos == POS_REAL
+        # C. stops and targets inside the bar
+        if has_levels and pos != POS_FLAT:
+            level, is_trailing = effective_stop(stop, trail_high, trailing, tick, tick_inv)
+            price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
+            if kind != 0:
+                total = qty + dust if pos == POS_REAL else qty
+                sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
+                                                     tick_inv)
+                pnl = proceeds - cost
+                if pos == POS_REAL:
+                    dust = dust_left(total, sold)
+                    cash = cash + proceeds
+                    trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
+                                                         wins, gp, gl, tf)
+                hour_stats[hour, 0] += 1
+                if is_win(pnl):
+                    hour_stats[hour, 1] += 1
+                pos = POS_FLAT
+            elif high[t] > trail_high:
+                trail_high = high[t]
+        # D-F. the last bar sells what is left at its close; equity at the close
+        if t == n - 1 and pos != POS_FLAT:
+            price = market_sell_price(close[t], slip, tick)
+            total = qty + dust if pos == POS_REAL else qty
+            sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv, tick_inv)
+            if pos == POS_REAL:
+                cash = cash + proceeds
+                trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee,
+                                                     trades, wins, gp, gl, tf)
+                fill = True
+            pos = POS_FLAT
+        if pos == POS_REAL:
+            equity = cash + qty * close[t]
+        else:
+            equity = cash
+        if held or fill:
+            s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
+            prev = equity
+            peak, max_dd, keep = add_drawdown(equity, peak, max_dd, keep)
+            if held:
+                n_held += 1
+        # D. signals and decisions for the next open
+        c = code[t]
+        if pos != POS_FLAT:
+            if c == CODE_EXIT:
+                pending = PEND_EXIT_SIGNAL
+            elif max_hold > 0 and t + 1 - entry_bar >= max_hold:
+                pending = PEND_EXIT_MAX_HOLD
+        elif c == CODE_ENTER:
+            pending = PEND_ENTRY
+            if shifts:
+                pending_hour, pending_paper = shifts_entry(times[t], bar_ms, hour_stats,
+                                                           risk_params)
+        t += 1
+    store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
 
 
 @jit
@@ -827,39 +1043,18 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
     SMAs exactly from `prefix`, the int64 prefix sums of the ticks (use_float False), or
     float series `fvals[w]` (EMA, NaN during warm-up). Per combination, one vectorised pass
-    computes the sign of fast - slow at every bar; then one pass runs the cross rule, the
-    decision step (same rules and float operations as `step` for one symbol) and the metric
-    accumulators. While flat with nothing to fill, it jumps to the next bar where the sign
-    changes (eight bars per test): the bars in between cannot cross and add exactly nothing
-    to the accumulators. While long without stops it jumps to the cross down and folds the
-    bars held in one tight loop (`fold_long`); without stops, max hold or shifts the whole
-    combination runs as that cycle (`cross_simple`).
+    computes the sign of fast - slow at every bar, one turns the signs into the cross rule's
+    codes, and `codes_pass` trades them.
 
     Bars before `first` are warm-up history: they feed the averages and the cross state,
     and trading starts at bar `first` (the results equal `step` run on bars first.. with the
     signals computed on all bars).
-
-    The kernels are bound by the division of each held bar's return and by the branches of
-    each trade, not by memory: the sign pass reads one prefix-sum array that stays in cache.
     """
     n = close.shape[0]
     n_combos = fast_idx.shape[0]
     out = np.zeros((n_combos, ACC_SIZE))
-    rel_words = np.zeros(n // 8 + 1, dtype=np.int64)
-    rel = rel_words.view(np.int8)[:n]
-    cash0 = risk_params[R_INITIAL_CASH]
-    slip = risk_params[R_SLIPPAGE]
-    trailing = risk_params[R_TRAILING]
-    has_levels = (risk_params[R_STOP_LOSS] == risk_params[R_STOP_LOSS] or risk_params[R_TAKE_PROFIT] == risk_params[R_TAKE_PROFIT]
-                  or trailing == trailing)
-    max_hold = risk_params[R_MAX_HOLD]
-    shifts = risk_params[R_SHIFTS] != 0.0
-    quote_stake = risk_params[R_STAKE_QUOTE] != 0.0
-    stake = risk_params[R_STAKE]
-    bar_ms = np.int64(risk_params[R_BAR_MS])
-    tick_inv = grid_inverse(tick)
-    lot_inv = grid_inverse(lot)
-    simple = not has_levels and not shifts and not max_hold > 0
+    code, words = code_buffer(n)
+    rel = np.zeros(n, dtype=np.int8)
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     for c in range(n_combos):
         fw = fast_idx[c]
@@ -873,193 +1068,87 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
             value_relations(fvals[fw], fvals[sw], start, rel)
         else:
             sum_relations(prefix, fn, sn, start, safe_mul, rel)
-        # the cross state the warm-up bars leave
-        prev_rel = 0
-        below = False
-        above = False
-        for k in range(start, first):
-            r = np.int64(rel[k])
-            _, _, below, above = cross_step(r, prev_rel, below, above)
-            prev_rel = r
-        if first > start:
-            start = first
-        if simple and cross_simple(open_, close, rel, rel_words, start, prev_rel, below, first,
-                                   risk_params, tick, lot, lot_inv, min_notional, out[c]):
-            continue
-        hour_stats[:, :] = 0
-        cash = cash0
-        equity = cash0          # marked at the last close (sizing)
-        prev = cash0            # last equity folded into the accumulators
-        s1 = 0.0
-        s2 = 0.0
-        d2 = 0.0
-        peak = cash0
-        max_dd = 0.0
-        keep = 1.0 + DD_SLACK
-        n_held = 0
-        trades = 0.0
-        wins = 0.0
-        gp = 0.0
-        gl = 0.0
-        tf = 0.0
-        pos = POS_FLAT
-        pending = PEND_NONE
-        pending_paper = False
-        pending_hour = 0
-        hour = 0
-        qty = 0.0
-        cost = 0.0
-        entry_price = 0.0
-        entry_fee = 0.0
-        stop = math.nan
-        target = math.nan
-        trail_high = 0.0
-        entry_bar = 0
-        stuck = False           # long after a refused market sell: no cross-down shortcut
-        dust = 0.0
-        t = start
-        while t < n:
-            fill = False
-            # A/B. pending orders at the open
-            if pending != PEND_NONE:
-                o = open_[t]
-                if pending == PEND_ENTRY:
-                    price = market_buy_price(o, slip, tick)
-                    amount = stake if quote_stake else stake * equity
-                    if not pending_paper:
-                        amount = amount if amount < cash else cash
-                    q = buy_quantity_for(amount, price, risk_params, lot, lot_inv)
-                    if notional_ok(q, price, min_notional):
-                        cost, qty, entry_fee = buy_fill(q, price, risk_params, lot_inv, tick_inv)
-                        if not pending_paper:
-                            cash = cash - cost
-                            fill = True
-                        entry_price = price
-                        stop, target = protective_levels(price, risk_params, tick, tick_inv)
-                        trail_high = price
-                        pos = POS_PAPER if pending_paper else POS_REAL
-                        entry_bar = t
-                        hour = pending_hour
-                        stuck = False
-                else:
-                    price = market_sell_price(o, slip, tick)
-                    total = qty + dust if pos == POS_REAL else qty
-                    sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
-                                                         tick_inv)
-                    if sell_refused(sold, price, risk_params, min_notional):
-                        stuck = True
-                    else:
-                        pnl = proceeds - cost
-                        if pos == POS_REAL:
-                            dust = dust_left(total, sold)
-                            cash = cash + proceeds
-                            fill = True
-                            trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee,
-                                                                 trades, wins, gp, gl, tf)
-                        hour_stats[hour, 0] += 1
-                        if is_win(pnl):
-                            hour_stats[hour, 1] += 1
-                        pos = POS_FLAT
-                pending = PEND_NONE
-            if pos == POS_FLAT and not fill:
-                # Flat, nothing filled: jump to the next change of the relation.
-                t = next_change(rel, rel_words, t, prev_rel)
-                if t >= n:
-                    break
-                r = np.int64(rel[t])
-                up, down, below, above = cross_step(r, prev_rel, below, above)
-                prev_rel = r
-                if up:
-                    pending = PEND_ENTRY
-                    if shifts:
-                        pending_hour = decision_hour(times[t], bar_ms)
-                        pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                           risk_params[R_SHIFTS_RATE], risk_params[R_SHIFTS_MIN])
-                t += 1
-                continue
-            if pos == POS_REAL and not has_levels and not stuck:
-                # Long without stops: a tight loop up to the exit signal, the max-hold bar or
-                # the last bar (those two run through the general code below).
-                bound = n - 1
-                if max_hold > 0:
-                    bound = min(bound, entry_bar + np.int64(max_hold) - 1)
-                ran = t < bound
-                # the first bar whose relation is < 0 (a cross down: rel >= 0 since the entry)
-                u = min(next_negative(rel, rel_words, t), bound)
-                last = u if u < bound else bound - 1
-                if ran:
-                    s1, s2, d2, prev, peak, max_dd, keep = fold_long(
-                        close, t, last + 1, cash, qty, s1, s2, d2, prev, peak, max_dd, keep)
-                    n_held += last + 1 - t
-                    equity = prev
-                    prev_rel = np.int64(rel[last])
-                t = u
-                if t < bound:
-                    # rel < 0 after rel >= 0 while long (so a rel > 0 was seen): a cross down
-                    prev_rel = -1
-                    below = True
-                    pending = PEND_EXIT_SIGNAL
-                    t += 1
-                    continue
-                if ran:
-                    fill = False
-            held = pos == POS_REAL
-            # C. stops and targets inside the bar
-            if has_levels and pos != POS_FLAT:
-                level, is_trailing = effective_stop(stop, trail_high, trailing, tick, tick_inv)
-                price, kind = long_exit_fill(open_[t], high[t], low[t], level, target)
-                if kind != 0:
-                    total = qty + dust if pos == POS_REAL else qty
-                    sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv,
-                                                         tick_inv)
-                    pnl = proceeds - cost
-                    if pos == POS_REAL:
-                        dust = dust_left(total, sold)
-                        cash = cash + proceeds
-                        trades, wins, gp, gl, tf = add_trade(pnl, entry_fee + exit_fee, trades,
-                                                             wins, gp, gl, tf)
-                    hour_stats[hour, 0] += 1
-                    if is_win(pnl):
-                        hour_stats[hour, 1] += 1
-                    pos = POS_FLAT
-                elif high[t] > trail_high:
-                    trail_high = high[t]
-            # D-F. the last bar sells what is left at its close; equity at the close
-            if t == n - 1 and pos != POS_FLAT:
-                price = market_sell_price(close[t], slip, tick)
-                total = qty + dust if pos == POS_REAL else qty
-                sold, proceeds, exit_fee = sell_fill(total, price, risk_params, lot, lot_inv, tick_inv)
-                if pos == POS_REAL:
-                    cash = cash + proceeds
-                    trades, wins, gp, gl, tf = add_trade(proceeds - cost, entry_fee + exit_fee,
-                                                         trades, wins, gp, gl, tf)
-                    fill = True
-                pos = POS_FLAT
-            if pos == POS_REAL:
-                equity = cash + qty * close[t]
-            else:
-                equity = cash
-            if held or fill:
-                s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
-                prev = equity
-                peak, max_dd, keep = add_drawdown(equity, peak, max_dd, keep)
-                if held:
-                    n_held += 1
-            # D. signals and decisions for the next open
-            r = np.int64(rel[t])
-            up, down, below, above = cross_step(r, prev_rel, below, above)
-            prev_rel = r
-            if pos != POS_FLAT:
-                if down:
-                    pending = PEND_EXIT_SIGNAL
-                elif max_hold > 0 and t + 1 - entry_bar >= max_hold:
-                    pending = PEND_EXIT_MAX_HOLD
-            elif up:
-                pending = PEND_ENTRY
-                if shifts:
-                    pending_hour = decision_hour(times[t], bar_ms)
-                    pending_paper = not hour_qualified(hour_stats, pending_hour,
-                                                       risk_params[R_SHIFTS_RATE], risk_params[R_SHIFTS_MIN])
-            t += 1
-        store(out[c], prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
+        cross_codes(rel, start, code)
+        code[:start] = 0
+        codes_pass(times, open_, high, low, close, code, words, max(start, first), first,
+                   risk_params, tick, lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppers, risk_params,
+                 tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of level combinations (`rsi_reversion`) on one symbol.
+
+    Combination c enters while values[value_idx[c]] < lowers[c] and exits while it is above
+    uppers[c] (`kernels.signals.level_codes`); trading starts at bar `first`.
+    """
+    n = close.shape[0]
+    out = np.zeros((value_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(value_idx.shape[0]):
+        level_codes(values[value_idx[c]], lowers[c], uppers[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, ks, risk_params,
+                tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of Bollinger combinations on one symbol.
+
+    Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w], exit
+    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((window_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(window_idx.shape[0]):
+        w = window_idx[c]
+        band_codes(close, means[w], stds[w], ks[c], exits[w], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_bursts(times, open_, high, low, close, weights, maxes, means, weight_idx, hour_idx,
+                 min_weights, rooms, bands, risk_params, tick, lot, min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of momentum-burst combinations on one symbol.
+
+    Combination c weighs weights[weight_idx[c]] against min_weights[c] and the hourly max
+    and mean close maxes/means[hour_idx[c]] with rooms[c] and bands[c]
+    (`kernels.signals.burst_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((weight_idx.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(weight_idx.shape[0]):
+        h = hour_idx[c]
+        burst_codes(weights[weight_idx[c]], close, maxes[h], means[h], min_weights[c], rooms[c],
+                    bands[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
+    return out
+
+
+@jit
+def sweep_margins(times, open_, high, low, close, edge, margins, risk_params, tick, lot,
+                  min_notional, first):
+    """Accumulators [n_combos, ACC_SIZE] of probability-margin combinations (`ml_barrier`).
+
+    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`).
+    """
+    n = close.shape[0]
+    out = np.zeros((margins.shape[0], ACC_SIZE))
+    code, words = code_buffer(n)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    for c in range(margins.shape[0]):
+        margin_codes(edge, margins[c], first, code)
+        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
+                   lot, min_notional, hour_stats, out[c])
     return out

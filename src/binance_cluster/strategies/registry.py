@@ -45,6 +45,7 @@ import numpy as np
 from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.kernels import indicators as ki
 from binance_cluster.kernels import signals as sk
+from binance_cluster.kernels import simulate as ks
 from binance_cluster.strategies import indicators as ind
 from binance_cluster.types import Candles, interval_ms
 
@@ -89,7 +90,8 @@ class Strategy:
     warmup_fn: Callable[[dict, int], int] | None = field(default=None, repr=False, compare=False)
     check_fn: Callable[[dict], str | None] | None = field(default=None, repr=False,
                                                           compare=False)
-    fused: str | None = None     # "sma" or "ema": the fused crossover sweep applies
+    sweep_fn: Callable[["SignalContext", list, "SweepArgs"], np.ndarray] | None = field(
+        default=None, repr=False, compare=False)   # the fused sweep (`kernels.simulate`)
     needs_model: bool = False    # signals need the symbol's models (SignalContext.model)
 
     def resolve(self, params: Mapping[str, Any] | None) -> dict:
@@ -264,14 +266,102 @@ def _momentum_burst(ctx: SignalContext, p: dict) -> Signals:
                                      p["min_weight"], float(p["room"]), float(p["band"])))
 
 
-def _ml_barrier(ctx: SignalContext, p: dict) -> Signals:
+def _probabilities(ctx: SignalContext) -> tuple[np.ndarray, np.ndarray]:
     if ctx.model is None:
         raise ConfigError("strategy ml_barrier needs its models: set `models` in the job and run "
                           "`binance-cluster train` on it first")
-    probability, threshold = ctx.model.probabilities(ctx.candles)
+    return ctx._get(("probabilities",), lambda: ctx.model.probabilities(ctx.candles))
+
+
+def _ml_barrier(ctx: SignalContext, p: dict) -> Signals:
+    probability, threshold = _probabilities(ctx)
     margin = probability - threshold - p["margin"]
     entry = np.nan_to_num(margin, nan=-1.0) >= 0.0
     return Signals(entry, np.zeros(len(ctx.candles), bool), np.where(entry, margin, np.nan))
+
+
+# ----------------------------------------------------------------------------------------
+# fused sweeps: each distinct indicator once per symbol, one lean pass per combination
+
+
+@dataclass(frozen=True, slots=True)
+class SweepArgs:
+    """What a fused sweep kernel needs beside the signals: packed risk, symbol rules, first bar."""
+
+    risk_params: np.ndarray
+    tick: float
+    lot: float
+    min_notional: float
+    first: int
+
+
+def _bars(ctx: SignalContext) -> tuple:
+    c = ctx.candles
+    return (np.ascontiguousarray(c.open_time, dtype=np.int64), c.open, c.high, c.low, c.close)
+
+
+def _tail(a: SweepArgs) -> tuple:
+    return a.risk_params, float(a.tick), float(a.lot), float(a.min_notional), int(a.first)
+
+
+def _distinct(values: list) -> tuple[list, np.ndarray]:
+    """(sorted distinct values, index of each value in them)."""
+    keys = sorted(set(values))
+    index = {k: i for i, k in enumerate(keys)}
+    return keys, np.array([index[v] for v in values], dtype=np.int64)
+
+
+def _cross_indices(params: list[dict]) -> tuple[list, np.ndarray, np.ndarray]:
+    windows, idx = _distinct([p["fast"] for p in params] + [p["slow"] for p in params])
+    return windows, idx[:len(params)], idx[len(params):]
+
+
+def _sweep_sma(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    windows, fast, slow = _cross_indices(params)
+    return ks.sweep_cross(*_bars(ctx), ctx.prefix(), np.zeros((1, 1)),
+                          np.array(windows, dtype=np.int64), fast, slow, False,
+                          ctx.safe_mul(windows[-1], windows[-1]), *_tail(a))
+
+
+def _sweep_ema(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    windows, fast, slow = _cross_indices(params)
+    return ks.sweep_cross(*_bars(ctx), np.zeros(1, dtype=np.int64),
+                          np.stack([ctx.ema(w) for w in windows]),
+                          np.array(windows, dtype=np.int64), fast, slow, True, True, *_tail(a))
+
+
+def _sweep_rsi(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    ns, idx = _distinct([p["n"] for p in params])
+    return ks.sweep_levels(*_bars(ctx), np.stack([ctx.rsi(n) for n in ns]), idx,
+                           np.array([float(p["lower"]) for p in params]),
+                           np.array([float(p["upper"]) for p in params]), *_tail(a))
+
+
+def _sweep_bollinger(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    ns, idx = _distinct([p["n"] for p in params])
+    pairs = [ctx.mean_std(n) for n in ns]
+    exits = [sk.band_exits(ctx.prefix(), n, m, ctx.safe_mul(1, n)) for n, (m, _) in zip(ns, pairs)]
+    return ks.sweep_bands(*_bars(ctx), np.stack([m for m, _ in pairs]),
+                          np.stack([s for _, s in pairs]), np.stack(exits), idx,
+                          np.array([float(p["k"]) for p in params]), *_tail(a))
+
+
+def _sweep_momentum(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    _check_hourly(ctx.bar_ms)
+    shapes, w_idx = _distinct([(p["window"], float(p["min_growth"])) for p in params])
+    hours, h_idx = _distinct([p["hours"] for p in params])
+    stats = [ctx.hour_stats(h) for h in hours]
+    return ks.sweep_bursts(*_bars(ctx), np.stack([ctx.burst_weight(w, g) for w, g in shapes]),
+                           np.stack([m for m, _ in stats]), np.stack([m for _, m in stats]),
+                           w_idx, h_idx, np.array([p["min_weight"] for p in params], np.int64),
+                           np.array([float(p["room"]) for p in params]),
+                           np.array([float(p["band"]) for p in params]), *_tail(a))
+
+
+def _sweep_ml(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
+    probability, threshold = _probabilities(ctx)
+    return ks.sweep_margins(*_bars(ctx), np.ascontiguousarray(probability - threshold),
+                            np.array([float(p["margin"]) for p in params]), *_tail(a))
 
 
 def _rsi_check(p: dict) -> str | None:
@@ -296,24 +386,26 @@ STRATEGIES: dict[str, Strategy] = {
         Strategy("sma_cross", _CROSS_PARAMS,
                  "enter when the fast SMA crosses above the slow SMA, exit when it crosses below",
                  signals_fn=_sma_cross, warmup_fn=lambda p, ms: max(p["fast"], p["slow"]),
-                 fused="sma"),
+                 sweep_fn=_sweep_sma),
         Strategy("ema_cross",
                  (ParamSpec("fast", 12, 1, 10_000, True, "bars of the fast EMA"),
                   ParamSpec("slow", 26, 1, 10_000, True, "bars of the slow EMA")),
                  "enter when the fast EMA crosses above the slow EMA, exit when it crosses below",
                  signals_fn=_ema_cross, warmup_fn=lambda p, ms: max(p["fast"], p["slow"]),
-                 fused="ema"),
+                 sweep_fn=_sweep_ema),
         Strategy("rsi_reversion",
                  (ParamSpec("n", 14, 2, 10_000, True, "bars of Wilder's RSI"),
                   ParamSpec("lower", 30.0, 0.0, 100.0, False, "enter while RSI is below"),
                   ParamSpec("upper", 70.0, 0.0, 100.0, False, "exit while RSI is above")),
                  "buy oversold (RSI below lower), sell overbought (RSI above upper)",
-                 signals_fn=_rsi_reversion, warmup_fn=lambda p, ms: p["n"], check_fn=_rsi_check),
+                 signals_fn=_rsi_reversion, warmup_fn=lambda p, ms: p["n"], check_fn=_rsi_check,
+                 sweep_fn=_sweep_rsi),
         Strategy("bollinger_reversion",
                  (ParamSpec("n", 20, 2, 10_000, True, "bars of the mean and standard deviation"),
                   ParamSpec("k", 2.0, 0.0, 10.0, False, "band width in standard deviations")),
                  "buy below the lower Bollinger band, sell above the mean",
-                 signals_fn=_bollinger_reversion, warmup_fn=lambda p, ms: p["n"] - 1),
+                 signals_fn=_bollinger_reversion, warmup_fn=lambda p, ms: p["n"] - 1,
+                 sweep_fn=_sweep_bollinger),
         Strategy("momentum_burst",
                  (ParamSpec("window", 5, 1, 60, True, "closed candles weighed"),
                   ParamSpec("min_growth", 0.4, 0.0, 100.0, False,
@@ -327,7 +419,8 @@ STRATEGIES: dict[str, Strategy] = {
                   ParamSpec("hours", 24, 1, 24 * 14, True, "closed hourly candles of the filter")),
                  "the cluster scalper (SEEDS A): a burst of rising 1m candles below the day's high",
                  risk_defaults=types.MappingProxyType({"take_profit": 0.07, "stop_loss": 0.05}),
-                 signals_fn=_momentum_burst, warmup_fn=_momentum_warmup),
+                 signals_fn=_momentum_burst, warmup_fn=_momentum_warmup,
+                 sweep_fn=_sweep_momentum),
         Strategy("ml_barrier",
                  (ParamSpec("margin", 0.0, -1.0, 1.0, False,
                             "enter when the probability is at least the fold's threshold + margin"),),
@@ -335,7 +428,7 @@ STRATEGIES: dict[str, Strategy] = {
                  "before -stop_loss",
                  risk_defaults=types.MappingProxyType({"take_profit": 0.01, "stop_loss": 0.02,
                                                        "max_hold_bars": 60}),
-                 signals_fn=_ml_barrier, needs_model=True),
+                 signals_fn=_ml_barrier, needs_model=True, sweep_fn=_sweep_ml),
     )
 }
 
