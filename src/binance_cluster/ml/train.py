@@ -1,9 +1,14 @@
 """The `train` driver: walk-forward training of every symbol across the ranks, written at rank 0.
 
-A unit is a symbol (cost: its candles); each rank reads its symbols' candles and runs
-`walk_forward`; rank 0 gathers the fold records, writes them to the model store (one atomic
-replace) and writes `train.json` / `train.csv` (one row per symbol and fold) to the job's
-output directory. A symbol that fails is reported with its error and the others are stored.
+A unit is a symbol (cost: its candles); each rank reads its symbols' candles and the stored
+champion of the symbol and runs the walk-forward; rank 0 gathers the fold records and
+champions, writes them to the model store (one atomic replace) and writes `train.json` /
+`train.csv` (one row per symbol and fold) to the job's output directory. A symbol that fails
+is reported with its error and the others are stored.
+
+Pooled (`[train] pool = true`): the ranks build their symbols' feature and label blocks (the
+units), rank 0 gathers them in symbol order and fits the pool's model fold by fold, so the
+models do not depend on the number of ranks; the other ranks wait for the exit code.
 """
 
 from __future__ import annotations
@@ -18,15 +23,17 @@ from binance_cluster.backtest import results
 from binance_cluster.backtest.driver import load_candles
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
+from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
-from binance_cluster.ml.walkforward import walk_forward
+from binance_cluster.ml.walkforward import POOL, Trained, symbol_block, walk_forward_blocks
 from binance_cluster.parallel import Comm, UnitResult, map_units
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
 
 CSV_COLUMNS = ("symbol", "fold", "eval_start", "eval_end", "train_rows", "eval_rows", "base_rate",
                "auc", "log_loss", "champion_auc", "champion_log_loss", "winner", "trades_with",
-               "threshold", "precision", "recall", "signals", "skip")
+               "threshold", "precision", "recall", "signals", "skip", "pool", "stored_auc",
+               "stored_log_loss", "stored_winner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +41,7 @@ class TrainOutcome:
     """What a train run produced, at rank 0."""
 
     records: dict[str, list[FoldRecord]]
+    champions: dict[str, tuple[FoldRecord, list[dict]]]
     failures: list[tuple[str, str]]
     seconds: float
     ranks: int
@@ -51,11 +59,18 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
     symbols = list(job.symbols)
     store = CandleStore(job.store)
 
-    def unit(symbol: str) -> list[FoldRecord]:
-        return walk_forward(load_candles(store, symbol, job), symbol, tj.spec)
+    models = ModelStore(job.models)
+    pooled = tj.spec.pool
 
-    bar = Progress(len(symbols), f"train {tj.spec.kind}", enabled=show_progress and comm.rank == 0,
-                   unit="symbols")
+    def unit(symbol: str):
+        block = symbol_block(load_candles(store, symbol, job), symbol, tj.spec)
+        if pooled:
+            return block
+        return walk_forward_blocks([block], tj.spec, models.champion(symbol),
+                                   models.champion_history(symbol))
+
+    what = "features" if pooled else f"train {tj.spec.kind}"
+    bar = Progress(len(symbols), what, enabled=show_progress and comm.rank == 0, unit="symbols")
 
     def tick(r: UnitResult) -> None:
         bar.update(1, note=r.name if r.ok else f"{r.name} FAILED")
@@ -66,9 +81,14 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
                              names=symbols, progress=tick, debug=debug)
     if comm.rank != 0:
         return None
-    records = {s: r.value for s, r in zip(symbols, gathered) if r.ok}
     failures = [(s, r.error) for s, r in zip(symbols, gathered) if not r.ok]
-    ModelStore(job.models).write(records)
+    done = [r.value for r in gathered if r.ok]
+    del gathered
+    if pooled:
+        done = [_train_pool(done, tj, models, failures, show_progress)] if done else []
+    records = {s: recs for t in done for s, recs in t.records.items()}
+    champions = {n: c for t in done for n, c in t.champions.items()}
+    models.write(records, champions)
     os.makedirs(job.output, exist_ok=True)
     rows = [fold_row(rec) for s in symbols if s in records for rec in records[s]]
     summary = {"models": job.models, "kind": tj.spec.kind, "fold": tj.spec.fold,
@@ -77,7 +97,22 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
                "failures": [{"symbol": s, "error": e} for s, e in failures], "folds": rows}
     results.atomic_write(os.path.join(job.output, "train.json"), results.summary_text(summary))
     results.atomic_write(os.path.join(job.output, "train.csv"), csv_text(rows))
-    return TrainOutcome(records, failures, time.perf_counter() - started, comm.size)
+    return TrainOutcome(records, champions, failures, time.perf_counter() - started, comm.size)
+
+
+def _train_pool(blocks: list, tj: TrainJob, models: ModelStore, failures: list,
+                show_progress: bool) -> Trained:
+    """The pool's walk-forward at rank 0 on the gathered blocks (a failure: nothing trained)."""
+    bar = Progress(1, f"train pooled {tj.spec.kind}", enabled=show_progress, unit="pool")
+    with bar:
+        try:
+            trained = walk_forward_blocks(blocks, tj.spec, models.champion(POOL),
+                                          models.champion_history(POOL), pool=POOL)
+        except BinanceClusterError as exc:
+            failures.append((POOL, str(exc)))
+            trained = Trained({}, {})
+        bar.update(1)
+    return trained
 
 
 def fold_row(rec: FoldRecord) -> dict:
@@ -86,6 +121,7 @@ def fold_row(rec: FoldRecord) -> dict:
     ch = m.get("challenger") or {}
     held = m.get("champion") or {}
     at = m.get("at_threshold") or {}
+    stored = (m.get("stored_champion") or {}).get("stored") or {}
     return {"symbol": rec.symbol, "fold": rec.fold, "eval_start": format_time_ms(rec.eval_start),
             "eval_end": format_time_ms(rec.eval_end), "train_rows": m.get("train_rows"),
             "eval_rows": m.get("eval_rows"), "base_rate": ch.get("base_rate"),
@@ -93,7 +129,21 @@ def fold_row(rec: FoldRecord) -> dict:
             "champion_auc": held.get("auc"), "champion_log_loss": held.get("log_loss"),
             "winner": rec.decision.get("winner"), "trades_with": rec.trades_with or None,
             "threshold": rec.threshold, "precision": at.get("precision"),
-            "recall": at.get("recall"), "signals": at.get("signals"), "skip": rec.skip or None}
+            "recall": at.get("recall"), "signals": at.get("signals"), "skip": rec.skip or None,
+            "pool": rec.pool or None, "stored_auc": stored.get("auc"),
+            "stored_log_loss": stored.get("log_loss"),
+            "stored_winner": _stored_winner(m.get("stored_champion"))}
+
+
+def _stored_winner(judged: dict | None) -> str | None:
+    """Who trades after a fold judged against the stored champion: "stored", "this run" or
+    "stored (not judged)"; None for the other folds."""
+    if not judged:
+        return None
+    d = judged["decision"]
+    if d["winner"] == "challenger":
+        return "this run"
+    return "stored" if judged.get("stored") else "stored (not judged)"
 
 
 def csv_text(rows: list[dict]) -> str:
