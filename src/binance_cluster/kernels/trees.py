@@ -239,14 +239,30 @@ def _best_split(hist, n_bins, sum_g, sum_h, count, min_samples_leaf, l2):
 
 
 @jit
-def _partition(Xb, idx, start, end, feature, bin_, buf):
-    """Reorders idx[start:end] stably: rows with bin <= bin_ first; returns the split point."""
+def _columns(Xb):
+    """Xb[n, f] copied feature-major (out[f, i] = Xb[i, f]), a block of rows at a time."""
+    n, nf = Xb.shape
+    out = np.empty((nf, n), dtype=np.uint8)
+    for i0 in range(0, n, 256):
+        for i in range(i0, min(n, i0 + 256)):
+            for f in range(nf):
+                out[f, i] = Xb[i, f]
+    return out
+
+
+@jit
+def _partition(XbT, idx, start, end, feature, bin_, buf):
+    """Reorders idx[start:end] stably: rows with bin <= bin_ first; returns the split point.
+
+    Reads the feature's column of the feature-major bins XbT: a node's rows stay ascending
+    (stable partitions of 0..n-1), so the reads walk the column forward."""
+    col = XbT[feature]
     nl = start
     nr = 0
     for i in range(start, end):
         # branch-free: write both ways, advance one (the outcome is unpredictable)
         r = idx[i]
-        go_left = 1 if Xb[r, feature] <= bin_ else 0
+        go_left = 1 if col[r] <= bin_ else 0
         idx[nl] = r
         buf[nr] = r
         nl += go_left
@@ -269,7 +285,7 @@ def _leaf_value(sum_g, sum_h, l2):
 
 
 @jit
-def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
+def _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
                learning_rate, hist_pool, buf,
                t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count, t_start, t_end):
     """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..)."""
@@ -334,7 +350,7 @@ def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, 
         b = split_b[node]
         s0 = t_start[node]
         s1 = t_end[node]
-        mid = _partition(Xb, idx, s0, s1, f, b, buf)
+        mid = _partition(XbT, idx, s0, s1, f, b, buf)
         lc = n_nodes
         rc = n_nodes + 1
         n_nodes += 2
@@ -471,6 +487,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     state[0] = np.uint64(seed)
 
     raw = np.full(n, baseline)
+    XbT = _columns(Xb)                    # row-major for histograms, feature-major to split
     gh = np.zeros((n, 2))
     idx = np.empty(n, dtype=np.int32)
     buf = np.empty(n, dtype=np.int32)
@@ -516,7 +533,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
         t_left = left[used:]
         t_right = right[used:]
         t_value = value[used:]
-        nodes = _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth,
+        nodes = _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth,
                            min_samples_leaf, l2, learning_rate, hist_pool, buf,
                            t_feature, t_bin, t_left, t_right, t_value, gain[used:],
                            count[used:], t_start, t_end)
@@ -530,7 +547,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
             for i in range(n):
                 node = 0
                 while t_feature[node] >= 0:
-                    if Xb[i, t_feature[node]] <= t_bin[node]:
+                    if XbT[t_feature[node], i] <= t_bin[node]:
                         node = t_left[node]
                     else:
                         node = t_right[node]
