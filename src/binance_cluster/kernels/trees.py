@@ -206,6 +206,52 @@ def _build_histogram(Xb, gh, idx, start, end, hist):
 
 
 @jit
+def _build_root_histogram(Xb, gh, m, counts, hist):
+    """hist of rows 0..m-1 in order: (sum g, sum h) built, counts copied from `counts` (the
+    same for every round that uses all rows: a third fewer additions on the largest node)."""
+    nf = Xb.shape[1]
+    for f in range(nf):
+        for b in range(hist.shape[1]):
+            hist[f, b, 0] = 0.0
+            hist[f, b, 1] = 0.0
+            hist[f, b, 2] = counts[f, b]
+    i = 0
+    while i + 1 < m:
+        g0 = gh[i, 0]
+        h0 = gh[i, 1]
+        g1 = gh[i + 1, 0]
+        h1 = gh[i + 1, 1]
+        row0 = Xb[i]
+        row1 = Xb[i + 1]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += g0
+            hist[f, b, 1] += h0
+            b = row1[f]
+            hist[f, b, 0] += g1
+            hist[f, b, 1] += h1
+        i += 2
+    if i < m:
+        row0 = Xb[i]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += gh[i, 0]
+            hist[f, b, 1] += gh[i, 1]
+
+
+@jit
+def _bin_counts(Xb, max_bin):
+    """counts[f, b]: rows of Xb whose feature f falls in bin b (as floats, like histograms)."""
+    n, nf = Xb.shape
+    counts = np.zeros((nf, max_bin))
+    for i in range(n):
+        row = Xb[i]
+        for f in range(nf):
+            counts[f, row[f]] += 1.0
+    return counts
+
+
+@jit
 def _best_split(hist, n_bins, sum_g, sum_h, count, min_samples_leaf, l2):
     """(gain, feature, bin) of the node's best split; feature -1 when none is allowed."""
     best_gain = 0.0
@@ -286,9 +332,11 @@ def _leaf_value(sum_g, sum_h, l2):
 
 @jit
 def _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
-               learning_rate, hist_pool, buf,
+               learning_rate, hist_pool, buf, root_counts,
                t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count, t_start, t_end):
-    """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..)."""
+    """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..).
+
+    root_counts: the bin counts of all rows when idx[:m] is 0..m-1 (every row), else empty."""
     n_slots = hist_pool.shape[0]
     free_slots = np.empty(n_slots, dtype=np.int64)
     for s in range(n_slots):
@@ -324,7 +372,10 @@ def _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_l
             and sh >= MIN_HESSIAN):
         n_free -= 1
         slot[0] = free_slots[n_free]
-        _build_histogram(Xb, gh, idx, 0, m, hist_pool[slot[0]])
+        if root_counts.shape[0] > 0:
+            _build_root_histogram(Xb, gh, m, root_counts, hist_pool[slot[0]])
+        else:
+            _build_histogram(Xb, gh, idx, 0, m, hist_pool[slot[0]])
         gain, f, b = _best_split(hist_pool[slot[0]], n_bins, sg, sh, m, min_samples_leaf, l2)
         if f >= 0:
             split_f[0] = f
@@ -495,6 +546,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     for f in range(nf):
         max_bin = max(max_bin, n_bins[f])
     hist_pool = np.zeros((max_leaves + 1, nf, max_bin, 3))
+    root_counts = _bin_counts(Xb, max_bin) if m == n else np.zeros((0, max_bin))
 
     cap = 2 * max_leaves - 1              # nodes of one tree at most
     t_start = np.empty(cap, dtype=np.int64)
@@ -534,7 +586,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
         t_right = right[used:]
         t_value = value[used:]
         nodes = _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth,
-                           min_samples_leaf, l2, learning_rate, hist_pool, buf,
+                           min_samples_leaf, l2, learning_rate, hist_pool, buf, root_counts,
                            t_feature, t_bin, t_left, t_right, t_value, gain[used:],
                            count[used:], t_start, t_end)
         if m == n:
