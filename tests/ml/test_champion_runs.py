@@ -202,3 +202,25 @@ def test_champion_across_runs(cli, tmp_path, store, shared_data, monkeypatch):
     assert code == 130 and "interrupted" in err and len(calls) == 4   # Ctrl-C while writing
     assert models.path.read_bytes() == image
     assert not list(tmp_path.glob(".models.h5.*"))
+
+
+def test_a_version_1_store_reads_without_champions_and_is_upgraded_on_write(cli, tmp_path, store):
+    import h5py
+
+    _train(cli, tmp_path, store, "v1", 4, STRONG)
+    models = ModelStore(tmp_path / "models.h5")
+    records = models.records("BTCUSDT", True)
+    with h5py.File(models.path, "a") as f:             # what the first format looked like
+        f.attrs["format_version"] = 1
+        del f[ms.CHAMPIONS]
+        for s in SYMBOLS:
+            for fold in f[s]:
+                del f[s][fold].attrs["pool"]
+    assert models.champion("BTCUSDT") is None and models.champion_history("BTCUSDT") == []
+    again = models.records("BTCUSDT", True)
+    assert [(r.fold, r.trades_with, r.threshold, r.pool) for r in again] == [
+        (r.fold, r.trades_with, r.threshold, "") for r in records]
+    _train(cli, tmp_path, store, "v1", 4, STRONG)      # no champion stored: this run's wins
+    with h5py.File(models.path, "r") as f:
+        assert f.attrs["format_version"] == ms.FORMAT_VERSION
+    assert models.champion_history("BTCUSDT")[-1]["why"] == "no stored champion yet"
