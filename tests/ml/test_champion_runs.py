@@ -16,32 +16,13 @@ from binance_cluster.ml.models import get_kind
 from binance_cluster.ml.serve import load_symbol_models
 from binance_cluster.types import DAY_MS, format_time_ms, parse_time_ms
 from support.backtest_store import build_store, write_job
+from support.model_data import ml_job_text
 from support.real_data import read_real
 
 START = parse_time_ms("2025-05-05")
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 LABEL = LabelSpec(0.003, 0.003, 30)
 
-JOB = """
-store = "{store}"
-symbols = ["BTCUSDT", "ETHUSDT"]
-end = "{end}"
-mode = "portfolio"
-output = "{out}"
-models = "{models}"
-[strategy]
-name = "ml_barrier"
-[risk]
-take_profit = 0.003
-stop_loss = 0.003
-max_hold_bars = 30
-max_positions = 1
-[train]
-fold = "day"
-min_train_rows = 1000
-min_eval_rows = 200
-{train}
-"""
 # A stump on one near-noise column: the weak model. The strong one: the seed's columns + more.
 WEAK = ('kind = "trees"\n[train.model]\nn_rounds = 1\nmax_leaf_nodes = 2\n'
         '[train.features]\nlags = [0]\nmean_window = 2')
@@ -56,9 +37,10 @@ def store(shared_data, tmp_path_factory):
 
 
 def _train(cli, tmp_path, store, name, days, train):
-    job = write_job(tmp_path / f"{name}.toml", JOB.format(
-        store=store, end=format_time_ms(START + days * DAY_MS).replace(" ", "T"),
-        out=tmp_path / f"out-{name}", models=tmp_path / "models.h5", train=train))
+    end = format_time_ms(START + days * DAY_MS).replace(" ", "T")
+    job = write_job(tmp_path / f"{name}.toml", ml_job_text(
+        store, SYMBOLS, tmp_path / f"out-{name}", tmp_path / "models.h5", top=f'end = "{end}"',
+        train=train))
     code, out, err = cli("train", job, "--no-progress")
     assert code == 0, err + out
     return job

@@ -9,35 +9,14 @@ import pytest
 from binance_cluster.ml.model_store import ModelStore
 from binance_cluster.types import DAY_MS, parse_time_ms
 from support.backtest_store import build_store, write_job
+from support.model_data import ml_job_text
 
 pytestmark = pytest.mark.mpi
 
 START = parse_time_ms("2025-05-05")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT")
 
-JOB = """
-store = "{store}"
-symbols = ["BTCUSDT", "ETHUSDT", "LAYERUSDT"]
-mode = "portfolio"
-output = "{out}"
-models = "{models}"
-[strategy]
-name = "ml_barrier"
-[risk]
-take_profit = 0.003
-stop_loss = 0.003
-max_hold_bars = 30
-max_positions = 1
-{extra}
-[train]
-fold = "day"
-min_train_rows = 1000
-min_eval_rows = 200
-{train}
-[train.features]
-rsi = 14
-hour = true
-"""
+FEATURES = "\n[train.features]\nrsi = 14\nhour = true"
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +27,9 @@ def store(shared_data, tmp_path_factory):
 
 
 def _job(tmp_path, store, name="job", extra="", train=""):
-    return write_job(tmp_path / f"{name}.toml", JOB.format(
-        store=store, out=tmp_path / f"out-{name}", models=tmp_path / f"{name}.h5",
-        extra=extra, train=train))
+    return write_job(tmp_path / f"{name}.toml", ml_job_text(
+        store, SYMBOLS, tmp_path / f"out-{name}", tmp_path / f"{name}.h5", risk=extra,
+        train=train + FEATURES))
 
 
 def test_same_models_at_1_and_2_ranks_then_backtest_trades_them(tmp_path, store, mpirun):
