@@ -81,6 +81,7 @@ def test_boosted_trees_train_and_trade_through_the_same_model_store(tmp_path, st
     ('colour = "red"', "", "train.colour: unknown key"),
     ('kind = "forest"', "", "train.kind: unknown model kind 'forest'"),
     ('threshold = "median"', "", "train.threshold: unknown value 'median'"),
+    ('pool = "yes"', "", "train.pool: must be true or false"),
     ("[train.model]\nl2 = -1", "", "train.model: model l2 = -1"),
     ("[train.model]\nc = 1", "", "train.model: c: unknown parameter of model logistic"),
     ("", "max_hold_bars = false", "risk.max_hold_bars: the label's barrier needs"),

@@ -124,9 +124,21 @@ def _count(rows) -> int:
 
 
 def _stack(blocks: list[Block], rows: list, attr: str) -> np.ndarray:
-    """The `attr` rows of every block, one block after another (a view for a single block)."""
-    parts = [getattr(b, attr)[r] for b, r in zip(blocks, rows)]
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    """The `attr` rows of every block, one block after another (a view for a single block
+    with a slice of rows; several blocks are copied once, into one array)."""
+    if len(blocks) == 1:
+        return getattr(blocks[0], attr)[rows[0]]
+    first = getattr(blocks[0], attr)
+    out = np.empty((sum(_count(r) for r in rows),) + first.shape[1:], first.dtype)
+    at = 0
+    for b, r in zip(blocks, rows):
+        k = _count(r)
+        if isinstance(r, slice):
+            out[at:at + k] = getattr(b, attr)[r]
+        else:
+            np.take(getattr(b, attr), r, axis=0, out=out[at:at + k])
+        at += k
+    return out
 
 
 @dataclass(slots=True)
