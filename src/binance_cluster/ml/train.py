@@ -16,6 +16,8 @@ computing them there (about 0.1 s per symbol and month) costs far less than send
 from __future__ import annotations
 
 import csv
+import ctypes
+import ctypes.util
 import io
 import os
 import time
@@ -53,10 +55,27 @@ class TrainOutcome:
         return 1 if self.failures else 0
 
 
+M_MMAP_THRESHOLD = -3          # glibc mallopt parameter
+BIG_ALLOCATION = 128 * 1024    # bytes from which an allocation gets (and frees) its own pages
+
+
+def return_freed_arrays() -> None:
+    """Have glibc map every allocation of BIG_ALLOCATION bytes or more on its own, so a freed
+    feature matrix goes back to the system. Otherwise glibc raises its threshold after the
+    first large free and the next symbols' matrices come from a heap that never shrinks: on
+    the 16 real symbols a training rank peaked 44 MB higher. No-op off glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        ctypes.CDLL(name).mallopt(M_MMAP_THRESHOLD, BIG_ALLOCATION)
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
               show_progress: bool = True, debug: bool = False) -> TrainOutcome | None:
     """Train every symbol of the job on the ranks of `comm`; the outcome at rank 0, else None."""
     started = time.perf_counter()
+    return_freed_arrays()
     job = tj.job
     symbols = list(job.symbols)
     store = CandleStore(job.store)
