@@ -10,7 +10,8 @@ Pooled (`[train] pool = true`): rank 0 computes every symbol's features and labe
 the pool's model fold by fold, so the models do not depend on the number of ranks; the other
 ranks wait for the exit code. The pool's features must all sit on the fitting rank anyway;
 computing them there (about 0.1 s per symbol and month) costs far less than sending them
-(twice their size in flight on both ends) and keeps the workers at their floor.
+(twice their size in flight on both ends) and keeps the workers at their floor. The others
+sleep in a quiet barrier meanwhile (MPI's own waits would spin on a core rank 0 may share).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
 from binance_cluster.ml.walkforward import POOL, Trained, symbol_block, walk_forward_blocks
-from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units
+from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
 
@@ -97,6 +98,7 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
         bar.update(1, note=r.name if r.ok else f"{r.name} FAILED")
 
     if pooled and comm.rank != 0:
+        quiet_barrier(comm)            # asleep while rank 0 fits: MPI's waits spin on a core
         return None
     with bar:
         gathered = map_units(SerialComm() if pooled else comm, symbols, unit,
@@ -108,7 +110,10 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
     done = [r.value for r in gathered if r.ok]
     del gathered
     if pooled:
-        done = [_train_pool(done, tj, models, failures, show_progress)] if done else []
+        try:
+            done = [_train_pool(done, tj, models, failures, show_progress)] if done else []
+        finally:
+            quiet_barrier(comm)
     records = {s: recs for t in done for s, recs in t.records.items()}
     champions = {n: c for t in done for n, c in t.champions.items()}
     models.write(records, champions)
