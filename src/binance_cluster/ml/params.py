@@ -35,7 +35,9 @@ def check_xy(x: Any, y: Any | None, what: str) -> tuple[np.ndarray, np.ndarray |
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise DataError(f"{what}: features must be a 2-D numeric array, got {x.dtype}{list(x.shape)}")
     x = np.ascontiguousarray(x, np.float64)
-    if not all(np.isfinite(x[i:i + CHECK_ROWS]).all() for i in range(0, x.shape[0], CHECK_ROWS)):
+    finite = (np.isfinite(x).all() if x.shape[0] <= CHECK_ROWS else    # the live loop's row
+              all(np.isfinite(x[i:i + CHECK_ROWS]).all() for i in range(0, x.shape[0], CHECK_ROWS)))
+    if not finite:
         bad = ~np.isfinite(x)
         row, col = np.argwhere(bad)[0]
         raise DataError(f"{what}: feature row {row} column {col} is {x[row, col]} "
