@@ -10,7 +10,10 @@
    features fed to scikit-learn's LogisticRegression.predict_proba (a named peer, if installed).
 2. Walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic) at
    `mpirun -n 1` and `-n 2`: wall time of the training phase, speed-up, and every rank's peak
-   resident memory (VmHWM; goal: a worker under 200 MB). The store is imported from
+   resident memory (VmHWM; goal: a worker under 200 MB), beside the floor: the peak after
+   importing the program and running every training kernel once on a day of one symbol
+   (numba and the kernels loaded, no data to speak of). `--pool` adds the same job pooled
+   (`[train] pool = true`: rank 0 fits on every symbol's rows). The store is imported from
    ../shared/data/binance-usdm-1m into a temporary directory.
 """
 
@@ -149,16 +152,37 @@ def worker(job: str, store: str, models: str, out: str) -> None:
         return tj, {x: count_candles(s, x, "1m", None, None) for x in tj.job.symbols}
 
     tj, counts = on_root(comm, validate)
+    floor = _floor(tj)
     comm.barrier()
     t0 = time.perf_counter()
     outcome = run_train(tj, comm, counts, show_progress=False)
     seconds = time.perf_counter() - t0
     peaks = comm.allgather(peak_mb())
+    floors = comm.allgather(floor)
     if outcome is not None:
-        print(json.dumps({"seconds": seconds, "peaks": peaks, "failures": len(outcome.failures)}))
+        print(json.dumps({"seconds": seconds, "peaks": peaks, "floors": floors,
+                          "failures": len(outcome.failures)}))
 
 
-def training(ranks: list[int]) -> None:
+def _floor(tj) -> float:
+    """Peak memory after one walk-forward of the job's kind on a day of candles: the program,
+    numba and the training kernels loaded, before any real data."""
+    import dataclasses
+
+    from binance_cluster.candles.store import CandleStore
+    from binance_cluster.ml.walkforward import walk_forward
+    from binance_cluster.types import DAY_MS
+
+    store = CandleStore(tj.job.store)
+    symbol = tj.job.symbols[0]
+    first, _ = store.span(symbol, "1m")
+    candles = store.read(symbol, "1m", first, first + 4 * DAY_MS)   # two folds fitted
+    spec = dataclasses.replace(tj.spec, fold="day", min_train_rows=10, min_eval_rows=10)
+    walk_forward(candles, symbol, spec)
+    return peak_mb()
+
+
+def training(ranks: list[int], pool: bool) -> None:
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "real"
@@ -166,10 +190,15 @@ def training(ranks: list[int]) -> None:
                         *map(str, sorted(DATA.glob("*-1m.csv.gz")))], check=True,
                        capture_output=True)
         subprocess.run([str(BIN / "binance-cluster"), "warm-up"], check=True, capture_output=True)
+        job = ROOT / "jobs" / "ml.toml"
+        if pool:
+            job = Path(tmp) / "ml-pool.toml"
+            job.write_text((ROOT / "jobs" / "ml.toml").read_text().replace(
+                "pool = false", "pool = true"))
         results = {}
         for n in ranks:
             cmd = [str(BIN / "mpirun"), "-n", str(n), sys.executable, __file__, "--worker",
-                   str(ROOT / "jobs" / "ml.toml"), str(store), str(Path(tmp) / f"m{n}.h5"),
+                   str(job), str(store), str(Path(tmp) / f"m{n}.h5"),
                    str(Path(tmp) / f"out{n}")]
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if proc.returncode:
@@ -177,12 +206,14 @@ def training(ranks: list[int]) -> None:
             results[n] = json.loads(proc.stdout.strip().splitlines()[-1])
         same = len({(Path(tmp) / f"out{n}" / "train.csv").read_text() for n in ranks}) == 1
     base = results[ranks[0]]["seconds"]
-    print("walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic):")
+    print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic"
+          f"{', pooled' if pool else ''}):")
     for n in ranks:
         r = results[n]
         print(f"  mpirun -n {n}: {r['seconds']:7.2f} s  speed-up {base / r['seconds']:5.2f}x  "
               f"peak memory per rank {', '.join(f'{p:.0f}' for p in r['peaks'])} MB "
-              f"(goal < {GOAL_MB:.0f} MB)")
+              f"(goal < {GOAL_MB:.0f} MB); floor (program + kernels) "
+              f"{', '.join(f'{p:.0f}' for p in r['floors'])} MB")
     print(f"  train.csv identical at every rank count: {same}")
 
 
@@ -195,10 +226,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=200)
     ap.add_argument("--ranks", default="1,2")
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--skip-inference", action="store_true")
+    ap.add_argument("--pool", action="store_true", help="also train the job pooled")
     args = ap.parse_args()
-    inference(args.symbols, args.repeat)
+    if not args.skip_inference:
+        inference(args.symbols, args.repeat)
     if not args.skip_training:
-        training([int(r) for r in args.ranks.split(",")])
+        ranks = [int(r) for r in args.ranks.split(",")]
+        training(ranks, pool=False)
+        if args.pool:
+            training(ranks, pool=True)
 
 
 if __name__ == "__main__":

@@ -9,35 +9,14 @@ import pytest
 from binance_cluster.ml.model_store import ModelStore
 from binance_cluster.types import DAY_MS, parse_time_ms
 from support.backtest_store import build_store, write_job
+from support.model_data import ml_job_text
 
 pytestmark = pytest.mark.mpi
 
 START = parse_time_ms("2025-05-05")
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT")
 
-JOB = """
-store = "{store}"
-symbols = ["BTCUSDT", "ETHUSDT", "LAYERUSDT"]
-mode = "portfolio"
-output = "{out}"
-models = "{models}"
-[strategy]
-name = "ml_barrier"
-[risk]
-take_profit = 0.003
-stop_loss = 0.003
-max_hold_bars = 30
-max_positions = 1
-{extra}
-[train]
-fold = "day"
-min_train_rows = 1000
-min_eval_rows = 200
-{train}
-[train.features]
-rsi = 14
-hour = true
-"""
+FEATURES = "\n[train.features]\nrsi = 14\nhour = true"
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +27,9 @@ def store(shared_data, tmp_path_factory):
 
 
 def _job(tmp_path, store, name="job", extra="", train=""):
-    return write_job(tmp_path / f"{name}.toml", JOB.format(
-        store=store, out=tmp_path / f"out-{name}", models=tmp_path / f"{name}.h5",
-        extra=extra, train=train))
+    return write_job(tmp_path / f"{name}.toml", ml_job_text(
+        store, SYMBOLS, tmp_path / f"out-{name}", tmp_path / f"{name}.h5", risk=extra,
+        train=train + FEATURES))
 
 
 def test_same_models_at_1_and_2_ranks_then_backtest_trades_them(tmp_path, store, mpirun):
@@ -102,6 +81,7 @@ def test_boosted_trees_train_and_trade_through_the_same_model_store(tmp_path, st
     ('colour = "red"', "", "train.colour: unknown key"),
     ('kind = "forest"', "", "train.kind: unknown model kind 'forest'"),
     ('threshold = "median"', "", "train.threshold: unknown value 'median'"),
+    ('pool = "yes"', "", "train.pool: must be true or false"),
     ("[train.model]\nl2 = -1", "", "train.model: model l2 = -1"),
     ("[train.model]\nc = 1", "", "train.model: c: unknown parameter of model logistic"),
     ("", "max_hold_bars = false", "risk.max_hold_bars: the label's barrier needs"),
@@ -135,3 +115,66 @@ def test_backtest_job_of_ml_barrier_checks_mode_and_models(tmp_path, store, cli,
     job.write_text(edit(job.read_text()))
     code, out, err = cli("backtest", job, "--no-progress")
     assert code == 2 and key in err and len(err.strip().splitlines()) == 1, err
+
+
+def _store_image(store: ModelStore) -> dict:
+    """Every record of the store: its fields and arrays (bytes), symbol by symbol."""
+    out = {}
+    for s in store.symbols():
+        for r in store.records(s, True):
+            fields = {k: getattr(r, k) for k in r.__slots__ if k not in ("model", "diagnostics")}
+            out[s, r.fold] = (repr(fields), {k: v.tobytes() for k, v in r.model.items()},
+                              {k: v.tobytes() for k, v in r.diagnostics.items()})
+    return out
+
+
+def test_pooled_model_is_one_model_for_all_symbols_the_same_at_1_and_2_ranks(
+        tmp_path, store, mpirun, shared_data):
+    from binance_cluster.ml.job import load_train_job
+    from binance_cluster.ml.model_store import CHAMPION
+    from binance_cluster.ml.walkforward import POOL, walk_forward
+    from support.real_data import read_real
+
+    images = []
+    for n in (1, 2):
+        job = _job(tmp_path, store, f"pool{n}", train="pool = true")
+        proc = mpirun(n, "-m", "binance_cluster", "train", job, "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        images.append(_store_image(ModelStore(tmp_path / f"pool{n}.h5")))
+    assert images[0] == images[1]                       # bit for bit
+    models = ModelStore(tmp_path / "pool2.h5")
+    spec = load_train_job(str(tmp_path / "pool2.toml")).spec
+    alone = {s: walk_forward(read_real(shared_data, s, START, START + 5 * DAY_MS), s, spec)
+             for s in SYMBOLS}
+    by_symbol = {s: models.records(s, True) for s in SYMBOLS}
+    fitted = 0
+    for k, first in enumerate(by_symbol[SYMBOLS[0]]):
+        same = [by_symbol[s][k] for s in SYMBOLS]
+        assert all(r.pool == POOL and r.fold == first.fold for r in same)
+        assert all(r.metrics == first.metrics and r.threshold == first.threshold for r in same)
+        for r in same[1:]:
+            assert r.model.keys() == first.model.keys()
+            assert all(np.array_equal(r.model[a], first.model[a]) for a in r.model)
+        if not first.skip:
+            fitted += 1
+            # one model on the rows of every symbol, each purged as alone
+            assert first.metrics["train_rows"] == sum(alone[s][k].metrics["train_rows"]
+                                                      for s in SYMBOLS)
+            assert first.metrics["eval_rows"] == sum(alone[s][k].metrics["eval_rows"]
+                                                     for s in SYMBOLS)
+    assert fitted >= 3
+    assert models.champion(POOL) is not None
+    assert all(models.champion(s) is None for s in SYMBOLS)
+    csv_lines = (tmp_path / "out-pool2" / "train.csv").read_text().splitlines()
+    assert all(line.split(",")[18] == POOL for line in csv_lines[1:])
+
+    # trained again on the same data: the same model ties with the stored champion, which
+    # is kept and trades the last period of every symbol; the backtest trades per symbol
+    proc = mpirun(2, "-m", "binance_cluster", "train", tmp_path / "pool2.toml", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    for s in SYMBOLS:
+        last = [r for r in models.records(s) if not r.skip and r.trades_with][-1]
+        assert last.trades_with == CHAMPION
+        assert last.metrics["stored_champion"]["decision"]["why"] == "auc not better"
+    proc = mpirun(2, "-m", "binance_cluster", "backtest", tmp_path / "pool2.toml", "--no-progress")
+    assert proc.returncode == 0, proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,3 +35,35 @@ def time_split(shared_data: Path, symbols: tuple[str, ...], spec: FeatureSpec = 
             part.append(values)
     X_train, y_train, X_test, y_test = (np.concatenate(p) for p in parts)
     return X_train, y_train, X_test, y_test
+
+
+# A train + backtest job of ml_barrier over daily folds (a few days of real candles).
+_ML_JOB = """
+store = "{store}"
+symbols = {symbols}
+{top}
+mode = "portfolio"
+output = "{out}"
+models = "{models}"
+[strategy]
+name = "ml_barrier"
+[risk]
+take_profit = 0.003
+stop_loss = 0.003
+max_hold_bars = 30
+max_positions = 1
+{risk}
+[train]
+fold = "day"
+min_train_rows = 1000
+min_eval_rows = 200
+{train}
+"""
+
+
+def ml_job_text(store, symbols: tuple[str, ...], out, models, top: str = "", risk: str = "",
+                train: str = "") -> str:
+    """The text of an ml_barrier job: `top` lines before `mode`, `risk` lines in [risk],
+    `train` lines (and sub-tables) in [train]."""
+    return _ML_JOB.format(store=store, symbols=json.dumps(list(symbols)), top=top, out=out,
+                          models=models, risk=risk, train=train)

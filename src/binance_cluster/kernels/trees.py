@@ -206,6 +206,52 @@ def _build_histogram(Xb, gh, idx, start, end, hist):
 
 
 @jit
+def _build_root_histogram(Xb, gh, m, counts, hist):
+    """hist of rows 0..m-1 in order: (sum g, sum h) built, counts copied from `counts` (the
+    same for every round that uses all rows: a third fewer additions on the largest node)."""
+    nf = Xb.shape[1]
+    for f in range(nf):
+        for b in range(hist.shape[1]):
+            hist[f, b, 0] = 0.0
+            hist[f, b, 1] = 0.0
+            hist[f, b, 2] = counts[f, b]
+    i = 0
+    while i + 1 < m:
+        g0 = gh[i, 0]
+        h0 = gh[i, 1]
+        g1 = gh[i + 1, 0]
+        h1 = gh[i + 1, 1]
+        row0 = Xb[i]
+        row1 = Xb[i + 1]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += g0
+            hist[f, b, 1] += h0
+            b = row1[f]
+            hist[f, b, 0] += g1
+            hist[f, b, 1] += h1
+        i += 2
+    if i < m:
+        row0 = Xb[i]
+        for f in range(nf):
+            b = row0[f]
+            hist[f, b, 0] += gh[i, 0]
+            hist[f, b, 1] += gh[i, 1]
+
+
+@jit
+def _bin_counts(Xb, max_bin):
+    """counts[f, b]: rows of Xb whose feature f falls in bin b (as floats, like histograms)."""
+    n, nf = Xb.shape
+    counts = np.zeros((nf, max_bin))
+    for i in range(n):
+        row = Xb[i]
+        for f in range(nf):
+            counts[f, row[f]] += 1.0
+    return counts
+
+
+@jit
 def _best_split(hist, n_bins, sum_g, sum_h, count, min_samples_leaf, l2):
     """(gain, feature, bin) of the node's best split; feature -1 when none is allowed."""
     best_gain = 0.0
@@ -239,14 +285,30 @@ def _best_split(hist, n_bins, sum_g, sum_h, count, min_samples_leaf, l2):
 
 
 @jit
-def _partition(Xb, idx, start, end, feature, bin_, buf):
-    """Reorders idx[start:end] stably: rows with bin <= bin_ first; returns the split point."""
+def _columns(Xb):
+    """Xb[n, f] copied feature-major (out[f, i] = Xb[i, f]), a block of rows at a time."""
+    n, nf = Xb.shape
+    out = np.empty((nf, n), dtype=np.uint8)
+    for i0 in range(0, n, 256):
+        for i in range(i0, min(n, i0 + 256)):
+            for f in range(nf):
+                out[f, i] = Xb[i, f]
+    return out
+
+
+@jit
+def _partition(XbT, idx, start, end, feature, bin_, buf):
+    """Reorders idx[start:end] stably: rows with bin <= bin_ first; returns the split point.
+
+    Reads the feature's column of the feature-major bins XbT: a node's rows stay ascending
+    (stable partitions of 0..n-1), so the reads walk the column forward."""
+    col = XbT[feature]
     nl = start
     nr = 0
     for i in range(start, end):
         # branch-free: write both ways, advance one (the outcome is unpredictable)
         r = idx[i]
-        go_left = 1 if Xb[r, feature] <= bin_ else 0
+        go_left = 1 if col[r] <= bin_ else 0
         idx[nl] = r
         buf[nr] = r
         nl += go_left
@@ -269,10 +331,12 @@ def _leaf_value(sum_g, sum_h, l2):
 
 
 @jit
-def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
-               learning_rate, hist_pool, buf,
+def _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, l2,
+               learning_rate, hist_pool, buf, root_counts,
                t_feature, t_bin, t_left, t_right, t_value, t_gain, t_count, t_start, t_end):
-    """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..)."""
+    """Grows one tree on rows idx[:m] best-first; returns its node count (nodes 0..).
+
+    root_counts: the bin counts of all rows when idx[:m] is 0..m-1 (every row), else empty."""
     n_slots = hist_pool.shape[0]
     free_slots = np.empty(n_slots, dtype=np.int64)
     for s in range(n_slots):
@@ -308,7 +372,10 @@ def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, 
             and sh >= MIN_HESSIAN):
         n_free -= 1
         slot[0] = free_slots[n_free]
-        _build_histogram(Xb, gh, idx, 0, m, hist_pool[slot[0]])
+        if root_counts.shape[0] > 0:
+            _build_root_histogram(Xb, gh, m, root_counts, hist_pool[slot[0]])
+        else:
+            _build_histogram(Xb, gh, idx, 0, m, hist_pool[slot[0]])
         gain, f, b = _best_split(hist_pool[slot[0]], n_bins, sg, sh, m, min_samples_leaf, l2)
         if f >= 0:
             split_f[0] = f
@@ -334,7 +401,7 @@ def _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth, min_samples_leaf, 
         b = split_b[node]
         s0 = t_start[node]
         s1 = t_end[node]
-        mid = _partition(Xb, idx, s0, s1, f, b, buf)
+        mid = _partition(XbT, idx, s0, s1, f, b, buf)
         lc = n_nodes
         rc = n_nodes + 1
         n_nodes += 2
@@ -471,6 +538,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     state[0] = np.uint64(seed)
 
     raw = np.full(n, baseline)
+    XbT = _columns(Xb)                    # row-major for histograms, feature-major to split
     gh = np.zeros((n, 2))
     idx = np.empty(n, dtype=np.int32)
     buf = np.empty(n, dtype=np.int32)
@@ -478,6 +546,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
     for f in range(nf):
         max_bin = max(max_bin, n_bins[f])
     hist_pool = np.zeros((max_leaves + 1, nf, max_bin, 3))
+    root_counts = _bin_counts(Xb, max_bin) if m == n else np.zeros((0, max_bin))
 
     cap = 2 * max_leaves - 1              # nodes of one tree at most
     t_start = np.empty(cap, dtype=np.int64)
@@ -516,8 +585,8 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
         t_left = left[used:]
         t_right = right[used:]
         t_value = value[used:]
-        nodes = _grow_tree(Xb, n_bins, gh, idx, m, max_leaves, max_depth,
-                           min_samples_leaf, l2, learning_rate, hist_pool, buf,
+        nodes = _grow_tree(Xb, XbT, n_bins, gh, idx, m, max_leaves, max_depth,
+                           min_samples_leaf, l2, learning_rate, hist_pool, buf, root_counts,
                            t_feature, t_bin, t_left, t_right, t_value, gain[used:],
                            count[used:], t_start, t_end)
         if m == n:
@@ -530,7 +599,7 @@ def fit_boosted(Xb, n_bins, edges, offsets, y, w, learning_rate, n_rounds, max_l
             for i in range(n):
                 node = 0
                 while t_feature[node] >= 0:
-                    if Xb[i, t_feature[node]] <= t_bin[node]:
+                    if XbT[t_feature[node], i] <= t_bin[node]:
                         node = t_left[node]
                     else:
                         node = t_right[node]

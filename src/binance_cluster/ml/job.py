@@ -12,6 +12,7 @@ both use, the label's barrier is the job's risk (take_profit, stop_loss, max_hol
     threshold = "tp_fp"        # or "profit" (after 2 x fee_rate per trade)
     metric = "auc"             # champion vs challenger: auc (larger wins) or log_loss (smaller)
     row_step = 1               # fit on every row_step-th row
+    pool = false               # true: one model per fold for all the job's symbols
     [train.model]              # parameters of the kind (e.g. l2, class_weight)
     [train.features]           # FeatureSpec: lags, mean_window, returns, rsi, atr, volume_z, hour
 """
@@ -24,8 +25,8 @@ from typing import Any
 
 from binance_cluster.backtest.job import Job, Overrides, load_job
 from binance_cluster.errors import ConfigError
-from binance_cluster.jobfile import (Where, no_unknown, read_integer, read_string, read_toml,
-                                     show_value)
+from binance_cluster.jobfile import (Where, no_unknown, read_field, read_integer, read_string,
+                                     read_toml, show_value)
 from binance_cluster.ml.champion import METRICS
 from binance_cluster.ml.features import FeatureSpec
 from binance_cluster.ml.folds import PERIODS
@@ -35,7 +36,7 @@ from binance_cluster.ml.thresholds import RULES
 from binance_cluster.ml.walkforward import TrainSpec
 
 TRAIN_KEYS = ("kind", "fold", "train_days", "min_train_rows", "min_eval_rows", "threshold",
-              "metric", "row_step", "model", "features")
+              "metric", "row_step", "pool", "model", "features")
 FEATURE_KEYS = tuple(f.name for f in dataclasses.fields(FeatureSpec))
 
 
@@ -92,6 +93,9 @@ def read_train(table: Any, job: Job, where: Where) -> TrainSpec:
     for key, low in (("train_days", 0), ("min_train_rows", 2), ("min_eval_rows", 2), ("row_step", 1)):
         if key in table:
             values[key] = read_integer(table[key], f"train.{key}", where, low=low)
+    if "pool" in table:
+        pool_field = next(f for f in dataclasses.fields(TrainSpec) if f.name == "pool")
+        values["pool"] = read_field(table["pool"], pool_field, "train.pool", where)
     return TrainSpec(kind=kind_name, params=params, features=features, label=label,
                      fee_rate=float(risk.fee_rate), **values)
 

@@ -7,9 +7,18 @@ Layout::
         attrs: kind, feature_spec (JSON), feature_hash, label (JSON), params (JSON),
                train_start, train_end, eval_start, eval_end, trade_start, trade_end (ms),
                metrics (JSON), threshold (NaN: do not trade), trades_with (the fold whose
-               model trades [trade_start, trade_end)), decision (JSON), skip ("" or why)
+               model trades [trade_start, trade_end), or "champion"), decision (JSON),
+               skip ("" or why), pool ("" or the pool whose one model every symbol shares)
         model/NAME          the model's arrays (to_arrays), absent for a skipped fold
         diagnostics/NAME    ROC points, calibration bins, threshold curve, importance
+        champion/           when trades_with is "champion": the stored champion that trades
+                            (a hard link to the champions/ entry written with this fold)
+      /champions/NAME       the champion kept across train runs of a symbol or pool (NAME):
+                            a fold record (its model's fold, training window and arrays; the
+                            window it was last judged on, threshold, figures, decision) and
+                            attrs history (JSON list of every run's decision)
+
+A model shared by several records (a pool's) is written once and hard-linked from the others.
 
 Only rank 0 writes, after every symbol is trained: the file is copied beside itself, the
 symbols written, and the copy renamed over the original, so a reader sees the old store or
@@ -33,7 +42,10 @@ from binance_cluster.errors import DataError, NotAStoreFileError
 from binance_cluster.fileio import atomic_file
 
 FORMAT = "binance-cluster-models"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)          # version 1: no champions, no pools
+CHAMPION = "champion"               # trades_with of a fold traded by the stored champion
+CHAMPIONS = "champions"             # the group of champions kept across runs
 _TIMES = ("train_start", "train_end", "eval_start", "eval_end", "trade_start", "trade_end")
 
 
@@ -59,6 +71,7 @@ class FoldRecord:
     trades_with: str = ""
     decision: dict = field(default_factory=dict)
     skip: str = ""
+    pool: str = ""
     model: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     diagnostics: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
@@ -83,7 +96,7 @@ class ModelStore:
         if fmt != FORMAT:
             f.close()
             raise NotAStoreFileError(f"{self.path}: not a model store (format {fmt!r})")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             f.close()
             raise DataError(f"{self.path}: model store format version {version}, this program "
                             f"reads version {FORMAT_VERSION}; retrain with `binance-cluster train`")
@@ -92,7 +105,37 @@ class ModelStore:
     def symbols(self) -> list[str]:
         """Symbols with models, sorted."""
         with self._open() as f:
-            return sorted(f.keys())
+            return sorted(k for k in f.keys() if k != CHAMPIONS)
+
+    def champion(self, name: str) -> FoldRecord | None:
+        """The champion kept for the symbol or pool `name` (arrays loaded), None when there is
+        none (or no store yet)."""
+        if not self.path.exists():
+            return None
+        with self._open() as f:
+            if CHAMPIONS not in f or name not in f[CHAMPIONS]:
+                return None
+            g = f[CHAMPIONS][name]
+            return _read_record(str(g.attrs.get("symbol", name)), str(g.attrs["fold"]), g, True)
+
+    def champion_history(self, name: str) -> list[dict]:
+        """Every run's decision on the champion of `name`, oldest first ([] when none)."""
+        if not self.path.exists():
+            return []
+        with self._open() as f:
+            if CHAMPIONS not in f or name not in f[CHAMPIONS]:
+                return []
+            return json.loads(f[CHAMPIONS][name].attrs["history"])
+
+    def fold_champion(self, symbol: str, fold: str) -> FoldRecord:
+        """The stored champion that trades `symbol`'s fold (trades_with "champion")."""
+        with self._open() as f:
+            try:
+                g = f[symbol][fold][CHAMPION]
+            except KeyError:
+                raise DataError(f"{self.path}: {symbol}/{fold} trades with the champion, "
+                                f"which is not stored with it") from None
+            return _read_record(symbol, str(g.attrs["fold"]), g, True)
 
     def records(self, symbol: str, with_arrays: bool = False) -> list[FoldRecord]:
         """The folds of `symbol` in time order (arrays loaded when asked)."""
@@ -121,8 +164,10 @@ class ModelStore:
 
     # -- writing (rank 0) --------------------------------------------------------------------
 
-    def write(self, records: dict[str, list[FoldRecord]]) -> None:
-        """Replace the folds of every symbol in `records`; other symbols stay as they were."""
+    def write(self, records: dict[str, list[FoldRecord]],
+              champions: dict[str, tuple[FoldRecord, list[dict]]] | None = None) -> None:
+        """Replace the folds of every symbol in `records` and the champions (name -> record,
+        history) in `champions`; other symbols and champions stay as they were. All or nothing."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(self.path) as tmp:
             if self.path.exists():
@@ -131,17 +176,36 @@ class ModelStore:
             with h5py.File(tmp, "a") as f:
                 f.attrs["format"] = FORMAT
                 f.attrs["format_version"] = FORMAT_VERSION
+                shared: dict[int, h5py.Group] = {}
+                kept = f.require_group(CHAMPIONS)
+                for name, (rec, history) in (champions or {}).items():
+                    if name in kept:
+                        del kept[name]
+                    g = kept.create_group(name)
+                    _write_record(g, rec, {})
+                    g.attrs["symbol"] = rec.symbol
+                    g.attrs["fold"] = rec.fold
+                    g.attrs["history"] = json.dumps(history, sort_keys=True)
                 for symbol, recs in records.items():
                     if symbol in f:
                         del f[symbol]
                     g = f.create_group(symbol)
                     for rec in recs:
-                        _write_record(g.create_group(rec.fold), rec)
+                        h = g.create_group(rec.fold)
+                        _write_record(h, rec, shared)
+                        if rec.trades_with == CHAMPION:
+                            name = rec.pool or rec.symbol
+                            if name not in kept:
+                                raise DataError(f"{self.path}: {symbol}/{rec.fold} trades with "
+                                                f"the champion of {name}, which is not stored")
+                            h[CHAMPION] = kept[name]
                 f.flush()
 
 
-def _write_record(g: h5py.Group, rec: FoldRecord) -> None:
-    for name in ("kind", "feature_spec", "feature_hash", "label", "params", "trades_with", "skip"):
+def _write_record(g: h5py.Group, rec: FoldRecord, shared: dict[int, h5py.Group]) -> None:
+    """Write `rec` into `g`; arrays dicts already written (by identity, in `shared`) are linked."""
+    for name in ("kind", "feature_spec", "feature_hash", "label", "params", "trades_with", "skip",
+                 "pool"):
         g.attrs[name] = getattr(rec, name)
     for name in _TIMES:
         g.attrs[name] = np.int64(getattr(rec, name))
@@ -149,8 +213,11 @@ def _write_record(g: h5py.Group, rec: FoldRecord) -> None:
     g.attrs["decision"] = json.dumps(rec.decision, sort_keys=True)
     g.attrs["threshold"] = np.nan if rec.threshold is None else float(rec.threshold)
     for sub, arrays in (("model", rec.model), ("diagnostics", rec.diagnostics)):
-        if arrays:
+        if arrays and id(arrays) in shared:
+            g[sub] = shared[id(arrays)]
+        elif arrays:
             h = g.create_group(sub)
+            shared[id(arrays)] = h
             for key, arr in arrays.items():
                 arr = np.asarray(arr)
                 if arr.dtype == object or arr.dtype.kind in "OUS":
@@ -165,6 +232,7 @@ def _read_record(symbol: str, fold: str, g: h5py.Group, with_arrays: bool) -> Fo
         values: dict[str, Any] = {name: str(a[name]) for name in
                                   ("kind", "feature_spec", "feature_hash", "label", "params",
                                    "trades_with", "skip")}
+        values["pool"] = str(a.get("pool", ""))
         values.update({name: int(a[name]) for name in _TIMES})
         values["metrics"] = json.loads(a["metrics"])
         values["decision"] = json.loads(a["decision"])

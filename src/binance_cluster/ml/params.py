@@ -26,14 +26,19 @@ def params_from_array(cls: type, arr: np.ndarray) -> Any:
         raise DataError(f"model parameters of {cls.__name__} unreadable: {exc}") from None
 
 
+CHECK_ROWS = 65_536        # rows checked at a time (no n x f temporary: a worker's memory)
+
+
 def check_xy(x: Any, y: Any | None, what: str) -> tuple[np.ndarray, np.ndarray | None]:
     """x as float64[n, f] with finite values, y as 0/1 int8[n]; DataError naming the problem."""
     x = np.asarray(x)
     if x.ndim != 2 or x.dtype.kind not in "fiu":
         raise DataError(f"{what}: features must be a 2-D numeric array, got {x.dtype}{list(x.shape)}")
     x = np.ascontiguousarray(x, np.float64)
-    bad = ~np.isfinite(x)
-    if bad.any():
+    finite = (np.isfinite(x).all() if x.shape[0] <= CHECK_ROWS else    # the live loop's row
+              all(np.isfinite(x[i:i + CHECK_ROWS]).all() for i in range(0, x.shape[0], CHECK_ROWS)))
+    if not finite:
+        bad = ~np.isfinite(x)
         row, col = np.argwhere(bad)[0]
         raise DataError(f"{what}: feature row {row} column {col} is {x[row, col]} "
                         f"({int(bad.any(axis=1).sum())} rows with NaN or infinite features)")

@@ -1,7 +1,9 @@
 """Models handed to `ml_barrier` in a backtest: each bar's probability from its fold's model.
 
 A symbol's fold records say which model trades which period ([trade_start, trade_end), the
-period after its evaluation window) at which threshold. A bar whose open time falls in such
+period after its evaluation window) at which threshold: a fold's own model, an earlier
+fold's, a pool's (the same model for every symbol of the pool), or the champion kept from an
+earlier run (stored with the fold, with the feature spec it was trained with). A bar whose open time falls in such
 a period gets that model's probability and threshold; any other bar (before the first
 trained fold, a skipped fold, a fold without a threshold: "do not trade") gets NaN and never
 enters. A bar in a traded period whose features are not finite also gets NaN.
@@ -15,7 +17,8 @@ import numpy as np
 
 from binance_cluster.errors import DataError
 from binance_cluster.ml.features import FeatureSpec, compute_features
-from binance_cluster.ml.model_store import FoldRecord, ModelStore
+from binance_cluster.ml.model_store import CHAMPION, FoldRecord, ModelStore
+from binance_cluster.ml.models import get_kind
 from binance_cluster.types import Candles
 
 
@@ -67,11 +70,15 @@ def traded_periods(store: ModelStore, symbol: str, records: list[FoldRecord]) ->
     for rec in records:
         if rec.skip or rec.threshold is None or not rec.trades_with:
             continue
-        spec = FeatureSpec.from_json(rec.feature_spec)
-        if spec.hash != rec.feature_hash:
+        held = store.fold_champion(symbol, rec.fold) if rec.trades_with == CHAMPION else rec
+        spec = FeatureSpec.from_json(held.feature_spec)
+        if spec.hash != held.feature_hash:
             raise DataError(f"{store.path}: {symbol}/{rec.fold}: the stored feature spec does not "
-                            f"match its hash {rec.feature_hash[:12]}")
-        model = store.load_model(symbol, rec.trades_with, feature_hash=spec.hash)
+                            f"match its hash {held.feature_hash[:12]}")
+        if held is rec:
+            model = store.load_model(symbol, rec.trades_with, feature_hash=spec.hash)
+        else:
+            model = get_kind(held.kind).model_cls.from_arrays(held.model)
         out.append(Period(rec.trade_start, rec.trade_end, rec.trades_with, model, spec,
                           float(rec.threshold)))
     return out
