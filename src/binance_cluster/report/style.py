@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg", force=True)
@@ -43,6 +45,26 @@ def new_figure(size: str = "wide") -> Figure:
     """A figure of the named size with the report's fonts, laid out without overlaps."""
     matplotlib.rcParams.update(RC)
     return Figure(figsize=SIZES[size], dpi=DPI, layout="constrained")
+
+
+def no_data(ax, text: str) -> None:
+    """Axes without a picture: the reason, centred."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+
+
+def panel_grid(fig, n: int):
+    """A grid of `n` panels sharing the x axis; returns (axes, columns, the lowest panel of each column)."""
+    cols = 1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4
+    rows = math.ceil(n / cols)
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        if k >= n:
+            ax.set_axis_off()
+    bottom = [axes[max(r for r in range(rows) if r * cols + c < n), c] for c in range(min(cols, n))]
+    for ax in bottom:
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return axes, cols, bottom
 
 
 def times(ms: np.ndarray) -> np.ndarray:
