@@ -67,6 +67,13 @@ def panel_grid(fig, n: int):
     return axes, cols, bottom
 
 
+def wrapped(title: str, width: int = 110) -> str:
+    """A title broken into lines of at most `width` characters (a figure is ~120 wide)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
+
+
 def times(ms: np.ndarray) -> np.ndarray:
     """Millisecond UTC times as datetime64 (what the date axes plot)."""
     return np.asarray(ms, dtype=np.int64).astype("datetime64[ms]")
@@ -184,7 +191,9 @@ def table(ax, header: list[str], rows: list[list[str]], title: str, highlight: i
         return
     n = len(rows) + 1
     height = min(1.0 / n, 0.06)
-    widths = [max(len(header[c]), *(len(r[c]) for r in rows)) + 2 for c in range(len(header))]
+    # bold headers and capitals run wider than the average character
+    widths = [max(len(header[c]) * 1.2, *(len(r[c]) * (1.15 if r[c].isupper() else 1.0) for r in rows)) + 2
+              for c in range(len(header))]
     total = float(sum(widths))
     t = Table(ax, bbox=[0.0, 1.0 - height * n, 1.0, height * n])
     for r, cells in enumerate([header, *rows]):
