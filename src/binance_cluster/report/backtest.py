@@ -375,7 +375,7 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
     ax.axvline(float(np.mean(r)), color="black", lw=1.0, ls="--", label=f"mean {np.mean(r):+.2f} %")
     ax.axvline(float(np.median(r)), color="black", lw=1.0, ls=":", label=f"median {np.median(r):+.2f} %")
     ax.set_xlabel("trade return after fees (% of the entry cost)")
-    ax.set_ylabel("trades")
+    ax.set_ylabel("trades (count)")
     ax.set_title(title)
     pnl = run.trades["pnl"][mask]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
@@ -390,7 +390,8 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
                       color=style.COLOURS["exposure"])
     bars.bar_label(drawn, padding=3, fontsize=9)
     bars.set_xlim(0, counts.max() * 1.2 if len(counts) else 1)
-    bars.set_xlabel("trades")
+    bars.set_xlabel("trades (count)")
+    bars.set_ylabel("exit (reason)")
     bars.set_title("exits by reason")
     bars.grid(axis="y", visible=False)
 
@@ -443,7 +444,7 @@ def draw_monthly(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray
     ax.axvline(len(columns) - 0.5, color="white", lw=4)
     ax.grid(False)
     ax.set_xlabel("month (UTC)")
-    ax.set_ylabel("year")
+    ax.set_ylabel("year (UTC)")
     ax.set_title(f"Monthly returns of the portfolio (%), {run.period()}")
     fig.colorbar(im, ax=ax, label="return (%)", shrink=0.9)
 

@@ -177,8 +177,8 @@ def draw_thresholds(fig, run: TrainRun) -> None:
     rule = run.summary.get("threshold_rule", "tp_fp")
     ylabel, scale = _score_label(rule)
     symbols = [s for s in run.records if run.fitted(s)]
-    fig.suptitle(style.wrapped(f"Threshold rule {rule!r} on each fold: score by threshold, the chosen one "
-                 f"marked (black dot), {run.period()}"))
+    fig.suptitle(style.wrapped(f"Threshold rule {rule!r} on each fold (oldest dark, newest light): score "
+                               f"by threshold, the chosen one marked (black dot), {run.period()}"))
     if not symbols:
         style.no_data(fig.add_subplot(), "no fold has a model")
         return
@@ -196,7 +196,8 @@ def draw_thresholds(fig, run: TrainRun) -> None:
         ax.axhline(0.0, color="#555555", lw=0.6)
         chosen = [r.threshold for r in recs if r.threshold is not None]
         ax.set_title(f"{symbol}: {len(chosen)} of {style.count(len(recs), 'fold')} traded"
-                     + (f", thresholds {min(chosen):.2f}-{max(chosen):.2f}" if chosen else ""),
+                     + (f", threshold {chosen[0]:.2f}" if len(set(chosen)) == 1 else
+                        f", thresholds {min(chosen):.2f}-{max(chosen):.2f}" if chosen else ""),
                      fontsize=9.5)
         if k % cols == 0:
             ax.set_ylabel(ylabel)
@@ -241,7 +242,7 @@ def draw_importance(fig, run: TrainRun) -> None:
     else:
         ax.set_xlabel("standardised coefficient (log-odds per standard deviation)")
         what = "standardised coefficients (green: raises the probability, red: lowers it)"
-    ax.set_ylabel("feature")
+    ax.set_ylabel("feature (input column)")
     ax.set_title(style.wrapped(f"Feature importance, {kind}: {what}; top {len(order)} of {len(names)}, "
                                f"mean over {style.count(len(table), 'fold')} with the range of the "
                                f"folds, {run.period()}"))
