@@ -66,7 +66,8 @@ def overlaps(fig) -> list[tuple[str, str]]:
 
 
 def unlabelled_axes(fig) -> list[str]:
-    """Axes showing tick labels on an axis with no label carrying a unit for it."""
+    """Axes showing tick labels on an axis with no label carrying a unit for it (its own, its
+    row's or column's in small multiples, or the figure's `supxlabel` / `supylabel`)."""
     missing = []
     axes = [ax for ax in fig.axes if ax.axison]
     for ax in axes:
@@ -82,6 +83,9 @@ def unlabelled_axes(fig) -> list[str]:
                           else o.get_subplotspec().colspan == spec.colspan)]
                 label = next((getattr(o, f"{which}axis").get_label().get_text() for o in mates
                               if getattr(o, f"{which}axis").get_label().get_text()), "")
+            if not label:                              # the figure's label for all its panels
+                whole = getattr(fig, f"_sup{which}label", None)
+                label = whole.get_text() if whole is not None else ""
             if not UNIT.search(label):
                 missing.append(f"{ax.get_title()[:40]!r} {which}: {label!r}")
     return missing

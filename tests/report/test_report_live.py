@@ -5,40 +5,25 @@ file or its folder, a journal that is still being written, and bad input."""
 
 from __future__ import annotations
 
-import re
 import sqlite3
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from support.report_files import check_report
 
 LIVE_FIGURES = [("equity", "tall"), ("slippage", "wide"), ("latency", "wide"), ("activity", "wide"),
                 ("hours", "wide"), ("positions", "wide")]
 
 
-def pdf_pages(path) -> int:
-    return len(re.findall(rb"/Type\s*/Page(?![a-z])", path.read_bytes()))
-
-
 def test_live_report_of_a_journal_file_is_written_beside_it(cli, paper_run):
-    from binance_cluster.report import style
-
     folder = paper_run()
     code, stdout, stderr = cli("report", folder / "journal.sqlite")
     assert code == 0, stderr
     assert stdout.startswith(f"report: {folder / 'report.html'}")
-    pngs = sorted((folder / "figures").glob("*.png"))
-    assert [p.name for p in pngs] == [f"{n:02d}-{f}.png" for n, (f, _) in enumerate(LIVE_FIGURES, 1)]
-    assert pdf_pages(folder / "report.pdf") == len(LIVE_FIGURES)
-    for path, (_, size) in zip(pngs, LIVE_FIGURES):
-        with Image.open(path) as image:
-            assert image.size == style.pixels(size)
-            grey = np.asarray(image.convert("L"), dtype=np.float64)
-        assert grey.std() > 8.0 and (grey < 128).mean() > 0.005, path.name
-    html = (folder / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(LIVE_FIGURES) and "<script" not in html
+    check_report(folder, LIVE_FIGURES)
     # the folder gives the same pictures as the file
-    before = {p.name: p.read_bytes() for p in pngs}
+    before = {p.name: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
     assert cli("report", folder)[0] == 0
     assert {p.name: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))} == before
 

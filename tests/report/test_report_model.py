@@ -10,14 +10,11 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
+
+from support.report_files import check_report, pdf_pages
 
 MODEL_FIGURES = [("roc", "tall"), ("calibration", "tall"), ("thresholds", "tall"),
                  ("importance", "tall"), ("champion", "tall"), ("folds", "tall")]
-
-
-def pdf_pages(path) -> int:
-    return len(re.findall(rb"/Type\s*/Page(?![a-z])", path.read_bytes()))
 
 
 def test_read_train_summary_gives_back_train_json(trained, tmp_path):
@@ -35,22 +32,11 @@ def test_read_train_summary_gives_back_train_json(trained, tmp_path):
 
 @pytest.mark.parametrize("kind", ["logistic", "trees"])
 def test_model_report_files_pages_and_sizes(cli, trained, kind):
-    from binance_cluster.report import style
-
     out = trained(kind)
     code, stdout, stderr = cli("report", out)
     assert code == 0, stderr
     assert stdout.splitlines()[-1].startswith(f"report: {out / 'report.html'}")
-    pngs = sorted((out / "figures").glob("*.png"))
-    assert [p.name for p in pngs] == [f"{n:02d}-{f}.png" for n, (f, _) in enumerate(MODEL_FIGURES, 1)]
-    assert pdf_pages(out / "report.pdf") == len(MODEL_FIGURES)
-    for path, (_, size) in zip(pngs, MODEL_FIGURES):
-        with Image.open(path) as image:
-            assert image.size == style.pixels(size)
-            grey = np.asarray(image.convert("L"), dtype=np.float64)
-        assert grey.std() > 8.0 and (grey < 128).mean() > 0.005, path.name
-    html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(MODEL_FIGURES) and "<script" not in html
+    check_report(out, MODEL_FIGURES)
 
 
 def test_logistic_and_trees_give_different_importance_pictures(cli, trained):

@@ -266,20 +266,32 @@ def draw_equity(fig, run: LiveRun) -> None:
     style.date_axis(low)
 
 
-def draw_slippage(fig, run: LiveRun) -> None:
-    """Each market fill's price against its decision price, over time and as a histogram."""
-    points = slippage_bps(run)
+def _series_and_histogram(fig, title: str, ylabel: str, xlabel: str, counted: str, hist_title: str,
+                          empty: str | None):
+    """A time series (left) and the histogram of its values (right, same y axis); when `empty`
+    is given, the reason there is nothing to draw instead. Returns (series axes, histogram axes)."""
     grid = fig.add_gridspec(1, 2, width_ratios=[3, 1])
     ax = fig.add_subplot(grid[0])
     hist = fig.add_subplot(grid[1], sharey=ax)
-    ax.set_title(f"Market fills against the decision price ({len(points)} fills), {run.period()}")
-    ax.set_ylabel("slippage (bps of the decision price, + costs)")
-    ax.set_xlabel("fill time (UTC)")
-    hist.set_xlabel("fills (count)")
-    hist.set_title("distribution")
-    if not points:
-        style.no_data(ax, "no market fill with a decision price in the journal")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    hist.set_xlabel(f"{counted} (count)")
+    hist.set_title(hist_title)
+    if empty is not None:
+        style.no_data(ax, empty)
         hist.set_axis_off()
+    return ax, hist
+
+
+def draw_slippage(fig, run: LiveRun) -> None:
+    """Each market fill's price against its decision price, over time and as a histogram."""
+    points = slippage_bps(run)
+    ax, hist = _series_and_histogram(
+        fig, f"Market fills against the decision price ({len(points)} fills), {run.period()}",
+        "slippage (bps of the decision price, + costs)", "fill time (UTC)", "fills", "distribution",
+        None if points else "no market fill with a decision price in the journal")
+    if not points:
         return
     t = np.array([p[0] for p in points], np.int64)
     side = np.array([p[2] for p in points])
@@ -302,17 +314,11 @@ def draw_slippage(fig, run: LiveRun) -> None:
 
 def draw_latency(fig, run: LiveRun) -> None:
     """Per bar: milliseconds from the candle's close to the decision and to the last order."""
-    grid = fig.add_gridspec(1, 2, width_ratios=[3, 1])
-    ax = fig.add_subplot(grid[0])
-    hist = fig.add_subplot(grid[1], sharey=ax)
-    ax.set_title(f"Decision latency per bar ({len(run.bars)} bars), {run.period()}")
-    ax.set_ylabel("latency after the candle close (ms)")
-    ax.set_xlabel("bar close (UTC)")
-    hist.set_xlabel("bars (count)")
-    hist.set_title("to the last order or decision")
+    ax, hist = _series_and_histogram(
+        fig, f"Decision latency per bar ({len(run.bars)} bars), {run.period()}",
+        "latency after the candle close (ms)", "bar close (UTC)", "bars", "to the last order or decision",
+        None if run.bars else "no bar in the journal")
     if not run.bars:
-        style.no_data(ax, "no bar in the journal")
-        hist.set_axis_off()
         return
     t = style.times(np.array([b.close_ms for b in run.bars], np.int64))
     decided = np.array([b.decided_ms - b.close_ms for b in run.bars], float)

@@ -103,14 +103,23 @@ def _fold_colours(n: int):
     return [cmap(0.15 + 0.7 * k / max(n - 1, 1)) for k in range(n)]
 
 
-def draw_roc(fig, run: TrainRun) -> None:
-    """Per symbol: each fold's ROC curve (oldest dark, newest light) with its AUC."""
+def _symbol_panels(fig, run: TrainRun, title: str):
+    """The figure's title and one panel per symbol with fitted folds: (symbols, axes, columns,
+    lowest panels), or None (and a note) when no fold has a model."""
     symbols = [s for s in run.records if run.fitted(s)]
-    fig.suptitle(style.wrapped(f"ROC of the trading model on each walk-forward fold, {run.period()}"))
+    fig.suptitle(style.wrapped(title))
     if not symbols:
         style.no_data(fig.add_subplot(), "no fold has a model")
+        return None
+    return (symbols, *style.panel_grid(fig, len(symbols)))
+
+
+def draw_roc(fig, run: TrainRun) -> None:
+    """Per symbol: each fold's ROC curve (oldest dark, newest light) with its AUC."""
+    panels = _symbol_panels(fig, run, f"ROC of the trading model on each walk-forward fold, {run.period()}")
+    if panels is None:
         return
-    axes, cols, bottom = style.panel_grid(fig, len(symbols))
+    symbols, axes, cols, bottom = panels
     for k, symbol in enumerate(symbols):
         ax = axes.ravel()[k]
         recs = run.fitted(symbol)
@@ -180,13 +189,11 @@ def draw_thresholds(fig, run: TrainRun) -> None:
     """Per symbol: the threshold rule's score of each fold, the chosen threshold marked."""
     rule = run.summary.get("threshold_rule", "tp_fp")
     ylabel, scale = _score_label(rule)
-    symbols = [s for s in run.records if run.fitted(s)]
-    fig.suptitle(style.wrapped(f"Threshold rule {rule!r} on each fold (oldest dark, newest light): score "
-                               f"by threshold, the chosen one marked (black dot), {run.period()}"))
-    if not symbols:
-        style.no_data(fig.add_subplot(), "no fold has a model")
+    panels = _symbol_panels(fig, run, f"Threshold rule {rule!r} on each fold (oldest dark, newest light): "
+                            f"score by threshold, the chosen one marked (black dot), {run.period()}")
+    if panels is None:
         return
-    axes, cols, bottom = style.panel_grid(fig, len(symbols))
+    symbols, axes, cols, bottom = panels
     for k, symbol in enumerate(symbols):
         ax = axes.ravel()[k]
         recs = run.fitted(symbol)
@@ -200,12 +207,11 @@ def draw_thresholds(fig, run: TrainRun) -> None:
         ax.axhline(0.0, color="#555555", lw=0.6)
         ax.set_xticks(THRESHOLD_TICKS)
         chosen = [r.threshold for r in recs if r.threshold is not None]
-        ax.set_title(f"{symbol}: {len(chosen)} of {style.count(len(recs), 'fold')} traded"
-                     + (f", threshold {chosen[0]:.2f}" if len(set(chosen)) == 1 else
-                        f", thresholds {min(chosen):.2f}-{max(chosen):.2f}" if chosen else ""),
+        ax.set_title(f"{symbol}: {len(chosen)}/{style.count(len(recs), 'fold')} traded"
+                     + (f" at {chosen[0]:.2f}" if len(set(chosen)) == 1 else
+                        f" at {min(chosen):.2f}-{max(chosen):.2f}" if chosen else ""),
                      fontsize=9.5)
-        if k % cols == 0:
-            ax.set_ylabel(ylabel)
+    fig.supylabel(ylabel, fontsize=10.0)      # one label: the rows of 16 panels are too short for one each
     for ax in bottom:
         ax.set_xlabel("threshold (probability, %)")
 
