@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from support.backtest_store import RULES, SYMBOLS, build_store
+from support.report_files import pdf_pages
 
 
 SWEEP = """\
@@ -100,10 +101,6 @@ def expected(name: str) -> list[tuple[str, str]]:
 
 def pngs(out) -> list:
     return sorted((out / "figures").glob("*.png"))
-
-
-def pdf_pages(path) -> int:
-    return len(re.findall(rb"/Type\s*/Page(?![a-z])", path.read_bytes()))
 
 
 @pytest.mark.parametrize("name", ["sweep", "portfolio"])

@@ -1,9 +1,19 @@
-"""Helpers of the live tests: fills made up by hand (prices and quantities as decimal text)."""
+"""Helpers of the live tests: fills made up by hand (prices and quantities as decimal text),
+journals of paper runs on real candles, and the live command run against the emulator with its
+replay clock stepped bar by bar."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
+from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.broker.base import Fill
 
 T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC
@@ -19,23 +29,14 @@ def fake_fill(symbol: str, trade_id: int, side: str, price: str, qty: str, commi
 
 # -- running the live command against the emulator, its replay clock stepped bar by bar ------
 
-import json as _json
-import os as _os
-import subprocess as _subprocess
-import sys as _sys
-import time as _time
-from dataclasses import dataclass as _dataclass, field as _field
-from pathlib import Path as _Path
-
-from binance_cluster.candles.store import CandleStore
 
 KEY = "bcLiveKeyQ7m2Xv9Lp4Rt8Wn3Zy6Hs1Jd5Fg0Kc2Ve7Bu4"
 SECRET = "bcLiveSecret3Hq8Zr5Mv2Xk9Np4Wt7Lc1Yb6Fs0Jg3Dd8"
 ENV = {"TEST_BINANCE_API_KEY": KEY, "TEST_BINANCE_API_SEC": SECRET}
 
 
-def write_accounts(path: _Path, cash: float, fee_rate: float, key: str = KEY,
-                   secret: str = SECRET) -> _Path:
+def write_accounts(path: Path, cash: float, fee_rate: float, key: str = KEY,
+                   secret: str = SECRET) -> Path:
     """An emulator accounts file: one account holding `cash` USDT, both commissions `fee_rate`."""
     path.write_text(f'[{key}]\nsecret = "{secret}"\nbalances = {{ USDT = "{cash!r}" }}\n'
                     f'maker_commission = "{fee_rate!r}"\ntaker_commission = "{fee_rate!r}"\n')
@@ -55,7 +56,7 @@ def exchange_rules(base_url: str, symbols) -> str:
     return "\n".join(lines)
 
 
-def copy_history(source: CandleStore, root: _Path, symbols, until_ms: int) -> CandleStore:
+def copy_history(source: CandleStore, root: Path, symbols, until_ms: int) -> CandleStore:
     """A store holding the 1m candles of `source` before `until_ms` (the live loop's history)."""
     live = CandleStore(root)
     for s in symbols:
@@ -63,7 +64,7 @@ def copy_history(source: CandleStore, root: _Path, symbols, until_ms: int) -> Ca
     return live
 
 
-@_dataclass
+@dataclass
 class SteppedRun:
     """The outcome of a stepped live run: exit code, output, wall seconds, bars seen."""
 
@@ -71,18 +72,18 @@ class SteppedRun:
     stdout: str
     stderr: str
     seconds: float
-    bars: list = _field(default_factory=list)
+    bars: list = field(default_factory=list)
 
 
-def live_command(job: _Path, base_url: str, bars: int, ranks: int, mode: str = "testnet",
+def live_command(job: Path, base_url: str, bars: int, ranks: int, mode: str = "testnet",
                  extra: tuple = ()) -> list[str]:
     """The launch of jobs/live.sh: rank 0 with the environment, the worker ranks (an MPMD
     section of their own) with the key variables emptied."""
     from binance_cluster.exchange.broker.keys import LIVE_VARS, TEST_VARS
 
-    program = [_sys.executable, "-m", "binance_cluster", "live", str(job), "--mode", mode,
+    program = [sys.executable, "-m", "binance_cluster", "live", str(job), "--mode", mode,
                "--base-url", base_url, "--max-bars", str(bars), *extra]
-    cmd = [str(_Path(_sys.executable).parent / "mpirun"), "-n", "1", *program]
+    cmd = [str(Path(sys.executable).parent / "mpirun"), "-n", "1", *program]
     if ranks > 1:
         cmd += [":", "-n", str(ranks - 1)]
         for name in LIVE_VARS + TEST_VARS:
@@ -91,60 +92,60 @@ def live_command(job: _Path, base_url: str, bars: int, ranks: int, mode: str = "
     return cmd
 
 
-def run_stepped(job: _Path, base_url: str, control, first_bar: int, bars: int, bar_ms: int,
-                heartbeat: _Path, ranks: int = 2, mode: str = "testnet", env: dict | None = None,
+def run_stepped(job: Path, base_url: str, control, first_bar: int, bars: int, bar_ms: int,
+                heartbeat: Path, ranks: int = 2, mode: str = "testnet", env: dict | None = None,
                 bar_timeout: float = 60.0, extra: tuple = (), on_bar=None) -> SteppedRun:
     """`mpirun ... binance-cluster live JOB --max-bars BARS` (`live_command`) with the emulator's
     replay clock at each bar's close in turn: set to the first close, then stepped one bar once
     the heartbeat shows the bar handled. `on_bar(k, process)` runs after bar k was handled."""
     control.set_replay(first_bar + bar_ms)
     cmd = live_command(job, base_url, bars, ranks, mode, extra)
-    full_env = dict(_os.environ)
+    full_env = dict(os.environ)
     full_env.update(ENV if env is None else env)
-    started = _time.monotonic()
-    logs = _Path(heartbeat).parent
+    started = time.monotonic()
+    logs = Path(heartbeat).parent
     logs.mkdir(parents=True, exist_ok=True)
     out_path, err_path = logs / "live.stdout", logs / "live.stderr"
     with open(out_path, "w") as out_file, open(err_path, "w") as err_file:
-        proc = _subprocess.Popen(cmd, stdout=out_file, stderr=err_file, text=True, env=full_env)
+        proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, text=True, env=full_env)
     seen = []
     try:
         for k in range(bars):
             want = first_bar + k * bar_ms
-            deadline = _time.monotonic() + bar_timeout
+            deadline = time.monotonic() + bar_timeout
             while True:
                 beat = read_heartbeat(heartbeat)
                 if beat is not None and beat["bar_ms"] >= want:
                     seen.append(beat["bar_ms"])
                     break
-                if proc.poll() is not None or _time.monotonic() > deadline:
+                if proc.poll() is not None or time.monotonic() > deadline:
                     break
-                _time.sleep(0.02)
-            if proc.poll() is not None or _time.monotonic() > deadline:
+                time.sleep(0.02)
+            if proc.poll() is not None or time.monotonic() > deadline:
                 break
             if on_bar is not None:
                 on_bar(k, proc)
             control.set_replay(want + 2 * bar_ms)
         proc.wait(timeout=bar_timeout)
-    except _subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired:
         pass
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     return SteppedRun(proc.returncode, out_path.read_text(), err_path.read_text(),
-                      _time.monotonic() - started, seen)
+                      time.monotonic() - started, seen)
 
 
-def read_heartbeat(path: _Path) -> dict | None:
+def read_heartbeat(path: Path) -> dict | None:
     """The live job's heartbeat (None before the first bar)."""
     try:
-        return _json.loads(_Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except (FileNotFoundError, ValueError):
         return None
 
 
-def journal_trades(journal_path: _Path) -> tuple[list[dict], list[dict]]:
+def journal_trades(journal_path: Path) -> tuple[list[dict], list[dict]]:
     """(closed trades, open positions) from a journal's fills: each BUY order opens a position,
     the next SELL order closes it; fees in quote (a base commission at its fill price)."""
     from binance_cluster.live.journal import Journal
@@ -176,9 +177,9 @@ def journal_trades(journal_path: _Path) -> tuple[list[dict], list[dict]]:
 
 def rank_pid(rank: int, marker: str, timeout: float = 10.0) -> int:
     """The pid of the MPI rank `rank` whose command line contains `marker` (from /proc)."""
-    deadline = _time.monotonic() + timeout
-    while _time.monotonic() < deadline:
-        for entry in _Path("/proc").iterdir():
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
             try:
@@ -189,7 +190,7 @@ def rank_pid(rank: int, marker: str, timeout: float = 10.0) -> int:
             if marker.encode() in cmdline and b"binance_cluster" in cmdline \
                     and f"PMI_RANK={rank}".encode() in environ:
                 return int(entry.name)
-        _time.sleep(0.1)
+        time.sleep(0.1)
     raise AssertionError(f"no process of rank {rank} running {marker}")
 
 
@@ -213,7 +214,7 @@ def memory_holds(pid: int, needle: bytes) -> bool:
 DAY0 = 1_746_403_200_000        # 2025-05-05 00:00 UTC: every real symbol but ADAUSDT has candles
 
 
-def build_source(shared_data: _Path, root: _Path, symbols, days: int) -> CandleStore:
+def build_source(shared_data: Path, root: Path, symbols, days: int) -> CandleStore:
     """The emulator's store: `days` days of real 1m candles of `symbols` from DAY0."""
     from support.real_data import read_real
 
@@ -224,22 +225,22 @@ def build_source(shared_data: _Path, root: _Path, symbols, days: int) -> CandleS
     return store
 
 
-def live_job_text(strategy: str, params_and_risk: str, symbols, interval: str, store: _Path,
-                  output: _Path, first: int | None, end: int, rules: str, cash: float, fee: float,
+def live_job_text(strategy: str, params_and_risk: str, symbols, interval: str, store: Path,
+                  output: Path, first: int | None, end: int, rules: str, cash: float, fee: float,
                   slippage: float, extra: str = "", top: str = "") -> str:
     """A portfolio job for `backtest` over [first, end) (first None: from the first candle)
     and `live` (its [live] table polls the clock every 20 ms); `params_and_risk` is
     "[strategy.params] ... [risk] ..." text, `top` more top-level keys, `extra` more tables."""
     params, risk = params_and_risk.split("[risk]\n")
     start = "" if first is None else f"start = {first}\n"
-    return (f'{top}store = "{store}"\nsymbols = {_json.dumps(list(symbols))}\ninterval = "{interval}"\n'
+    return (f'{top}store = "{store}"\nsymbols = {json.dumps(list(symbols))}\ninterval = "{interval}"\n'
             f'{start}end = {end}\nmode = "portfolio"\noutput = "{output}"\n'
             f'[strategy]\nname = "{strategy}"\n{params}'
             f'[risk]\ninitial_cash = {cash}\nstake = 0.3\nfee_rate = {fee}\nslippage = {slippage}\n'
             f'max_positions = 3\n{risk}\n{rules}\n[live]\npoll_seconds = 0.02\n{extra}')
 
 
-def stepped_emulator(source: CandleStore, tmp_path: _Path, first: int, bar_ms: int, cash: float,
+def stepped_emulator(source: CandleStore, tmp_path: Path, first: int, bar_ms: int, cash: float,
                      fee: float, slippage: float):
     """An emulator on `source` for a stepped live run: frozen replay clock at the first close,
     no weight limit, one account (`write_accounts`), fills at the job's slippage, the forming
@@ -250,3 +251,91 @@ def stepped_emulator(source: CandleStore, tmp_path: _Path, first: int, bar_ms: i
     return run_emulator(EmulatorConfig(store=source.root, speed=0.0, start_ms=first + bar_ms,
                                        weight_limit=0, accounts=accounts,
                                        slippage_bps=slippage * 10_000, forming_candle="synthetic"))
+
+
+def paper_journal(path, candles: dict, job: str = "report-test", every: int = 45, hold: int = 20,
+                  stake: str = "500", max_open: int = 1, bad_every: int = 7) -> None:
+    """A journal the journal module writes from a paper run over real candles (`candles`:
+    symbol -> 1m Candles, all on the same bars): real market orders sent to a `PaperBroker`
+    (fills by the project's order engine), every answer, fill, error and risk refusal journaled.
+
+    Symbol k buys `stake` quote at the close of every `every`-th bar (offset by k * every // len)
+    and sells what it holds `hold` to 2 x `hold` bars later. Entries go through `live.risk.check_entry` with
+    at most `max_open` open positions (refusals journaled); every `bad_every`-th entry asks for
+    1 quote, which the minimum notional refuses (an exchange error journaled). A decision's
+    `detail["price"]` is the close it was taken at; each bar's equity is the paper account's
+    quote plus what it holds at the close.
+    """
+    from binance_cluster.exchange.broker import OrderRequest, client_order_id
+    from binance_cluster.exchange.broker.feeds import CandleFeed
+    from binance_cluster.exchange.broker.paper import PaperBroker, PaperConfig
+    from binance_cluster.exchange.emulator.symbols import derive_spec
+    from binance_cluster.errors import ExchangeError
+    from binance_cluster.live.journal import BarRecord, Journal
+    from binance_cluster.live.risk import AccountView, RiskLimits, check_entry
+
+    symbols = list(candles)
+    first = candles[symbols[0]]
+    filters = {s: derive_spec(s, float(c.close[0])) for s, c in candles.items()}
+    feed = CandleFeed(candles, filters, now_ms=int(first.open_time[0]))
+    paper = PaperBroker(feed, {"USDT": "10000"}, PaperConfig(slippage=0.0005))
+    limits = RiskLimits(max_open_positions=max_open)
+    held: dict[str, tuple[int, Decimal]] = {}      # symbol -> (sell bar, quantity)
+    entries = 0
+    with Journal(path, job=job) as j:
+        for s, f in filters.items():
+            j.record_symbol(s, f.base_asset, f.quote_asset)
+        for i in range(len(first) - 1):
+            bar_ms = int(first.open_time[i])
+            close_ms = bar_ms + 60_000
+            feed.set_now(close_ms + 40)            # the next candle is forming: its open fills
+            started = time.perf_counter()
+            orders, last_order = 0, None
+            decided = close_ms + 40 + int((time.perf_counter() - started) * 1000) + 1
+            for k, s in enumerate(symbols):
+                close = Decimal(repr(float(candles[s].close[i])))
+                request = None
+                if s in held and held[s][0] == i:
+                    qty = filters[s].floor_qty(held.pop(s)[1])
+                    request = OrderRequest(s, "SELL", "MARKET", client_order_id(job, s, bar_ms, "exit"),
+                                           quantity=qty)
+                    j.record_decision(bar_ms, s, "exit", bar_ms, detail={"price": str(close)},
+                                      time_ms=decided)
+                elif s not in held and (i + k * every // len(symbols)) % every == every - 1:
+                    entries += 1
+                    amount = "1" if entries % bad_every == 0 else stake
+                    refusal = check_entry(s, Decimal(amount), limits,
+                                          AccountView(len(held), Decimal(0), Decimal(0)), False)
+                    j.record_decision(bar_ms, s, "entry", bar_ms, detail={"price": str(close)},
+                                      time_ms=decided)
+                    if refusal is not None:
+                        j.record_refusal(bar_ms, s, refusal.rule, refusal.detail, time_ms=decided)
+                        continue
+                    request = OrderRequest(s, "BUY", "MARKET", client_order_id(job, s, bar_ms, "entry"),
+                                           quote_amount=amount)
+                if request is None:
+                    continue
+                sent = decided + int((time.perf_counter() - started) * 1000)
+                j.record_intent(request, "exit" if request.side == "SELL" else "entry", bar_ms,
+                                time_ms=sent)
+                try:
+                    order = paper.submit(request)
+                except ExchangeError as exc:
+                    j.record_error(request.client_id, str(exc), exc.code, time_ms=sent)
+                    continue
+                j.record_answer(order, time_ms=sent)
+                orders, last_order = orders + 1, sent
+                if request.side == "BUY":
+                    base = filters[s].base_asset
+                    held[s] = (i + hold + (entries * 7) % hold, paper.balances()[base].free)
+            equity = Decimal(0)
+            for asset, balance in paper.balances().items():
+                amount = balance.free + balance.locked
+                if asset == "USDT":
+                    equity += amount
+                else:
+                    s = next(x for x in symbols if filters[x].base_asset == asset)
+                    equity += amount * Decimal(repr(float(candles[s].close[i])))
+            j.record_bar(BarRecord(bar_ms=bar_ms, close_ms=close_ms, decided_ms=decided,
+                                   last_order_ms=last_order, orders=orders, equity=equity,
+                                   skipped={}))

@@ -5,10 +5,14 @@ Backtests (portfolio mode): equity and drawdown against buy-and-hold, P&L per sy
 with trades for the best and worst symbols, trade returns, monthly returns, exposure, metrics.
 Sweeps: heatmaps of a metric over two parameters (mean over symbols and per symbol), the
 robustness around the best cell, the top-N table, and the best result's equity and trades.
-Prices are read from the store named in DIR/job.toml.
+Prices are read from the store named in DIR/job.toml. Training runs (train.json): ROC,
+calibration, thresholds, importance, champion/challenger history. Live or paper runs (a
+journal file, or a folder holding journal.sqlite): equity, slippage, latency, orders per
+hour, win rate by UTC hour, positions; written beside the journal.
 
   binance-cluster report results/demo
   binance-cluster report results/sweep_real --metric total_return --params fast,slow --top 30
+  binance-cluster report results/paper/journal.sqlite
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ NAME = "report"
 HELP = "render a run's report (HTML, PDF and PNG figures) from its output directory"
 
 
+KINDS = ("live", "model", "sweep", "backtest")   # report.render.KIND_NAMES (not imported: startup)
+
+
 def add_arguments(p) -> None:
-    p.add_argument("directory", help="output directory of a run (holds summary.json, trades.csv, ...)")
+    p.add_argument("directory", metavar="PATH",
+                   help="output directory of a backtest or train run, a live run folder, or a journal file")
+    p.add_argument("--kind", choices=KINDS, default=None,
+                   help="which report (default: live for a journal, else the folder's latest run)")
     add_report_options(p)
 
 
@@ -53,11 +63,13 @@ def report_options(args):
     return ReportOptions(metric=args.metric, params=params, top=args.report_top)
 
 
-def render(directory, args) -> None:
+def render(directory, args, kind: str | None = None) -> None:
     """Render the report of `directory` and print where it is (rank 0 only)."""
     from binance_cluster.report.render import render_report
+    from binance_cluster.report.spec import ReportOptions
 
-    files = render_report(directory, report_options(args))
+    options = report_options(args) if hasattr(args, "report_top") else ReportOptions()
+    files = render_report(directory, options, kind or getattr(args, "kind", None))
     seconds = sum(s for _, s in files.seconds)
     print(f"report: {files.html} ({len(files.pngs)} figures in {seconds:.1f} s; "
           f"also {files.pdf.name} and {files.pngs[0].parent.name}/*.png)" if files.pngs else

@@ -20,6 +20,8 @@ def add_arguments(p) -> None:
                    help="output directory (replaces the job's `output`)")
     p.add_argument("--symbols", default=None, help="comma-separated symbols (replaces the job's)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--report", action="store_true",
+                   help="render the model report into the output directory (rank 0)")
 
 
 def _validate(args):
@@ -46,6 +48,10 @@ def run(args) -> int:
     code = comm.bcast(outcome.exit_code if outcome is not None else None, root=0)
     if outcome is not None:
         _print(tj, outcome)
+        if args.report and outcome.records:
+            from binance_cluster.commands.report import render
+
+            render(tj.job.output, args, kind="model")
     return code
 
 

@@ -35,6 +35,7 @@ from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, qu
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
 
+TRAIN_JSON = "train.json"
 CSV_COLUMNS = ("symbol", "fold", "eval_start", "eval_end", "train_rows", "eval_rows", "base_rate",
                "auc", "log_loss", "champion_auc", "champion_log_loss", "winner", "trades_with",
                "threshold", "precision", "recall", "signals", "skip", "pool", "stored_auc",
@@ -123,7 +124,7 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
                "threshold_rule": tj.spec.threshold, "metric": tj.spec.metric,
                "feature_hash": tj.spec.features.hash, "features": list(tj.spec.features.names),
                "failures": [{"symbol": s, "error": e} for s, e in failures], "folds": rows}
-    results.atomic_write(os.path.join(job.output, "train.json"), results.summary_text(summary))
+    results.atomic_write(os.path.join(job.output, TRAIN_JSON), results.summary_text(summary))
     results.atomic_write(os.path.join(job.output, "train.csv"), csv_text(rows))
     return TrainOutcome(records, champions, failures, time.perf_counter() - started, comm.size)
 
@@ -172,6 +173,27 @@ def _stored_winner(judged: dict | None) -> str | None:
     if d["winner"] == "challenger":
         return "this run"
     return "stored" if judged.get("stored") else "stored (not judged)"
+
+
+def read_train_summary(out: str | os.PathLike) -> dict:
+    """`OUT/train.json` as `run_train` wrote it; DataError naming the file when missing or bad."""
+    import json
+
+    from binance_cluster.errors import DataError
+
+    path = os.path.join(out, TRAIN_JSON)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: missing (not a training output directory? "
+                        "`binance-cluster train JOB` writes it)")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("folds"), list) \
+            or not isinstance(summary.get("models"), str):
+        raise DataError(f"{path}: no `models` and `folds` (not a train summary)")
+    return summary
 
 
 def csv_text(rows: list[dict]) -> str:

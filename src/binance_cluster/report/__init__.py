@@ -2,10 +2,11 @@
 
 Owns every use of matplotlib in the project (Agg backend only, set in `style`): the style
 (`style`), one figure module per kind of run (`backtest` for portfolio runs, `sweep` for
-parameter sweeps; models and live journals add theirs), the run's inputs (`inputs`), the
-writers (`html`, `render`). It reads results through the readers kept beside their writers
-(`backtest.results`) and candles through `candles.store`; it may import the ground floor,
-`backtest`, `candles` and `engine`, and nothing imports it but `commands`.
+parameter sweeps, `model` for training runs, `live` for live and paper journals), the run's
+inputs (`inputs`), the writers (`html`, `render`). It reads results through the readers kept
+beside their writers (`backtest.results`, `ml.train.read_train_summary`, `ml.model_store`,
+`live.journal`) and candles through `candles.store`; it may import the ground floor,
+`backtest`, `candles`, `engine`, `kernels`, `ml` and `live`, and nothing imports it but `commands`.
 
 A kind of report is a module with `KIND`, `applies(directory) -> bool` and
 `build(directory, ReportOptions) -> Report` (a title, facts and `FigureSpec`s, see `spec`),
@@ -13,4 +14,5 @@ listed in `render.KINDS`; the writers turn any `Report` into PNG, PDF and HTML.
 
   from binance_cluster.report.render import render_report
   files = render_report("results/demo")      # DIR/report.html, DIR/report.pdf, DIR/figures/*.png
+  render_report("results/paper/journal.sqlite", kind="live")   # written beside the journal
 """

@@ -123,11 +123,6 @@ def price_caption(run: BacktestRun) -> str:
 
 # -- drawing ---------------------------------------------------------------------------------
 
-def _no_data(ax, text: str) -> None:
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
-
-
 def buy_and_hold(run: BacktestRun, symbols: list[str], times_ms: np.ndarray,
                  initial: float) -> np.ndarray | None:
     """Equal parts of `initial` bought at each symbol's first close in `times_ms`, held (no fees)."""
@@ -150,7 +145,7 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
                 symbols: list[str], title: str) -> None:
     """Equity (and buy-and-hold of `symbols`) above, drawdown below."""
     if len(times_ms) == 0:
-        _no_data(fig.add_subplot(), "no equity curve in results.h5")
+        style.no_data(fig.add_subplot(), "no equity curve in results.h5")
         return
     initial = run.job.risk.initial_cash
     grid = fig.add_gridspec(2, 1, height_ratios=[3, 1])
@@ -186,20 +181,6 @@ def draw_equity(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray,
     style.date_axis(low)
 
 
-def panel_grid(fig, n: int):
-    """A grid of `n` panels sharing the x axis; returns (axes, columns, the lowest panel of each column)."""
-    cols = 1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4
-    rows = math.ceil(n / cols)
-    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
-    for k, ax in enumerate(axes.ravel()):
-        if k >= n:
-            ax.set_axis_off()
-    bottom = [axes[max(r for r in range(rows) if r * cols + c < n), c] for c in range(min(cols, n))]
-    for ax in bottom:
-        ax.xaxis.set_tick_params(labelbottom=True)
-    return axes, cols, bottom
-
-
 def draw_symbol_pnl(fig, run: BacktestRun, symbols: list[str], period: str) -> None:
     """Small multiples: each traded symbol's realised P&L in the portfolio over time."""
     first, last = run.span()
@@ -211,9 +192,9 @@ def draw_symbol_pnl(fig, run: BacktestRun, symbols: list[str], period: str) -> N
         title += "\n" + "\n".join(textwrap.wrap(f"no trades: {', '.join(idle)}", 100))
     fig.suptitle(title)
     if not traded:
-        _no_data(fig.add_subplot(), "no symbol traded")
+        style.no_data(fig.add_subplot(), "no symbol traded")
         return
-    axes, cols, bottom = panel_grid(fig, len(traded))
+    axes, cols, bottom = style.panel_grid(fig, len(traded))
     for k, symbol in enumerate(traded):
         ax = axes.ravel()[k]
         mask = run.real(symbol)
@@ -238,9 +219,9 @@ def draw_symbol_pnl(fig, run: BacktestRun, symbols: list[str], period: str) -> N
 def draw_curves(fig, run: BacktestRun, curves: list[tuple], title: str) -> None:
     """Small multiples of equity curves (sweep: the best units), as returns in percent."""
     if not curves:
-        _no_data(fig.add_subplot(), "no equity curves in results.h5")
+        style.no_data(fig.add_subplot(), "no equity curves in results.h5")
         return
-    axes, cols, bottom = panel_grid(fig, len(curves))
+    axes, cols, bottom = style.panel_grid(fig, len(curves))
     fig.suptitle(title)
     initial = run.job.risk.initial_cash
     for k, (name, times_ms, equity, attrs) in enumerate(curves):
@@ -293,7 +274,7 @@ def draw_price(fig, run: BacktestRun, symbol: str, mask: np.ndarray, label: str)
     """Close prices with the trades, then a candlestick zoom on the largest trade."""
     candles = run.prices(symbol)
     if candles is None:
-        _no_data(fig.add_subplot(), f"prices of {symbol} unavailable: "
+        style.no_data(fig.add_subplot(), f"prices of {symbol} unavailable: "
                                     f"{run.price_problems.get(symbol, 'not in the store')}")
         return
     t = run.trades
@@ -382,7 +363,7 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
     r = trade_returns(run, mask)
     r = r[np.isfinite(r)]
     if not len(r):
-        _no_data(fig.add_subplot(), "no trades")
+        style.no_data(fig.add_subplot(), "no trades")
         return
     grid = fig.add_gridspec(1, 2, width_ratios=[3, 1])
     ax = fig.add_subplot(grid[0])
@@ -394,7 +375,7 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
     ax.axvline(float(np.mean(r)), color="black", lw=1.0, ls="--", label=f"mean {np.mean(r):+.2f} %")
     ax.axvline(float(np.median(r)), color="black", lw=1.0, ls=":", label=f"median {np.median(r):+.2f} %")
     ax.set_xlabel("trade return after fees (% of the entry cost)")
-    ax.set_ylabel("trades")
+    ax.set_ylabel("trades (count)")
     ax.set_title(title)
     pnl = run.trades["pnl"][mask]
     gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
@@ -409,7 +390,8 @@ def draw_trade_returns(fig, run: BacktestRun, mask: np.ndarray, title: str) -> N
                       color=style.COLOURS["exposure"])
     bars.bar_label(drawn, padding=3, fontsize=9)
     bars.set_xlim(0, counts.max() * 1.2 if len(counts) else 1)
-    bars.set_xlabel("trades")
+    bars.set_xlabel("trades (count)")
+    bars.set_ylabel("exit (reason)")
     bars.set_title("exits by reason")
     bars.grid(axis="y", visible=False)
 
@@ -440,7 +422,7 @@ def draw_monthly(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray
                  initial: float) -> None:
     """Heatmap of monthly returns: years down, months across, the year's return on the right."""
     if len(times_ms) == 0:
-        _no_data(fig.add_subplot(), "no equity curve in results.h5")
+        style.no_data(fig.add_subplot(), "no equity curve in results.h5")
         return
     years, table, partial = monthly_returns(times_ms, equity, initial)
     yearly = np.array([np.nanprod(1 + row / 100.0) * 100.0 - 100.0 for row in table])
@@ -462,7 +444,7 @@ def draw_monthly(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray
     ax.axvline(len(columns) - 0.5, color="white", lw=4)
     ax.grid(False)
     ax.set_xlabel("month (UTC)")
-    ax.set_ylabel("year")
+    ax.set_ylabel("year (UTC)")
     ax.set_title(f"Monthly returns of the portfolio (%), {run.period()}")
     fig.colorbar(im, ax=ax, label="return (%)", shrink=0.9)
 
@@ -500,7 +482,7 @@ def _buckets(times_ms: np.ndarray) -> tuple[np.ndarray, int, str]:
 def draw_exposure(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarray) -> None:
     """Share of equity in positions (top) and the number of open positions (bottom)."""
     if len(times_ms) == 0:
-        _no_data(fig.add_subplot(), "no equity curve in results.h5")
+        style.no_data(fig.add_subplot(), "no equity curve in results.h5")
         return
     count, value = positions_over(run, times_ms, run.real())
     grid = fig.add_gridspec(2, 1, height_ratios=[1.4, 1])
@@ -525,7 +507,7 @@ def draw_exposure(fig, run: BacktestRun, times_ms: np.ndarray, equity: np.ndarra
                     else float(share.max()) * 1.05)
         ax.legend(loc="upper right", ncols=2)
     else:
-        _no_data(ax, "prices unavailable: share of equity in positions not drawn")
+        style.no_data(ax, "prices unavailable: share of equity in positions not drawn")
     ax.set_ylabel("in positions (% of equity)")
     style.percent_axis(ax)
     style.date_axis(ax, show_labels=False)

@@ -11,15 +11,17 @@ from pathlib import Path
 
 from binance_cluster.backtest.results import FIGURES_DIR, REPORT_FILES
 from binance_cluster.fileio import atomic_write
-from binance_cluster.report import backtest, style, sweep
+from binance_cluster.errors import ConfigError
+from binance_cluster.report import backtest, live, model, style, sweep
 from binance_cluster.report.html import report_html
 from binance_cluster.report.spec import Report, ReportOptions
 
 log = logging.getLogger(__name__)
 
-# Kinds of run, tried in order; the first whose `applies(directory)` is true builds the report.
+# Kinds of run, tried in order; the first whose `applies(path)` is true builds the report.
 # The last one builds when none applies, so its readers name the file that is missing.
-KINDS = (sweep, backtest)
+KINDS = (live, model, sweep, backtest)
+KIND_NAMES = tuple(k.KIND for k in KINDS)
 REPORT_HTML, REPORT_PDF = REPORT_FILES
 
 
@@ -33,19 +35,33 @@ class ReportFiles:
     seconds: tuple[tuple[str, float], ...]
 
 
-def build_report(directory: str | Path, options: ReportOptions | None = None) -> Report:
-    """The report of the run in `directory` (which kind: see KINDS)."""
+def build_report(path: str | Path, options: ReportOptions | None = None,
+                 kind: str | None = None) -> Report:
+    """The report of the run at `path` (a kind of KIND_NAMES, or the first that applies)."""
     options = options or ReportOptions()
-    kind = next((k for k in KINDS if k.applies(directory)), KINDS[-1])
-    return kind.build(directory, options)
+    if kind is None:
+        module = next((k for k in KINDS if k.applies(path)), KINDS[-1])
+    elif kind in KIND_NAMES:
+        module = KINDS[KIND_NAMES.index(kind)]
+    else:
+        raise ConfigError(f"report kind {kind!r}: unknown (known: {', '.join(KIND_NAMES)})")
+    return module.build(path, options)
 
 
-def render_report(directory: str | Path, options: ReportOptions | None = None) -> ReportFiles:
-    """Write DIR/figures/NN-name.png, DIR/report.pdf and DIR/report.html; returns their paths."""
+def render_report(path: str | Path, options: ReportOptions | None = None, kind: str | None = None,
+                  out: str | Path | None = None) -> ReportFiles:
+    """Write OUT/figures/NN-name.png, OUT/report.pdf and OUT/report.html; returns their paths.
+
+    `path` is a run's output directory, or a live journal file; OUT is `out`, else `path`'s
+    directory (a journal's: the folder holding it). The live loop calls
+    `render_report(journal_or_run_folder, kind="live")` for `live --report`.
+    """
     from matplotlib.backends.backend_pdf import PdfPages
 
-    directory = Path(directory)
-    report = build_report(directory, options)
+    path = Path(path)
+    report = build_report(path, options, kind)
+    directory = Path(out) if out is not None else path if path.is_dir() else path.parent
+    directory.mkdir(parents=True, exist_ok=True)
     final = directory / FIGURES_DIR
     figures = directory / f".{FIGURES_DIR}.tmp"
     shutil.rmtree(figures, ignore_errors=True)

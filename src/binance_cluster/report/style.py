@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg", force=True)
@@ -43,6 +45,33 @@ def new_figure(size: str = "wide") -> Figure:
     """A figure of the named size with the report's fonts, laid out without overlaps."""
     matplotlib.rcParams.update(RC)
     return Figure(figsize=SIZES[size], dpi=DPI, layout="constrained")
+
+
+def no_data(ax, text: str) -> None:
+    """Axes without a picture: the reason, centred."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, wrap=True)
+
+
+def panel_grid(fig, n: int):
+    """A grid of `n` panels sharing the x axis; returns (axes, columns, the lowest panel of each column)."""
+    cols = 1 if n == 1 else 2 if n <= 4 else 3 if n <= 9 else 4
+    rows = math.ceil(n / cols)
+    axes = fig.subplots(rows, cols, sharex=True, squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        if k >= n:
+            ax.set_axis_off()
+    bottom = [axes[max(r for r in range(rows) if r * cols + c < n), c] for c in range(min(cols, n))]
+    for ax in bottom:
+        ax.xaxis.set_tick_params(labelbottom=True)
+    return axes, cols, bottom
+
+
+def wrapped(title: str, width: int = 110) -> str:
+    """A title broken into lines of at most `width` characters (a figure is ~120 wide)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width))
 
 
 def times(ms: np.ndarray) -> np.ndarray:
@@ -162,7 +191,9 @@ def table(ax, header: list[str], rows: list[list[str]], title: str, highlight: i
         return
     n = len(rows) + 1
     height = min(1.0 / n, 0.06)
-    widths = [max(len(header[c]), *(len(r[c]) for r in rows)) + 2 for c in range(len(header))]
+    # bold headers and capitals run wider than the average character
+    widths = [max(len(header[c]) * 1.2, *(len(r[c]) * (1.15 if r[c].isupper() else 1.0) for r in rows)) + 2
+              for c in range(len(header))]
     total = float(sum(widths))
     t = Table(ax, bbox=[0.0, 1.0 - height * n, 1.0, height * n])
     for r, cells in enumerate([header, *rows]):

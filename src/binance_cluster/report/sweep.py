@@ -190,7 +190,7 @@ def draw_symbol_heatmaps(fig, run: BacktestRun, grid: Grid, x: int, y: int) -> N
     label, scale = style.metric_label(grid.metric, run.quote)
     tables = [project(grid, grid.cube[s], x, y) for s in range(len(grid.symbols))]
     norm = _colour_norm(grid, np.array(tables), scale)
-    axes, cols, bottom = backtest.panel_grid(fig, len(tables))
+    axes, cols, bottom = style.panel_grid(fig, len(tables))
     fig.suptitle(f"{label} per symbol over {grid.names[x]} and {grid.names[y]}, "
                  f"{run.job.strategy}, {run.period()}\none colour scale for all symbols; "
                  "black box: each symbol's best cell")
