@@ -31,11 +31,11 @@ from binance_cluster.backtest.job import Job, Overrides, load_job
 from binance_cluster.jobfile import (Where, no_unknown, read_integer, read_number, read_string,
                                      read_toml, show_value)
 from binance_cluster.live.bars import POLICIES
+from binance_cluster.live.exits import EXIT_MODES
 from binance_cluster.live.risk import LIMIT_NAMES, RiskLimits
 
 LIVE_KEYS = ("missed_bars", "max_catch_up", "poll_seconds", "journal", "heartbeat", "exits", "risk")
 RISK_KEYS = LIMIT_NAMES + ("kill_switch", "flatten_on_kill")
-EXITS = ("exchange", "bot")
 MODES = ("paper", "testnet", "live")
 
 
@@ -86,8 +86,8 @@ def read_live(table: Any, job: Job, where: Where) -> LiveSettings:
     if policy not in POLICIES:
         raise where.error("live.missed_bars", f"unknown policy {policy!r} (known: {', '.join(POLICIES)})")
     exits = read_string(table.get("exits", "exchange"), "live.exits", where)
-    if exits not in EXITS:
-        raise where.error("live.exits", f"unknown value {exits!r} (known: {', '.join(EXITS)})")
+    if exits not in EXIT_MODES:
+        raise where.error("live.exits", f"unknown value {exits!r} (known: {', '.join(EXIT_MODES)})")
     poll = read_number(table.get("poll_seconds", 1.0), "live.poll_seconds", where)
     if not 0 < poll <= 60:
         raise where.error("live.poll_seconds", f"{poll} must be above 0 and at most 60")
