@@ -8,34 +8,14 @@ import pytest
 
 from binance_cluster.types import DAY_MS, parse_time_ms
 from support.backtest_store import build_store, write_job
+from support.model_data import ml_job_text
 
 TRAIN_START = parse_time_ms("2025-05-05")
 TRAIN_SYMBOLS = ("BTCUSDT", "ETHUSDT", "LAYERUSDT")
 LIVE_SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
-TRAIN_JOB = """
-store = "{store}"
-symbols = ["BTCUSDT", "ETHUSDT", "LAYERUSDT"]
-mode = "portfolio"
-output = "{out}"
-models = "{models}"
-[strategy]
-name = "ml_barrier"
-[risk]
-take_profit = 0.003
-stop_loss = 0.003
-max_hold_bars = 30
-max_positions = 1
-[train]
-kind = "{kind}"
-fold = "day"
-min_train_rows = 1000
-min_eval_rows = 200
-{model}
-[train.features]
-rsi = 14
-hour = true
-"""
+TRAIN_FEATURES = "[train.features]\nrsi = 14\nhour = true"
+TREES_MODEL = "[train.model]\nn_rounds = 20"
 
 # beside a journal: the job whose shifts thresholds the win-rate figure applies
 LIVE_JOB = """
@@ -72,9 +52,10 @@ def trained(train_store, tmp_path_factory):
 
     def get(kind: str = "logistic"):
         if kind not in done:
-            job = write_job(root / f"{kind}.toml", TRAIN_JOB.format(
-                store=train_store, out=root / kind, models=root / f"{kind}.h5", kind=kind,
-                model="[train.model]\nn_rounds = 20" if kind == "trees" else ""))
+            model = TREES_MODEL if kind == "trees" else ""
+            job = write_job(root / f"{kind}.toml", ml_job_text(
+                train_store, TRAIN_SYMBOLS, root / kind, root / f"{kind}.h5",
+                train=f'kind = "{kind}"\n{model}\n{TRAIN_FEATURES}'))
             assert main(["train", str(job), "--no-progress"]) == 0
             done[kind] = root / kind
         return done[kind]
