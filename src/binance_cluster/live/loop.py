@@ -46,6 +46,7 @@ from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
 from binance_cluster.exchange.broker.errors import OrderNotFoundError
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
+from binance_cluster.live import exits
 from binance_cluster.live.bars import plan_bars
 from binance_cluster.live.job import LiveJob
 from binance_cluster.live.journal import BarRecord, Journal
@@ -219,32 +220,28 @@ class ExitsSeam:
         self.loop = loop
 
     def _run(self, actions) -> int:
-        from binance_cluster.live import exits
-
         if not actions:
             return 0
         answers = exits.carry_out(actions, self.loop.broker, self.loop.journal)
         self.loop._last_order_ms = self.loop.since_read()
         return len(answers)
 
-    def _holding(self, symbol: str, entry_price: float, peak: float):
-        from binance_cluster.live import exits
-
+    def _held(self, symbol: str) -> Decimal:
+        """What the account holds of the symbol's coin (free and locked)."""
         balance = self.loop.broker.balances().get(self.loop.base[symbol])
-        held = balance.total if balance is not None else Decimal(0)
+        return balance.total if balance is not None else Decimal(0)
+
+    def _holding(self, symbol: str, entry_price: float, peak: float, held: Decimal | None = None):
+        held = self._held(symbol) if held is None else held
         return exits.Holding(symbol, float(entry_price), held, float(peak))
 
     def resting(self, symbol: str):
         """The protective order resting for `symbol` (the newest), or None."""
-        from binance_cluster.live import exits
-
         found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
         return found[-1] if found else None
 
     def start(self, from_bar_ms: int) -> int:
         """At start-up (after reconcile): every open position gets its protection back."""
-        from binance_cluster.live import exits
-
         lp = self.loop
         holdings = exits.journal_holdings(lp.journal, lp.broker.filters)
         resting = exits.resting_exits(lp.journal, lp.broker, lp.symbols)
@@ -254,8 +251,6 @@ class ExitsSeam:
     def exit_now(self, symbol: str, entry_price: float, peak: float, reason: str, bar: int) -> int:
         """Cancel the protection and sell at market what the account holds (signal, max hold,
         a symbol ending) for the decision on the bar opening at `bar`."""
-        from binance_cluster.live import exits
-
         lp = self.loop
         actions = exits.exit_now(lp.lj.name, self._holding(symbol, entry_price, peak),
                                  self.resting(symbol), bar, reason, lp.job.risk, lp.filters[symbol])
@@ -265,25 +260,21 @@ class ExitsSeam:
                     bar: int, open_: float, high: float, low: float) -> int:
         """After the bar's close: bot mode checks the levels; exchange mode sells a position its
         stop passed without selling, else raises a trailing stop."""
-        from binance_cluster.live import exits
-
         lp = self.loop
         risk, filters, job = lp.job.risk, lp.filters[symbol], lp.lj.name
+        held = self._held(symbol)     # one account request for both checks
+        before = self._holding(symbol, entry_price, peak_before, held)
         if lp.settings.exits == "bot":
-            return self._run(exits.bot_check(job, self._holding(symbol, entry_price, peak_before),
-                                             bar, open_, high, low, risk, filters))
+            return self._run(exits.bot_check(job, before, bar, open_, high, low, risk, filters))
         resting = self.resting(symbol)
-        actions = exits.stop_passed(job, self._holding(symbol, entry_price, peak_before), resting,
-                                    bar, open_, high, low, risk, filters)
+        actions = exits.stop_passed(job, before, resting, bar, open_, high, low, risk, filters)
         if not actions:
-            actions = exits.trail(job, self._holding(symbol, entry_price, peak_after), resting,
-                                  bar + lp.bar_ms, risk, filters)
+            actions = exits.trail(job, self._holding(symbol, entry_price, peak_after, held),
+                                  resting, bar + lp.bar_ms, risk, filters)
         return self._run(actions)
 
     def after_entry(self, symbol: str, order: Order, entry_bar: int) -> int:
         """Protect an entry that filled in the bar opening at `entry_bar`."""
-        from binance_cluster.live import exits
-
         lp = self.loop
         price = float(order.avg_price) if order.avg_price is not None else math.nan
         return self._run(exits.after_entry(lp.lj.name, self._holding(symbol, price, price),
