@@ -53,11 +53,15 @@ def test_keys_stay_on_rank_0_and_out_of_every_file_and_output(source, tmp_path):
     with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         job = write_job(tmp_path, url, bars=bars)
         run = run_stepped(job, url, EmulatorControl(url), FIRST, bars, BAR_MS,
-                          tmp_path / "out" / "heartbeat.json", ranks=2, on_bar=look)
+                          tmp_path / "out" / "heartbeat.json", ranks=2, on_bar=look,
+                          extra=("--report",))
     assert run.code == 0, run.stderr[-2000:]
     assert memory == {"root": True, "worker": False}     # the scan finds it where it is
     out = tmp_path / "out"
     assert (out / "journal.sqlite").is_file() and (tmp_path / "live-store" / "BTCUSDT.h5").is_file()
+    # --report: the live report beside the journal, its path printed; scanned for the key below
+    assert f"report: {out / 'report.html'}" in run.stdout
+    assert (out / "report.pdf").is_file() and len(list((out / "figures").glob("*.png"))) == 6
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "accounts.toml"]
     assert len(written) >= 8
     for path in written:

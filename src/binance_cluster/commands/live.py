@@ -8,8 +8,8 @@ Once per closed candle: every rank fetches its symbols' new candles into the sto
 their signals; rank 0 runs the backtest's decision step on the account's real fills and
 balances, sends the orders, journals everything and prints one line per bar (bar time UTC,
 latency from the candle's close to the last order sent, orders, equity). SIGTERM or the
-kill-switch file stops it cleanly; `--max-bars K` stops after K bars. Start-up reconciles the
-journal with the exchange first. Bad input, missing or refused keys: one line, exit code 2.
+kill-switch file stops it cleanly; `--max-bars K` stops after K bars; `--report` then renders
+the live report beside the journal. Start-up reconciles the journal with the exchange first. Bad input, missing or refused keys: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ def add_arguments(p) -> None:
     p.add_argument("--confirm-live", action="store_true",
                    help="--mode live only: yes, trade real money (BINANCE_CLUSTER_LIVE=yes too)")
     p.add_argument("--max-bars", type=int, default=None, help="stop after this many bars")
+    p.add_argument("--report", action="store_true",
+                   help="render the live report beside the journal when the run ends (rank 0)")
 
 
 def run(args) -> int:
@@ -68,6 +70,10 @@ def run(args) -> int:
     stop_workers(comm, code)
     worker.close()
     rank0["journal"].close()
+    if args.report:
+        from binance_cluster.commands.report import render
+
+        render(live_job.live.journal, args, kind="live")
     return code
 
 
