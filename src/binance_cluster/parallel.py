@@ -217,6 +217,7 @@ def map_units(comm: Comm, units: Sequence[Any], fn: Callable[[Any], Any],
     With `on_result`, each result travels to rank 0 as soon as its unit is done and is
     handed to `on_result` there (in the order they arrive, then `progress`); the list
     returned at rank 0 then carries no values, so rank 0 never holds them all at once.
+    Rank 0's `on_result` decides: the other ranks may pass None.
     """
     costs = [1.0] * len(units) if costs is None else list(costs)
     names = [str(i) for i in range(len(units))] if names is None else list(names)
@@ -226,6 +227,7 @@ def map_units(comm: Comm, units: Sequence[Any], fn: Callable[[Any], Any],
     _MAP_CALLS += 1
     results = []
     remote_pending = len(units) - len(mine)
+    stream = comm.bcast(on_result is not None, root=0)
 
     def arrived(result: UnitResult) -> None:
         if on_result is not None:
@@ -237,14 +239,14 @@ def map_units(comm: Comm, units: Sequence[Any], fn: Callable[[Any], Any],
         result = _run_unit(fn, i, units[i], names[i], comm.rank, debug)
         bare = UnitResult(result.index, result.name, None, result.error, result.seconds,
                           result.rank)
-        results.append(result if on_result is None else bare)
+        results.append(bare if stream else result)
         if comm.rank == 0:
             arrived(result)
             while remote_pending and comm.poll(tag):
                 remote_pending -= 1
                 arrived(comm.recv(tag))
         else:
-            comm.send(result if on_result is not None else bare, 0, tag)
+            comm.send(result if stream else bare, 0, tag)
         del result
     if comm.rank == 0:
         while remote_pending:

@@ -19,7 +19,7 @@ JOB = """\
 store = "{store}"
 symbols = "all"
 mode = "{mode}"
-top = 4
+top = {top}
 chunk_size = 3
 rank_by = "sharpe"
 [strategy]
@@ -51,12 +51,12 @@ def store(shared_data, tmp_path_factory):
 
 
 def job_file(tmp_path, store, mode: str):
-    if mode == "sweep":
-        fast, slow, stake = "[5, 10, 20]", "{start = 30, stop = 90, step = 30}", "1.0"
+    if mode == "sweep":   # every unit replayed: each symbol's replay group lands on some rank
+        fast, slow, stake, top = "[5, 10, 20]", "{start = 30, stop = 90, step = 30}", "1.0", 27
     else:
-        fast, slow, stake = "10", "60", "0.45"
+        fast, slow, stake, top = "10", "60", "0.45", 4
     path = tmp_path / f"{mode}.toml"
-    path.write_text(JOB.format(store=store, mode=mode, fast=fast, slow=slow, stake=stake))
+    path.write_text(JOB.format(store=store, mode=mode, fast=fast, slow=slow, stake=stake, top=top))
     return path
 
 
