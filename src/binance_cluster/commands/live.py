@@ -9,7 +9,8 @@ their signals; rank 0 runs the backtest's decision step on the account's real fi
 balances, sends the orders, journals everything and prints one line per bar (bar time UTC,
 latency from the candle's close to the last order sent, orders, equity). SIGTERM or the
 kill-switch file stops it cleanly; `--max-bars K` stops after K bars; `--report` then renders
-the live report beside the journal. Start-up reconciles the journal with the exchange first. Bad input, missing or refused keys: one line, exit code 2.
+the live report beside the journal. Start-up reconciles the journal with the exchange first.
+Bad input, missing or refused keys: one line, exit code 2.
 """
 
 from __future__ import annotations
