@@ -64,11 +64,11 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
 from binance_cluster.exchange.broker.ids import client_order_id, list_id_of
 from binance_cluster.kernels import fills
 from binance_cluster.kernels import simulate as kern
+from binance_cluster.live.job import EXIT_MODES
 from binance_cluster.live.journal import Journal
 
 log = logging.getLogger(__name__)
 
-EXIT_MODES = ("exchange", "bot")
 PROTECT = "protect"                   # purpose (and id intent) of a resting protective order
 REPROTECT = "reprotect"               # id intent of one placed again after a refused exit
 # Binance's -2010 messages for an order the market has already passed (`engine.reject`)

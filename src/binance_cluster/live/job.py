@@ -31,12 +31,12 @@ from binance_cluster.backtest.job import Job, Overrides, load_job
 from binance_cluster.jobfile import (Where, no_unknown, read_integer, read_number, read_string,
                                      read_toml, show_value)
 from binance_cluster.live.bars import POLICIES
-from binance_cluster.live.exits import EXIT_MODES
 from binance_cluster.live.risk import LIMIT_NAMES, RiskLimits
 
 LIVE_KEYS = ("missed_bars", "max_catch_up", "poll_seconds", "journal", "heartbeat", "exits", "risk")
 RISK_KEYS = LIMIT_NAMES + ("kill_switch", "flatten_on_kill")
 MODES = ("paper", "testnet", "live")
+EXIT_MODES = ("exchange", "bot")   # where protective exits live: see live.exits
 
 
 @dataclass(frozen=True, slots=True)
