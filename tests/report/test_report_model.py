@@ -19,7 +19,7 @@ MODEL_FIGURES = [("roc", "tall"), ("calibration", "tall"), ("thresholds", "tall"
 
 def test_read_train_summary_gives_back_train_json(trained, tmp_path):
     from binance_cluster.errors import DataError
-    from binance_cluster.ml.train import read_train_summary
+    from binance_cluster.ml.train_results import read_train_summary
 
     out = trained("logistic")
     summary = read_train_summary(out)

@@ -3,7 +3,7 @@
 A unit is a symbol (cost: its candles); each rank reads its symbols' candles and the stored
 champion of the symbol and runs the walk-forward; rank 0 gathers the fold records and
 champions, writes them to the model store (one atomic replace) and writes `train.json` /
-`train.csv` (one row per symbol and fold) to the job's output directory. A symbol that fails
+`train.csv` (one row per symbol and fold, `ml.train_results`) to the job's output directory. A symbol that fails
 is reported with its error and the others are stored.
 
 Pooled (`[train] pool = true`): rank 0 computes every symbol's features and labels and fits
@@ -16,30 +16,22 @@ sleep in a quiet barrier meanwhile (MPI's own waits would spin on a core rank 0 
 
 from __future__ import annotations
 
-import csv
 import ctypes
 import ctypes.util
-import io
 import os
 import time
 from dataclasses import dataclass
 
-from binance_cluster.backtest import results
 from binance_cluster.backtest.driver import load_candles
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
+from binance_cluster.ml.train_results import write_train_summary
 from binance_cluster.ml.walkforward import POOL, Trained, symbol_block, walk_forward_blocks
 from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
-
-TRAIN_JSON = "train.json"
-CSV_COLUMNS = ("symbol", "fold", "eval_start", "eval_end", "train_rows", "eval_rows", "base_rate",
-               "auc", "log_loss", "champion_auc", "champion_log_loss", "winner", "trades_with",
-               "threshold", "precision", "recall", "signals", "skip", "pool", "stored_auc",
-               "stored_log_loss", "stored_winner")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +110,12 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
     records = {s: recs for t in done for s, recs in t.records.items()}
     champions = {n: c for t in done for n, c in t.champions.items()}
     models.write(records, champions)
-    os.makedirs(job.output, exist_ok=True)
     rows = [fold_row(rec) for s in symbols if s in records for rec in records[s]]
     summary = {"models": job.models, "kind": tj.spec.kind, "fold": tj.spec.fold,
                "threshold_rule": tj.spec.threshold, "metric": tj.spec.metric,
                "feature_hash": tj.spec.features.hash, "features": list(tj.spec.features.names),
                "failures": [{"symbol": s, "error": e} for s, e in failures], "folds": rows}
-    results.atomic_write(os.path.join(job.output, TRAIN_JSON), results.summary_text(summary))
-    results.atomic_write(os.path.join(job.output, "train.csv"), csv_text(rows))
+    write_train_summary(job.output, summary)
     return TrainOutcome(records, champions, failures, time.perf_counter() - started, comm.size)
 
 
@@ -173,35 +163,3 @@ def _stored_winner(judged: dict | None) -> str | None:
     if d["winner"] == "challenger":
         return "this run"
     return "stored" if judged.get("stored") else "stored (not judged)"
-
-
-def read_train_summary(out: str | os.PathLike) -> dict:
-    """`OUT/train.json` as `run_train` wrote it; DataError naming the file when missing or bad."""
-    import json
-
-    from binance_cluster.errors import DataError
-
-    path = os.path.join(out, TRAIN_JSON)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: missing (not a training output directory? "
-                        "`binance-cluster train JOB` writes it)")
-    try:
-        with open(path, encoding="utf-8") as fh:
-            summary = json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("folds"), list) \
-            or not isinstance(summary.get("models"), str):
-        raise DataError(f"{path}: no `models` and `folds` (not a train summary)")
-    return summary
-
-
-def csv_text(rows: list[dict]) -> str:
-    """The fold rows as CSV (empty cells for none)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
-    for r in rows:
-        w.writerow(["" if r[c] is None else (f"{r[c]:.6g}" if isinstance(r[c], float) else r[c])
-                    for c in CSV_COLUMNS])
-    return buf.getvalue()

@@ -4,7 +4,7 @@ Owns every use of matplotlib in the project (Agg backend only, set in `style`): 
 (`style`), one figure module per kind of run (`backtest` for portfolio runs, `sweep` for
 parameter sweeps, `model` for training runs, `live` for live and paper journals), the run's
 inputs (`inputs`), the writers (`html`, `render`). It reads results through the readers kept
-beside their writers (`backtest.results`, `ml.train.read_train_summary`, `ml.model_store`,
+beside their writers (`backtest.results`, `ml.train_results.read_train_summary`, `ml.model_store`,
 `live.journal`) and candles through `candles.store`; it may import the ground floor,
 `backtest`, `candles`, `engine`, `kernels`, `ml` and `live`, and nothing imports it but `commands`.
 

@@ -2,7 +2,7 @@
 curves with the chosen thresholds, feature importance, the champion/challenger history and
 the folds table.
 
-Read from what `train` writes: `OUT/train.json` (`ml.train.read_train_summary`) and the model
+Read from what `train` writes: `OUT/train.json` (`ml.train_results.read_train_summary`) and the model
 store it names (`ml.model_store.ModelStore`: every fold's figures, decision and diagnostics).
 The diagnostics of a fold are those of the model that trades after it (the champion), on the
 fold's evaluation window.
@@ -30,7 +30,7 @@ THRESHOLD_TICKS = (50, 60, 70, 80, 90, 100)
 
 def applies(directory) -> bool:
     """A training output directory (train.json), unless a backtest wrote its results there later."""
-    from binance_cluster.ml.train import TRAIN_JSON
+    from binance_cluster.ml.train_results import TRAIN_JSON
 
     path = Path(directory)
     train = path / TRAIN_JSON
@@ -70,7 +70,7 @@ def load_train(directory) -> TrainRun:
     """Read train.json and, from the model store it names, the folds of its symbols."""
     from binance_cluster.errors import DataError
     from binance_cluster.ml.model_store import ModelStore
-    from binance_cluster.ml.train import read_train_summary
+    from binance_cluster.ml.train_results import read_train_summary
 
     summary = read_train_summary(directory)
     store = ModelStore(summary["models"])
