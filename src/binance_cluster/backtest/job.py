@@ -361,12 +361,11 @@ _RISK_CHECKS: dict[str, tuple] = {
     "shifts_min_trades": (lambda v: v >= 1, "must be at least 1"),
     "max_positions": (lambda v: v >= 1, "must be at least 1"),
 }
-STAKE_MODES = ("fraction", "quote")
 
 
 def _risk(table: Any, strategy: str, where: Where):
     """Risk from the job's [risk] over the strategy's risk defaults; `false` unsets an optional."""
-    from binance_cluster.engine.simulate import FEE_MODELS, Risk
+    from binance_cluster.engine.simulate import FEE_MODELS, STAKE_MODES, Risk
     from binance_cluster.strategies.registry import get_strategy
 
     fields = {f.name: f for f in dataclasses.fields(Risk)}
