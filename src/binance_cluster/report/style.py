@@ -181,7 +181,8 @@ def _numeric(text: str) -> bool:
 
 
 def table(ax, header: list[str], rows: list[list[str]], title: str, highlight: int | None = None) -> None:
-    """A table filling the axes from the top: bold header, shaded rows, numbers right-aligned.
+    """A table filling the axes from the top: bold header, shaded rows, numbers (and their
+    headers) right-aligned.
 
     Drawn as one text per cell over one collection of cell backgrounds (matplotlib's `Table`
     measures every cell again on each draw, which made it the slowest figure of a report).
@@ -209,7 +210,7 @@ def table(ax, header: list[str], rows: list[list[str]], title: str, highlight: i
             pad = 0.1 * (right - left)
             cells.append([(left, bottom), (right, bottom), (right, top), (left, top)])
             colours.append(shade)
-            numeric = r > 0 and c > 0 and _numeric(text)
+            numeric = c > 0 and _numeric(rows[0][c] if r == 0 else text)   # headers follow their column
             ax.text(right - pad if numeric else left + pad, (top + bottom) / 2, text,
                     ha="right" if numeric else "left", va="center", fontsize=9.0,
                     fontweight="bold" if r == 0 else "normal", transform=ax.transAxes,
