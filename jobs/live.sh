@@ -9,33 +9,11 @@
 # ever reaches another rank or host. HOSTFILE (default: the repository's hostfile), VENV and
 # NUMBA_CACHE_DIR as in jobs/run.sh. The numba cache is warmed on this node first.
 set -euo pipefail
-
-if [ $# -lt 1 ]; then
-    echo "usage: $0 JOB [N] [live options...]" >&2
-    exit 2
-fi
-job=$(realpath "$1")
-shift
-n=2
-if [ $# -ge 1 ] && [[ $1 =~ ^[0-9]+$ ]]; then
-    n=$1
-    shift
-fi
-cd "$(dirname "$0")/.."
-if [ -z "${VENV:-}" ]; then
-    if [ -x .venv/bin/python ]; then VENV=$PWD/.venv; else VENV=/tmp/venv; fi
-fi
-export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
-python=$VENV/bin/python
-mpirun=$VENV/bin/mpirun
+USAGE="$0 JOB [N] [live options...]"
+RANKS_DEFAULT=2
+source "$(dirname "$0")/launch.sh"
 hostfile=${HOSTFILE:-$PWD/hostfile}
-if [ ! -x "$python" ]; then
-    echo "$0: no python at $python (set VENV to the project's virtualenv)" >&2
-    exit 2
-fi
-
-"$python" -m binance_cluster warm-up "$job"
-program=("$python" -m binance_cluster live "$job" "$@")
+program=("$python" -m binance_cluster live "$job" "${args[@]}")
 launch=("$mpirun" -f "$hostfile" -n 1 "${program[@]}")
 if [ "$n" -gt 1 ]; then
     launch+=(: -n $((n - 1)))

@@ -5,8 +5,9 @@
 #
 # N defaults to the number of cores. The venv's python and mpirun are used (VENV: default the
 # repository's .venv, else /tmp/venv). The numba cache is NUMBA_CACHE_DIR (default .numba_cache
-# in the repository). Warming first means the ranks load compiled kernels from the cache
-# instead of all compiling at once and racing on the cache files. It runs from the repository
+# in the repository; jobs/launch.sh sets these up for both launch scripts). Warming first
+# means the ranks load compiled kernels from the cache instead of all compiling at once and
+# racing on the cache files. It runs from the repository
 # root, so relative paths in job files and options (store, output) are relative to it.
 #
 # Several hosts (a Pi cluster, an HPC allocation): pass the hostfile in MPIRUN_ARGS. The cache
@@ -17,34 +18,11 @@
 #   MPIRUN_ARGS="-f hostfile" NUMBA_CACHE_DIR=/var/tmp/numba jobs/run.sh jobs/sweep_real.toml 12
 # (hostfile: one "host[:slots]" per line, see ./hostfile; with Open MPI use --hostfile.)
 set -euo pipefail
-
-if [ $# -lt 1 ]; then
-    echo "usage: $0 JOB [N] [backtest options...]" >&2
-    exit 2
-fi
-job=$(realpath "$1")
-shift
-n=$(nproc)
-if [ $# -ge 1 ] && [[ $1 =~ ^[0-9]+$ ]]; then
-    n=$1
-    shift
-fi
-cd "$(dirname "$0")/.."
-if [ -z "${VENV:-}" ]; then
-    if [ -x .venv/bin/python ]; then VENV=$PWD/.venv; else VENV=/tmp/venv; fi
-fi
-venv=$VENV
-export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.numba_cache}
-python=$venv/bin/python
-mpirun=$venv/bin/mpirun
-if [ ! -x "$python" ]; then
-    echo "$0: no python at $python (set VENV to the project's virtualenv)" >&2
-    exit 2
-fi
-
-"$python" -m binance_cluster warm-up "$job"
+USAGE="$0 JOB [N] [backtest options...]"
+RANKS_DEFAULT=$(nproc)
+source "$(dirname "$0")/launch.sh"
 if [ -n "${MPIRUN_ARGS:-}" ]; then
     # shellcheck disable=SC2086  # MPIRUN_ARGS holds several words on purpose
-    exec "$mpirun" $MPIRUN_ARGS -n "$n" "$python" -m binance_cluster backtest "$job" "$@"
+    exec "$mpirun" $MPIRUN_ARGS -n "$n" "$python" -m binance_cluster backtest "$job" "${args[@]}"
 fi
-exec "$mpirun" -n "$n" "$python" -m binance_cluster backtest "$job" "$@"
+exec "$mpirun" -n "$n" "$python" -m binance_cluster backtest "$job" "${args[@]}"
