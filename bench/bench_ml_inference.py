@@ -11,8 +11,7 @@
 2. Walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic) at
    `mpirun -n 1` and `-n 2`: wall time of the training phase, speed-up, and every rank's peak
    resident memory (VmHWM; goal: a worker under 200 MB), beside the floor: the peak after
-   importing the program and running every training kernel once on a day of one symbol
-   (numba and the kernels loaded, no data to speak of). `--pool` adds the same job pooled
+   importing the program and loading the training kernels as `train` does (no data). `--pool` adds the same job pooled
    (`[train] pool = true`: rank 0 fits on every symbol's rows). The store is imported from
    ../shared/data/binance-usdm-1m into a temporary directory.
 """
@@ -152,7 +151,7 @@ def worker(job: str, store: str, models: str, out: str) -> None:
         return tj, {x: count_candles(s, x, "1m", None, None) for x in tj.job.symbols}
 
     tj, counts = on_root(comm, validate)
-    floor = _floor(tj)
+    floor = _floor(tj) if comm.rank == 0 or not tj.spec.pool else peak_mb()
     comm.barrier()
     t0 = time.perf_counter()
     outcome = run_train(tj, comm, counts, show_progress=False)
@@ -165,20 +164,11 @@ def worker(job: str, store: str, models: str, out: str) -> None:
 
 
 def _floor(tj) -> float:
-    """Peak memory after one walk-forward of the job's kind on a day of candles: the program,
-    numba and the training kernels loaded, before any real data."""
-    import dataclasses
+    """Peak memory after importing the program and loading the job's training kernels as
+    `train` does (`load_kernels`), before any real data (a pool's waiting ranks load none)."""
+    from binance_cluster.ml.train import load_kernels
 
-    from binance_cluster.candles.store import CandleStore
-    from binance_cluster.ml.walkforward import walk_forward
-    from binance_cluster.types import DAY_MS
-
-    store = CandleStore(tj.job.store)
-    symbol = tj.job.symbols[0]
-    first, _ = store.span(symbol, "1m")
-    candles = store.read(symbol, "1m", first, first + 4 * DAY_MS)   # two folds fitted
-    spec = dataclasses.replace(tj.spec, fold="day", min_train_rows=10, min_eval_rows=10)
-    walk_forward(candles, symbol, spec)
+    load_kernels(tj)
     return peak_mb()
 
 
@@ -205,6 +195,9 @@ def training(ranks: list[int], pool: bool) -> None:
                 raise SystemExit(proc.stderr)
             results[n] = json.loads(proc.stdout.strip().splitlines()[-1])
         same = len({(Path(tmp) / f"out{n}" / "train.csv").read_text() for n in ranks}) == 1
+        summary = json.loads((Path(tmp) / f"out{ranks[0]}" / "train.json").read_text())
+    widest = max((f["train_rows"] or 0) for f in summary["folds"])
+    matrix_mb = widest * len(summary["features"]) * 8 / 1e6
     base = results[ranks[0]]["seconds"]
     print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic"
           f"{', pooled' if pool else ''}):")
@@ -214,6 +207,16 @@ def training(ranks: list[int], pool: bool) -> None:
               f"peak memory per rank {', '.join(f'{p:.0f}' for p in r['peaks'])} MB "
               f"(goal < {GOAL_MB:.0f} MB); floor (program + kernels) "
               f"{', '.join(f'{p:.0f}' for p in r['floors'])} MB")
+        training_ranks = r["peaks"][:1] if pool else r["peaks"]
+        worst = max(training_ranks)
+        print(f"    {'the fitting rank 0' if pool else 'worst training rank'}: {worst:.0f} MB, "
+              f"goal < {GOAL_MB:.0f} MB {'met' if worst < GOAL_MB else 'MISSED'}"
+              + (f"; waiting ranks {', '.join(f'{p:.0f}' for p in r['peaks'][1:])} MB"
+                 if pool and n > 1 else ""))
+    print(f"  largest fold's training matrix: {widest:,} rows x {len(summary['features'])} "
+          f"features x 8 bytes = {matrix_mb:.0f} MB"
+          + (" (all symbols' rows at once: the floor of a pooled fit in memory)" if pool else
+             " (a view of the symbol's feature matrix, no copy)"))
     print(f"  train.csv identical at every rank count: {same}")
 
 

@@ -20,6 +20,7 @@ import csv
 import ctypes
 import ctypes.util
 import io
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -30,10 +31,14 @@ from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
-from binance_cluster.ml.walkforward import POOL, Trained, symbol_block, walk_forward_blocks
+from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
+from binance_cluster.ml.walkforward import (POOL, Trained, symbol_block, walk_forward_blocks,
+                                           warm_up)
 from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
+
+log = logging.getLogger(__name__)
 
 TRAIN_JSON = "train.json"
 CSV_COLUMNS = ("symbol", "fold", "eval_start", "eval_end", "train_rows", "eval_rows", "base_rate",
@@ -73,6 +78,19 @@ def return_freed_arrays() -> None:
         pass
 
 
+def load_kernels(tj: TrainJob) -> None:
+    """Load the job's training kernels before any data, handing LLVM's code pages back as
+    they load (`kernels/_jit.py`): loaded by the first symbol instead, they raised a
+    training rank's peak by ~90 MB of LLVM code on top of that symbol's features."""
+    release_llvm_code()  # what the imports touched
+    with llvm_code_kept_out():
+        try:
+            warm_up(tj.spec)
+        except Exception as exc:  # only an optimisation: the units will show a real error
+            log.warning("training kernels not loaded ahead (%s: %s); they load on first use",
+                        type(exc).__name__, exc)
+
+
 def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
               show_progress: bool = True, debug: bool = False) -> TrainOutcome | None:
     """Train every symbol of the job on the ranks of `comm`; the outcome at rank 0, else None."""
@@ -99,8 +117,10 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
         bar.update(1, note=r.name if r.ok else f"{r.name} FAILED")
 
     if pooled and comm.rank != 0:
+        release_llvm_code()
         quiet_barrier(comm)            # asleep while rank 0 fits: MPI's waits spin on a core
         return None
+    load_kernels(tj)
     with bar:
         gathered = map_units(SerialComm() if pooled else comm, symbols, unit,
                              costs=[float((counts or {}).get(s, 1)) for s in symbols],

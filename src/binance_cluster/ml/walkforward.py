@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from binance_cluster.candles.synthetic import synthetic_candles
 from binance_cluster.errors import DataError
 from binance_cluster.ml import evaluate as ev
 from binance_cluster.ml.champion import decide
@@ -91,6 +92,16 @@ def symbol_block(candles: Candles, symbol: str, spec: TrainSpec) -> Block:
     x = compute_features(candles, spec.features)
     y, outcome = barrier_labels(candles, spec.label)
     return Block(symbol, candles, x, y, outcome, np.isfinite(x).all(axis=1) & (y >= 0))
+
+
+def warm_up(spec: TrainSpec) -> None:
+    """Run once every kernel a walk-forward of `spec` calls (features, labels, the kind's fit
+    and prediction), on small synthetic candles, so numba loads (or compiles) them here."""
+    candles = synthetic_candles(spec.features.history + 500)
+    block = symbol_block(candles, "warm-up", spec)
+    x = block.x[np.isfinite(block.x).all(axis=1)]
+    y = (np.arange(x.shape[0]) % 2).astype(np.int8)      # both classes, whatever the barrier
+    get_kind(spec.kind).fit(x, y, spec.params).predict_proba(x)
 
 
 def _figures(p: np.ndarray, y: np.ndarray) -> dict:
