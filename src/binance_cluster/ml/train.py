@@ -8,10 +8,14 @@ is reported with its error and the others are stored.
 
 Pooled (`[train] pool = true`): rank 0 computes every symbol's features and labels and fits
 the pool's model fold by fold, so the models do not depend on the number of ranks; the other
-ranks wait for the exit code. The pool's features must all sit on the fitting rank anyway;
-computing them there (about 0.1 s per symbol and month) costs far less than sending them
-(twice their size in flight on both ends) and keeps the workers at their floor. The others
-sleep in a quiet barrier meanwhile (MPI's own waits would spin on a core rank 0 may share).
+ranks wait for the exit code. Rank 0 keeps each symbol's candles and labels, not its feature
+matrix (`walkforward.light`): a fold's rows are computed from the candles straight into the
+one matrix the fold is fitted (or scored) on, so rank 0 holds that matrix (the largest fold's:
+every symbol's rows before it, 8 bytes a row and feature) but never every symbol's features
+beside it. A fold's training rows must all sit on the fitting rank anyway; computing them
+there (about 0.1 s per symbol and month) costs far less than sending them (twice their size
+in flight on both ends) and keeps the workers at their floor. The others sleep in a quiet
+barrier meanwhile (MPI's own waits would spin on a core rank 0 may share).
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
 from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
-from binance_cluster.ml.walkforward import (POOL, Trained, symbol_block, walk_forward_blocks,
-                                           warm_up)
+from binance_cluster.ml.walkforward import (POOL, Trained, light, symbol_block,
+                                           walk_forward_blocks, warm_up)
 from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
@@ -106,7 +110,7 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
     def unit(symbol: str):
         block = symbol_block(load_candles(store, symbol, job), symbol, tj.spec)
         if pooled:
-            return block
+            return light(block)
         return walk_forward_blocks([block], tj.spec, models.champion(symbol),
                                    models.champion_history(symbol))
 
