@@ -1,6 +1,6 @@
 """ML benchmarks: the live loop's per-bar cost, and walk-forward training under mpirun.
 
-    python bench/bench_ml_inference.py [--symbols 100] [--repeat 200] [--ranks 1,2]
+    python bench/bench_ml_inference.py [--symbols 100] [--repeat 200] [--ranks 1,2] [--pool] [--trees]
 
 1. Features plus inference for the newest bar of N symbols (default 100): each symbol keeps
    the last `history` candles (1441 for the seed's features plus the job's RSI, ATR, volume
@@ -11,8 +11,9 @@
 2. Walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic) at
    `mpirun -n 1` and `-n 2`: wall time of the training phase, speed-up, and every rank's peak
    resident memory (VmHWM; goal: a worker under 200 MB), beside the floor: the peak after
-   importing the program and loading the training kernels as `train` does (no data). `--pool` adds the same job pooled
-   (`[train] pool = true`: rank 0 fits on every symbol's rows). The store is imported from
+   importing the program and loading the training kernels as `train` does (no data). `--pool`
+   adds the same job pooled (`[train] pool = true`: rank 0 fits on every symbol's rows),
+   `--trees` the same job with `kind = "trees"` (boosted trees). The store is imported from
    ../shared/data/binance-usdm-1m into a temporary directory.
 """
 
@@ -172,7 +173,7 @@ def _floor(tj) -> float:
     return peak_mb()
 
 
-def training(ranks: list[int], pool: bool) -> None:
+def training(ranks: list[int], pool: bool, kind: str = "logistic") -> None:
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "real"
@@ -181,10 +182,11 @@ def training(ranks: list[int], pool: bool) -> None:
                        capture_output=True)
         subprocess.run([str(BIN / "binance-cluster"), "warm-up"], check=True, capture_output=True)
         job = ROOT / "jobs" / "ml.toml"
-        if pool:
-            job = Path(tmp) / "ml-pool.toml"
+        if pool or kind != "logistic":
+            job = Path(tmp) / "ml-variant.toml"
             job.write_text((ROOT / "jobs" / "ml.toml").read_text().replace(
-                "pool = false", "pool = true"))
+                "pool = false", f"pool = {'true' if pool else 'false'}").replace(
+                'kind = "logistic"', f'kind = "{kind}"'))
         results = {}
         for n in ranks:
             cmd = [str(BIN / "mpirun"), "-n", str(n), sys.executable, __file__, "--worker",
@@ -199,7 +201,7 @@ def training(ranks: list[int], pool: bool) -> None:
     widest = max((f["train_rows"] or 0) for f in summary["folds"])
     matrix_mb = widest * len(summary["features"]) * 8 / 1e6
     base = results[ranks[0]]["seconds"]
-    print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic"
+    print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, {kind}"
           f"{', pooled' if pool else ''}):")
     for n in ranks:
         r = results[n]
@@ -231,6 +233,7 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--skip-inference", action="store_true")
     ap.add_argument("--pool", action="store_true", help="also train the job pooled")
+    ap.add_argument("--trees", action="store_true", help="also train it with boosted trees")
     args = ap.parse_args()
     if not args.skip_inference:
         inference(args.symbols, args.repeat)
@@ -239,6 +242,8 @@ def main() -> None:
         training(ranks, pool=False)
         if args.pool:
             training(ranks, pool=True)
+        if args.trees:
+            training(ranks, pool=False, kind="trees")
 
 
 if __name__ == "__main__":

@@ -102,13 +102,16 @@ def light(block: Block) -> Block:
 
 
 def warm_up(spec: TrainSpec) -> None:
-    """Run once every kernel a walk-forward of `spec` calls (features, labels, the kind's fit
-    and prediction), on small synthetic candles, so numba loads (or compiles) them here."""
+    """Run once every kernel a walk-forward of `spec` calls (features, labels, the kind's fit,
+    prediction and importance), on small synthetic candles, so numba loads (or compiles) them
+    here."""
     candles = synthetic_candles(spec.features.history + 500)
     block = symbol_block(candles, "warm-up", spec)
     x = block.x[np.isfinite(block.x).all(axis=1)]
     y = (np.arange(x.shape[0]) % 2).astype(np.int8)      # both classes, whatever the barrier
-    get_kind(spec.kind).fit(x, y, spec.params).predict_proba(x)
+    model = get_kind(spec.kind).fit(x, y, spec.params)
+    model.predict_proba(x)
+    model.importance()
 
 
 def _figures(p: np.ndarray, y: np.ndarray) -> dict:
