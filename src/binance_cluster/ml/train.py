@@ -4,7 +4,8 @@ A unit is a symbol (cost: its candles); each rank reads its symbols' candles and
 champion of the symbol and runs the walk-forward; rank 0 gathers the fold records and
 champions, writes them to the model store (one atomic replace) and writes `train.json` /
 `train.csv` (one row per symbol and fold) to the job's output directory. A symbol that fails
-is reported with its error and the others are stored.
+is reported with its error and the others are stored. Each symbol's records travel to rank 0
+as soon as the symbol is done (no rank holds its share until a final gather).
 
 Pooled (`[train] pool = true`): rank 0 computes every symbol's features and labels and fits
 the pool's model fold by fold, so the models do not depend on the number of ranks; the other
@@ -124,15 +125,21 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
         release_llvm_code()
         quiet_barrier(comm)            # asleep while rank 0 fits: MPI's waits spin on a core
         return None
+    values: dict[int, object] = {}
+
+    def keep(r: UnitResult) -> None:   # results stream to rank 0 one symbol at a time
+        if r.ok:
+            values[r.index] = r.value
+
     load_kernels(tj)
     with bar:
         gathered = map_units(SerialComm() if pooled else comm, symbols, unit,
                              costs=[float((counts or {}).get(s, 1)) for s in symbols],
-                             names=symbols, progress=tick, debug=debug)
+                             names=symbols, progress=tick, debug=debug, on_result=keep)
     if comm.rank != 0:
         return None
     failures = [(s, r.error) for s, r in zip(symbols, gathered) if not r.ok]
-    done = [r.value for r in gathered if r.ok]
+    done = [values.pop(i) for i in sorted(values)]
     del gathered
     if pooled:
         try:
