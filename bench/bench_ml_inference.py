@@ -1,6 +1,6 @@
 """ML benchmarks: the live loop's per-bar cost, and walk-forward training under mpirun.
 
-    python bench/bench_ml_inference.py [--symbols 100] [--repeat 200] [--ranks 1,2]
+    python bench/bench_ml_inference.py [--symbols 100] [--repeat 200] [--ranks 1,2] [--pool] [--trees]
 
 1. Features plus inference for the newest bar of N symbols (default 100): each symbol keeps
    the last `history` candles (1441 for the seed's features plus the job's RSI, ATR, volume
@@ -11,9 +11,9 @@
 2. Walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic) at
    `mpirun -n 1` and `-n 2`: wall time of the training phase, speed-up, and every rank's peak
    resident memory (VmHWM; goal: a worker under 200 MB), beside the floor: the peak after
-   importing the program and running every training kernel once on a day of one symbol
-   (numba and the kernels loaded, no data to speak of). `--pool` adds the same job pooled
-   (`[train] pool = true`: rank 0 fits on every symbol's rows). The store is imported from
+   importing the program and loading the training kernels as `train` does (no data). `--pool`
+   adds the same job pooled (`[train] pool = true`: rank 0 fits on every symbol's rows),
+   `--trees` the same job with `kind = "trees"` (boosted trees). The store is imported from
    ../shared/data/binance-usdm-1m into a temporary directory.
 """
 
@@ -152,7 +152,7 @@ def worker(job: str, store: str, models: str, out: str) -> None:
         return tj, {x: count_candles(s, x, "1m", None, None) for x in tj.job.symbols}
 
     tj, counts = on_root(comm, validate)
-    floor = _floor(tj)
+    floor = _floor(tj) if comm.rank == 0 or not tj.spec.pool else peak_mb()
     comm.barrier()
     t0 = time.perf_counter()
     outcome = run_train(tj, comm, counts, show_progress=False)
@@ -165,24 +165,15 @@ def worker(job: str, store: str, models: str, out: str) -> None:
 
 
 def _floor(tj) -> float:
-    """Peak memory after one walk-forward of the job's kind on a day of candles: the program,
-    numba and the training kernels loaded, before any real data."""
-    import dataclasses
+    """Peak memory after importing the program and loading the job's training kernels as
+    `train` does (`load_kernels`), before any real data (a pool's waiting ranks load none)."""
+    from binance_cluster.ml.train import load_kernels
 
-    from binance_cluster.candles.store import CandleStore
-    from binance_cluster.ml.walkforward import walk_forward
-    from binance_cluster.types import DAY_MS
-
-    store = CandleStore(tj.job.store)
-    symbol = tj.job.symbols[0]
-    first, _ = store.span(symbol, "1m")
-    candles = store.read(symbol, "1m", first, first + 4 * DAY_MS)   # two folds fitted
-    spec = dataclasses.replace(tj.spec, fold="day", min_train_rows=10, min_eval_rows=10)
-    walk_forward(candles, symbol, spec)
+    load_kernels(tj)
     return peak_mb()
 
 
-def training(ranks: list[int], pool: bool) -> None:
+def training(ranks: list[int], pool: bool, kind: str = "logistic") -> None:
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "real"
@@ -191,10 +182,11 @@ def training(ranks: list[int], pool: bool) -> None:
                        capture_output=True)
         subprocess.run([str(BIN / "binance-cluster"), "warm-up"], check=True, capture_output=True)
         job = ROOT / "jobs" / "ml.toml"
-        if pool:
-            job = Path(tmp) / "ml-pool.toml"
+        if pool or kind != "logistic":
+            job = Path(tmp) / "ml-variant.toml"
             job.write_text((ROOT / "jobs" / "ml.toml").read_text().replace(
-                "pool = false", "pool = true"))
+                "pool = false", f"pool = {'true' if pool else 'false'}").replace(
+                'kind = "logistic"', f'kind = "{kind}"'))
         results = {}
         for n in ranks:
             cmd = [str(BIN / "mpirun"), "-n", str(n), sys.executable, __file__, "--worker",
@@ -205,8 +197,11 @@ def training(ranks: list[int], pool: bool) -> None:
                 raise SystemExit(proc.stderr)
             results[n] = json.loads(proc.stdout.strip().splitlines()[-1])
         same = len({(Path(tmp) / f"out{n}" / "train.csv").read_text() for n in ranks}) == 1
+        summary = json.loads((Path(tmp) / f"out{ranks[0]}" / "train.json").read_text())
+    widest = max((f["train_rows"] or 0) for f in summary["folds"])
+    matrix_mb = widest * len(summary["features"]) * 8 / 1e6
     base = results[ranks[0]]["seconds"]
-    print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, logistic"
+    print(f"walk-forward training of the 16 real symbols (jobs/ml.toml, weekly folds, {kind}"
           f"{', pooled' if pool else ''}):")
     for n in ranks:
         r = results[n]
@@ -214,6 +209,16 @@ def training(ranks: list[int], pool: bool) -> None:
               f"peak memory per rank {', '.join(f'{p:.0f}' for p in r['peaks'])} MB "
               f"(goal < {GOAL_MB:.0f} MB); floor (program + kernels) "
               f"{', '.join(f'{p:.0f}' for p in r['floors'])} MB")
+        training_ranks = r["peaks"][:1] if pool else r["peaks"]
+        worst = max(training_ranks)
+        print(f"    {'the fitting rank 0' if pool else 'worst training rank'}: {worst:.0f} MB, "
+              f"goal < {GOAL_MB:.0f} MB {'met' if worst < GOAL_MB else 'MISSED'}"
+              + (f"; waiting ranks {', '.join(f'{p:.0f}' for p in r['peaks'][1:])} MB"
+                 if pool and n > 1 else ""))
+    print(f"  largest fold's training matrix: {widest:,} rows x {len(summary['features'])} "
+          f"features x 8 bytes = {matrix_mb:.0f} MB"
+          + (" (all symbols' rows at once: the floor of a pooled fit in memory)" if pool else
+             " (a view of the symbol's feature matrix, no copy)"))
     print(f"  train.csv identical at every rank count: {same}")
 
 
@@ -228,6 +233,7 @@ def main() -> None:
     ap.add_argument("--skip-training", action="store_true")
     ap.add_argument("--skip-inference", action="store_true")
     ap.add_argument("--pool", action="store_true", help="also train the job pooled")
+    ap.add_argument("--trees", action="store_true", help="also train it with boosted trees")
     args = ap.parse_args()
     if not args.skip_inference:
         inference(args.symbols, args.repeat)
@@ -236,6 +242,8 @@ def main() -> None:
         training(ranks, pool=False)
         if args.pool:
             training(ranks, pool=True)
+        if args.trees:
+            training(ranks, pool=False, kind="trees")
 
 
 if __name__ == "__main__":

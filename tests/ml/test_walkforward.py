@@ -166,3 +166,37 @@ def test_model_store_round_trip_and_bad_files(folds, tmp_path):
         ModelStore(other).symbols()
     with pytest.raises(DataError, match="not found"):
         ModelStore(tmp_path / "missing.h5").symbols()
+
+
+def _image(trained) -> dict:
+    """Every record of a walk-forward run: its fields, model and diagnostics as bytes."""
+    out = {}
+    for symbol, recs in trained.records.items():
+        for r in recs:
+            fields = {k: getattr(r, k) for k in r.__slots__ if k not in ("model", "diagnostics")}
+            out[symbol, r.fold] = (repr(fields), {k: v.tobytes() for k, v in r.model.items()},
+                                   {k: v.tobytes() for k, v in r.diagnostics.items()})
+    return out
+
+
+def test_a_pool_of_light_blocks_fits_what_full_blocks_fit(btc, shared_data):
+    """Rank 0 of a pool keeps no feature matrix (`light`): each fold's rows are computed from
+    the candles into the matrix it is fitted on, and every model, figure and threshold is the
+    same, bit for bit, as from blocks that hold their features; rows taken by index (unusable
+    rows in between) and every row_step-th row alike."""
+    import dataclasses
+
+    from binance_cluster.ml.walkforward import light, symbol_block, walk_forward_blocks
+
+    eth = read_real(shared_data, "ETHUSDT", START, START + 6 * DAY_MS)
+    spec = dataclasses.replace(SPEC, row_step=3)
+    full = [symbol_block(btc, "BTCUSDT", spec), symbol_block(eth, "ETHUSDT", spec)]
+    holes = full[1].usable.copy()
+    holes[3000:6000:7] = False                        # ETH's rows taken by an index array
+    full[1] = dataclasses.replace(full[1], usable=holes)
+    light_blocks = [light(b) for b in full]
+    assert all(b.x is None for b in light_blocks)
+    want = walk_forward_blocks(full, spec, pool="pool")
+    got = walk_forward_blocks(light_blocks, spec, pool="pool")
+    assert sum(1 for r in want.records["BTCUSDT"] if not r.skip) >= 3
+    assert _image(got) == _image(want)

@@ -3,21 +3,27 @@
 A unit is a symbol (cost: its candles); each rank reads its symbols' candles and the stored
 champion of the symbol and runs the walk-forward; rank 0 gathers the fold records and
 champions, writes them to the model store (one atomic replace) and writes `train.json` /
-`train.csv` (one row per symbol and fold, `ml.train_results`) to the job's output directory. A symbol that fails
-is reported with its error and the others are stored.
+`train.csv` (one row per symbol and fold, `ml.train_results`) to the job's output directory.
+A symbol that fails is reported with its error and the others are stored. Each symbol's records travel to rank 0
+as soon as the symbol is done (no rank holds its share until a final gather).
 
 Pooled (`[train] pool = true`): rank 0 computes every symbol's features and labels and fits
 the pool's model fold by fold, so the models do not depend on the number of ranks; the other
-ranks wait for the exit code. The pool's features must all sit on the fitting rank anyway;
-computing them there (about 0.1 s per symbol and month) costs far less than sending them
-(twice their size in flight on both ends) and keeps the workers at their floor. The others
-sleep in a quiet barrier meanwhile (MPI's own waits would spin on a core rank 0 may share).
+ranks wait for the exit code. Rank 0 keeps each symbol's candles and labels, not its feature
+matrix (`walkforward.light`): a fold's rows are computed from the candles straight into the
+one matrix the fold is fitted (or scored) on, so rank 0 holds that matrix (the largest fold's:
+every symbol's rows before it, 8 bytes a row and feature) but never every symbol's features
+beside it. A fold's training rows must all sit on the fitting rank anyway; computing them
+there (about 0.1 s per symbol and month) costs far less than sending them (twice their size
+in flight on both ends) and keeps the workers at their floor. The others sleep in a quiet
+barrier meanwhile (MPI's own waits would spin on a core rank 0 may share).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -27,11 +33,15 @@ from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
+from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
 from binance_cluster.ml.train_results import write_train_summary
-from binance_cluster.ml.walkforward import POOL, Trained, symbol_block, walk_forward_blocks
+from binance_cluster.ml.walkforward import (POOL, Trained, light, symbol_block,
+                                           walk_forward_blocks, warm_up)
 from binance_cluster.parallel import Comm, SerialComm, UnitResult, map_units, quiet_barrier
 from binance_cluster.progress import Progress
 from binance_cluster.types import format_time_ms
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,19 @@ def return_freed_arrays() -> None:
         pass
 
 
+def load_kernels(tj: TrainJob) -> None:
+    """Load the job's training kernels before any data, handing LLVM's code pages back as
+    they load (`kernels/_jit.py`): loaded by the first symbol instead, they raised a
+    training rank's peak by ~90 MB of LLVM code on top of that symbol's features."""
+    release_llvm_code()  # what the imports touched
+    with llvm_code_kept_out():
+        try:
+            warm_up(tj.spec)
+        except Exception as exc:  # only an optimisation: the units will show a real error
+            log.warning("training kernels not loaded ahead (%s: %s); they load on first use",
+                        type(exc).__name__, exc)
+
+
 def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
               show_progress: bool = True, debug: bool = False) -> TrainOutcome | None:
     """Train every symbol of the job on the ranks of `comm`; the outcome at rank 0, else None."""
@@ -80,7 +103,7 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
     def unit(symbol: str):
         block = symbol_block(load_candles(store, symbol, job), symbol, tj.spec)
         if pooled:
-            return block
+            return light(block)
         return walk_forward_blocks([block], tj.spec, models.champion(symbol),
                                    models.champion_history(symbol))
 
@@ -91,16 +114,24 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
         bar.update(1, note=r.name if r.ok else f"{r.name} FAILED")
 
     if pooled and comm.rank != 0:
+        release_llvm_code()
         quiet_barrier(comm)            # asleep while rank 0 fits: MPI's waits spin on a core
         return None
+    values: dict[int, object] = {}
+
+    def keep(r: UnitResult) -> None:   # results stream to rank 0 one symbol at a time
+        if r.ok:
+            values[r.index] = r.value
+
+    load_kernels(tj)
     with bar:
         gathered = map_units(SerialComm() if pooled else comm, symbols, unit,
                              costs=[float((counts or {}).get(s, 1)) for s in symbols],
-                             names=symbols, progress=tick, debug=debug)
+                             names=symbols, progress=tick, debug=debug, on_result=keep)
     if comm.rank != 0:
         return None
     failures = [(s, r.error) for s, r in zip(symbols, gathered) if not r.ok]
-    done = [r.value for r in gathered if r.ok]
+    done = [values.pop(i) for i in sorted(values)]
     del gathered
     if pooled:
         try:

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from binance_cluster.candles.synthetic import synthetic_candles
 from binance_cluster.errors import DataError
 from binance_cluster.ml import evaluate as ev
 from binance_cluster.ml.champion import decide
@@ -61,11 +62,12 @@ class TrainSpec:
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One symbol's rows: candles, features, labels, trade outcomes and which rows are usable."""
+    """One symbol's rows: candles, features, labels, trade outcomes and which rows are usable.
+    Features None: computed again from the candles whenever rows are taken (`light`)."""
 
     symbol: str
     candles: Candles
-    x: np.ndarray
+    x: np.ndarray | None
     y: np.ndarray
     outcome: np.ndarray
     usable: np.ndarray
@@ -91,6 +93,25 @@ def symbol_block(candles: Candles, symbol: str, spec: TrainSpec) -> Block:
     x = compute_features(candles, spec.features)
     y, outcome = barrier_labels(candles, spec.label)
     return Block(symbol, candles, x, y, outcome, np.isfinite(x).all(axis=1) & (y >= 0))
+
+
+def light(block: Block) -> Block:
+    """`block` without its feature matrix: a pool's blocks, all held at once by the fitting
+    rank, keep only candles and labels (a symbol-month of the seed's features is 26 MB)."""
+    return dataclasses.replace(block, x=None)
+
+
+def warm_up(spec: TrainSpec) -> None:
+    """Run once every kernel a walk-forward of `spec` calls (features, labels, the kind's fit,
+    prediction and importance), on small synthetic candles, so numba loads (or compiles) them
+    here."""
+    candles = synthetic_candles(spec.features.history + 500)
+    block = symbol_block(candles, "warm-up", spec)
+    x = block.x[np.isfinite(block.x).all(axis=1)]
+    y = (np.arange(x.shape[0]) % 2).astype(np.int8)      # both classes, whatever the barrier
+    model = get_kind(spec.kind).fit(x, y, spec.params)
+    model.predict_proba(x)
+    model.importance()
 
 
 def _figures(p: np.ndarray, y: np.ndarray) -> dict:
@@ -137,6 +158,41 @@ def _stack(blocks: list[Block], rows: list, attr: str) -> np.ndarray:
             out[at:at + k] = getattr(b, attr)[r]
         else:
             np.take(getattr(b, attr), r, axis=0, out=out[at:at + k])
+        at += k
+    return out
+
+
+def _span(rows) -> tuple[int, int]:
+    """First and one past the last row of `rows` (a slice or an index array), not empty."""
+    if isinstance(rows, slice):
+        return rows.start, rows.start + (_count(rows) - 1) * rows.step + 1
+    return int(rows[0]), int(rows[-1]) + 1
+
+
+def _stack_features(blocks: list[Block], rows: list, spec: FeatureSpec,
+                    recompute: bool = False) -> np.ndarray:
+    """The `spec` feature rows `rows` of every block, one block after another, as `_stack`
+    takes them; those of a light block (or of every block with `recompute`: another spec than
+    the blocks') computed from its candles, one block at a time, straight into the result
+    (the kernel gives the same values for any range of bars)."""
+    if not recompute and all(b.x is not None for b in blocks):
+        return _stack(blocks, rows, "x")
+    out = np.empty((sum(_count(r) for r in rows), len(spec.names)))
+    at = 0
+    for b, r in zip(blocks, rows):
+        k = _count(r)
+        if k == 0:
+            continue
+        if b.x is not None and not recompute:
+            src, lo = b.x, 0
+        else:
+            lo, hi = _span(r)
+            src = compute_features(b.candles, spec, lo, hi)
+        if isinstance(r, slice):
+            out[at:at + k] = src[r.start - lo:r.stop - lo:r.step]
+        else:
+            np.take(src, r - lo, axis=0, out=out[at:at + k])
+        del src
         at += k
     return out
 
@@ -203,9 +259,9 @@ def walk_forward_blocks(blocks: list[Block], spec: TrainSpec, stored: FoldRecord
             folds.append(dict(skip=skip, metrics={"train_rows": n_train, "eval_rows": n_eval},
                               trades_with="", **base))
             continue
-        model = kind.fit(_stack(blocks, train, "x"), y_train, spec.params)
+        model = kind.fit(_stack_features(blocks, train, spec.features), y_train, spec.params)
         del y_train
-        xe = _stack(blocks, evaluate, "x")
+        xe = _stack_features(blocks, evaluate, spec.features)
         p_new = model.predict_proba(xe)
         challenger = _figures(p_new, ye)
         held = None
@@ -306,12 +362,7 @@ def _stored_probabilities(blocks: list[Block], judged: _Judged, stored: FoldReco
         raise DataError(f"stored champion {stored.symbol}/{stored.fold}: its feature spec does "
                         f"not match its hash {stored.feature_hash[:12]}")
     model = get_kind(stored.kind).model_cls.from_arrays(stored.model)
-    parts = []
-    for b, rows in zip(blocks, judged.rows):
-        r = np.arange(len(b.times))[rows]
-        lo, hi = (int(r[0]), int(r[-1]) + 1) if r.size else (0, 0)
-        parts.append(compute_features(b.candles, spec, lo, hi)[r - lo])
-    x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    x = _stack_features(blocks, judged.rows, spec, recompute=True)
     keep = np.isfinite(x).all(axis=1)
     if not keep.any():
         raise DataError(f"stored champion {stored.symbol}/{stored.fold}: no row of window "
