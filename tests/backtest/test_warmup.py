@@ -81,3 +81,32 @@ stop_loss = 0.02
     assert "compiling the numba kernels of sma_cross (sweep, 1m)" in proc.stderr
     assert "kernels ready in" in proc.stderr
     assert _cache_files(cache) == warmed
+
+
+_SIGNATURES = """
+import importlib, json
+from numba.core.registry import CPUDispatcher
+from binance_cluster.backtest.warmup import warm_up
+warm_up(["sma_cross"])
+counts = {}
+for mod in ("simulate", "signals", "indicators", "fills", "metrics"):
+    m = importlib.import_module("binance_cluster.kernels." + mod)
+    for name, obj in vars(m).items():
+        if isinstance(obj, CPUDispatcher) and obj.__module__ == m.__name__ and obj.signatures:
+            counts[mod + "." + name] = [str(s) for s in obj.signatures]
+print(json.dumps(counts))
+"""
+
+
+def test_a_warm_up_compiles_each_kernel_it_runs_once(tmp_path):
+    # Literal arguments at some call sites (0, True, a reason constant) and variables at
+    # others compiled a helper, and everything it calls, once per combination. An empty
+    # cache: kernels loaded from it do not load (or list) the helpers they call.
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-c", _SIGNATURES], capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    counts = json.loads(proc.stdout.splitlines()[-1])
+    assert {"simulate.step", "simulate._sell", "simulate.codes_pass", "simulate.sweep_cross",
+            "signals.cross_step"} <= set(counts)
+    assert {name: sigs for name, sigs in counts.items() if len(sigs) > 1} == {}

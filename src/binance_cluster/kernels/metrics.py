@@ -117,7 +117,7 @@ def accumulate(equity, held, pnl, fees, paper, initial_cash):
     peak = initial_cash
     max_dd = 0.0
     prev = initial_cash
-    n_held = 0
+    n_held = np.int64(0)
     for t in range(equity.shape[0]):
         eq = equity[t]
         s1, s2, d2 = add_return(eq, prev, s1, s2, d2)

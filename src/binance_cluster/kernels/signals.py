@@ -73,9 +73,9 @@ def sma_cross_signals(prefix, fn, sn, safe_mul):
     size = prefix.shape[0] - 1
     entry, exit_, score = no_signals(size)
     start = max(fn, sn) - 1
-    prev = 0
-    below = False
-    above = False
+    prev = np.int64(0)
+    below = np.bool_(False)
+    above = np.bool_(False)
     for t in range(max(start, 0), size):
         fs = prefix[t + 1] - prefix[t + 1 - fn]
         ss = prefix[t + 1] - prefix[t + 1 - sn]
@@ -96,9 +96,9 @@ def ema_cross_signals(fe, se, start):
     """
     size = fe.shape[0]
     entry, exit_, score = no_signals(size)
-    prev = 0
-    below = False
-    above = False
+    prev = np.int64(0)
+    below = np.bool_(False)
+    above = np.bool_(False)
     for t in range(max(start, 0), size):
         rel = sign_of_difference(fe[t], se[t])
         up, down, below, above = cross_step(rel, prev, below, above)
@@ -150,7 +150,7 @@ def band_exits(prefix, n, mean, safe_mul):
     for t in range(size):
         if mean[t] == mean[t]:
             last = prefix[t + 1] - prefix[t]
-            out[t] = mean_relation(last, 1, prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
+            out[t] = mean_relation(last, np.int64(1), prefix[t + 1] - prefix[t + 1 - n], n, safe_mul) > 0
     return out
 
 
@@ -278,7 +278,7 @@ def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, fi
     mean = mean_close[first:]
     o = code[first:]
     for t in range(o.shape[0]):
-        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), False)
+        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), np.bool_(False))
 
 
 # ----------------------------------------------------------------------------------------
@@ -291,4 +291,4 @@ def margin_codes(edge, margin, first, code):
     e = edge[first:]
     o = code[first:]
     for t in range(o.shape[0]):
-        o[t] = signal_code(e[t] - margin >= 0.0, False)
+        o[t] = signal_code(e[t] - margin >= 0.0, np.bool_(False))

@@ -266,11 +266,16 @@ def sell_refused(sold, price, risk_params, min_notional):
 @jit
 def _record(trades, n, row):
     """Append one trade row, growing the buffer when full; returns (trades, n)."""
+    # Element loops, not slice assignments: those compile numba's shape-mismatch error
+    # message (string formatting), seconds of compile time for nothing.
     if n == trades.shape[0]:
         bigger = np.empty((2 * trades.shape[0], T_SIZE))
-        bigger[:n] = trades[:n]
+        for i in range(n):
+            for k in range(T_SIZE):
+                bigger[i, k] = trades[i, k]
         trades = bigger
-    trades[n, :] = row
+    for k in range(T_SIZE):
+        trades[n, k] = row[k]
     return trades, n + 1
 
 
@@ -430,7 +435,7 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_par
         if o == o and int_state[s, I_PENDING] >= PEND_EXIT_SIGNAL:
             reason = REASON_SIGNAL if int_state[s, I_PENDING] == PEND_EXIT_SIGNAL else REASON_MAX_HOLD
             price = market_sell_price(o, slip, tick[s])
-            trades, n_trades, _ = _sell(s, price, reason, True, t, time_t, risk_params, tick[s],
+            trades, n_trades, _ = _sell(s, price, reason, np.bool_(True), t, time_t, risk_params, tick[s],
                                         lot[s], min_notional[s], float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
     # B. pending entries at the open
@@ -449,7 +454,7 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_par
             amount = stake_amount(risk_params, portfolio_state[P_EQUITY])
             qty = buy_quantity_for(amount, price, risk_params, lot[s], grid_inverse(lot[s]))
             if notional_ok(qty, price, min_notional[s]):
-                _open(s, price, qty, True, t, time_t, risk_params, tick[s], lot[s], float_state, int_state, portfolio_state)
+                _open(s, price, qty, np.bool_(True), t, time_t, risk_params, tick[s], lot[s], float_state, int_state, portfolio_state)
             else:
                 portfolio_state[P_REJECTED] += 1.0
             continue
@@ -472,7 +477,7 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_par
         spend = amount if amount < cash else cash
         qty = buy_quantity_for(spend, price, risk_params, lot[s], grid_inverse(lot[s]))
         if notional_ok(qty, price, min_notional[s]):
-            _open(s, price, qty, False, t, time_t, risk_params, tick[s], lot[s], float_state, int_state,
+            _open(s, price, qty, np.bool_(False), t, time_t, risk_params, tick[s], lot[s], float_state, int_state,
                   portfolio_state)
         else:
             portfolio_state[P_REJECTED] += 1.0
@@ -493,7 +498,7 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_par
                 reason = REASON_TRAILING_STOP
             else:
                 reason = REASON_STOP_LOSS
-            trades, n_trades, _ = _sell(s, price, reason, False, t, time_t, risk_params, tick[s],
+            trades, n_trades, _ = _sell(s, price, reason, np.bool_(False), t, time_t, risk_params, tick[s],
                                         lot[s], min_notional[s], float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
         elif high[s] > float_state[s, F_TRAIL_HIGH]:
@@ -526,7 +531,7 @@ def step(t, time_t, open_, high, low, close, entry, exit_, score, ends, risk_par
             int_state[s, I_PENDING] = PEND_NONE
             if int_state[s, I_POS] != POS_FLAT:
                 price = market_sell_price(close[s], slip, tick[s])
-                trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, risk_params, tick[s],
+                trades, n_trades, _ = _sell(s, price, np.int64(REASON_END), np.bool_(False), t, time_t, risk_params, tick[s],
                                             lot[s], min_notional[s], float_state, int_state, portfolio_state,
                                             hour_stats, trades, n_trades)
     # F. equity at the close
@@ -547,7 +552,7 @@ def finish(t, time_t, risk_params, tick, lot, float_state, int_state, portfolio_
     for s in range(float_state.shape[0]):
         if int_state[s, I_POS] != POS_FLAT:
             price = market_sell_price(float_state[s, F_LAST_CLOSE], risk_params[R_SLIPPAGE], tick[s])
-            trades, n_trades, _ = _sell(s, price, REASON_END, False, t, time_t, risk_params, tick[s],
+            trades, n_trades, _ = _sell(s, price, np.int64(REASON_END), np.bool_(False), t, time_t, risk_params, tick[s],
                                         lot[s], 0.0, float_state, int_state, portfolio_state, hour_stats,
                                         trades, n_trades)
     portfolio_state[P_EQUITY] = portfolio_state[P_CASH]
@@ -576,7 +581,7 @@ def simulate(times, open_, high, low, close, entry, exit_, score, risk_params, t
     n = times.shape[0]
     n_sym = open_.shape[1]
     float_state, int_state, portfolio_state, hour_stats, trades = new_state(n_sym, risk_params[R_INITIAL_CASH])
-    n_trades = 0
+    n_trades = np.int64(0)
     equity = np.empty(n)
     held = np.zeros(n, dtype=np.int64)
     last = last_bars(open_)
@@ -624,7 +629,7 @@ def sum_relations(prefix, an, bn, start, safe_mul, out):
             o[k] = np.int8(u > v) - np.int8(u < v)
     else:
         for k in range(o.shape[0]):
-            o[k] = mean_relation(hi[k] - lo_a[k], an, hi[k] - lo_b[k], bn, False)
+            o[k] = mean_relation(hi[k] - lo_a[k], an, hi[k] - lo_b[k], bn, np.bool_(False))
 
 
 @jit
@@ -707,13 +712,13 @@ def _first_flagged(n, words, t, low_bit):
 @jit
 def next_enter(code, words, t):
     """First bar u >= t whose code is CODE_ENTER (len(code) if none)."""
-    return _first_flagged(code.shape[0], words, t, False)
+    return _first_flagged(code.shape[0], words, t, np.bool_(False))
 
 
 @jit
 def next_exit(code, words, t):
     """First bar u >= t whose code has an exit signal (len(code) if none)."""
-    return _first_flagged(code.shape[0], words, t, True)
+    return _first_flagged(code.shape[0], words, t, np.bool_(True))
 
 
 @jit
