@@ -48,6 +48,7 @@ from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
 from binance_cluster.live.bars import plan_bars
+from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
 from binance_cluster.live.journal import BarRecord, Journal
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
@@ -354,6 +355,7 @@ class LiveLoop:
             else:
                 self.journal.record_answer(order)
                 return order
+        crash_point("before-send")
         try:
             order = self.broker.submit(req)
         except ExchangeError as exc:
@@ -362,6 +364,7 @@ class LiveLoop:
             return None
         finally:
             self._last_order_ms = self.since_read()
+        crash_point("after-send")
         self.journal.record_answer(order)
         return order
 
@@ -552,6 +555,7 @@ class LiveLoop:
                 open_count += 1
                 exposure += order.cumulative_quote
                 if order.executed_qty > 0:
+                    crash_point("after-fill")
                     sent += self.exits.after_entry(s, order, nxt)
         return sent
 
