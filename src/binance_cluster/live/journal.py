@@ -316,6 +316,17 @@ class Journal:
                      qty=Decimal(r[5]), quote_qty=Decimal(r[6]), commission=Decimal(r[7]),
                      commission_asset=r[8], time_ms=r[9], is_maker=bool(r[10])) for r in rows]
 
+    def order_ids(self, client_ids) -> set[tuple[str, int]]:
+        """(symbol, exchange order id) of the journaled intents `client_ids` that were placed."""
+        ids = list(client_ids)
+        if not ids:
+            return set()
+        marks = ", ".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT DISTINCT i.symbol, a.order_id FROM answers a JOIN intents i "
+                                f"ON i.client_id = a.client_id WHERE a.order_id IS NOT NULL "
+                                f"AND a.client_id IN ({marks})", ids)
+        return {(r[0], int(r[1])) for r in rows}
+
     def last_trade_id(self, symbol: str) -> int | None:
         """The newest journaled trade id of `symbol` (where a fill query resumes)."""
         row = self._db.execute("SELECT MAX(trade_id) FROM fills WHERE symbol = ?", (symbol,)).fetchone()
