@@ -427,7 +427,8 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
                 gone.add(action.symbol)
             continue
         request = action.request
-        journal.record_intent(request, action.purpose, action.bar_ms)
+        if not journal.record_intent(request, action.purpose, action.bar_ms):
+            journal.record_resend(request.client_id)      # the broker looks it up first
         crash_point("before-send")
         try:
             order = broker.submit(request)

@@ -5,7 +5,9 @@ What is written, and when:
 - `intents`: every order the loop means to send, with its deterministic client id, BEFORE it
   is sent (committed and synced: a crash after the send still finds the intent);
 - `answers`: every answer the exchange gave for a client id (order status, executed
-  quantity, quote), and every error, AFTER the call returns;
+  quantity, quote), and every error, AFTER the call returns; an intent sent again (it was
+  not placed before a restart) gets an empty answer first, which makes its fate unknown
+  until the exchange answers;
 - `fills`: every trade of the account, keyed by (symbol, trade id), so recording the same
   fill twice (after a restart, from two queries) keeps one row;
 - `decisions`: every decision with the bar time of the inputs it was taken on;
@@ -234,6 +236,12 @@ class Journal:
                              (o.client_id, when, o.status, o.order_id, _text(o.executed_qty),
                               _text(o.cumulative_quote)))
         return self.record_fills(list(order.fills)) if order.fills else 0
+
+    def record_resend(self, client_id: str, time_ms: int | None = None) -> None:
+        """A journaled intent is sent again (the exchange never got it): until its next answer
+        its fate is unknown again, so a crash before that answer has it queried at restart."""
+        self._db.execute("INSERT INTO answers (client_id, time_ms) VALUES (?, ?)",
+                         (client_id, time_ms if time_ms is not None else _now_ms()))
 
     def record_error(self, client_id: str, message: str, code: int = 0, time_ms: int | None = None) -> None:
         """An exchange error answered for a client id (the order was not placed)."""

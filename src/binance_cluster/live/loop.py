@@ -353,7 +353,7 @@ class LiveLoop:
             try:
                 order = self.broker.query(req.symbol, req.client_id)
             except OrderNotFoundError:
-                pass
+                self.journal.record_resend(req.client_id)
             else:
                 self.journal.record_answer(order)
                 return order
