@@ -42,6 +42,9 @@ def test_an_order_sent_before_a_crash_is_found_not_sent_again(trading, tmp_path)
             position = journal.positions()["BTCUSDT"]
             assert position.quantity == broker.balances()["BTC"].total > 0
             assert result.mismatches == () and result.foreign_orders == ()
+            assert result.summary() == ("reconciled with the exchange: 1 unanswered order(s) found, "
+                                        "1 never placed, 0 open order(s) changed, 1 fill(s) "
+                                        "journaled, 0 foreign order(s), 0 mismatch(es)")
             again = reconcile(journal, broker, ["BTCUSDT"])       # a second start finds nothing new
             assert again.resolved == () and again.not_placed == () and again.new_fills == 0
         orders = venue.client().get_all_orders(symbol="BTCUSDT")
