@@ -71,6 +71,18 @@ def test_the_same_intent_is_recorded_once_and_a_changed_one_is_refused(tmp_path)
         assert len(j.intents()) == 1
 
 
+def test_order_ids_are_those_the_exchange_gave_the_placed_intents(tmp_path):
+    with Journal(tmp_path / "journal.sqlite", job="t") as j:
+        for cid in ("bcentry-1", "bcentry-2", "bcentry-3"):
+            j.record_intent(OrderRequest("BTCUSDT", "BUY", "MARKET", cid, quantity="0.001"),
+                            "entry", T0)
+        j.record_answer(Order("BTCUSDT", "bcentry-1", "BUY", "MARKET", "FILLED", Decimal("0.001"),
+                              order_id=41))
+        j.record_error("bcentry-2", "refused", -2010)
+        assert j.order_ids(["bcentry-1", "bcentry-2", "bcentry-3"]) == {("BTCUSDT", 41)}
+        assert j.order_ids([]) == set()
+
+
 def test_a_journal_of_another_job_or_version_is_refused(tmp_path):
     path = tmp_path / "j.sqlite"
     Journal(path, job="a").close()

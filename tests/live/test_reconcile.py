@@ -42,10 +42,34 @@ def test_an_order_sent_before_a_crash_is_found_not_sent_again(trading, tmp_path)
             position = journal.positions()["BTCUSDT"]
             assert position.quantity == broker.balances()["BTC"].total > 0
             assert result.mismatches == () and result.foreign_orders == ()
+            assert result.summary() == ("reconciled with the exchange: 1 unanswered order(s) found, "
+                                        "1 never placed, 0 open order(s) changed, 1 fill(s) "
+                                        "journaled, 0 foreign order(s), 0 mismatch(es)")
             again = reconcile(journal, broker, ["BTCUSDT"])       # a second start finds nothing new
             assert again.resolved == () and again.not_placed == () and again.new_fills == 0
         orders = venue.client().get_all_orders(symbol="BTCUSDT")
         assert [o["clientOrderId"] for o in orders] == [buy.client_id]   # nothing was re-sent
+
+
+def test_an_order_sent_again_after_a_restart_and_lost_in_a_second_crash_is_found(trading, tmp_path):
+    """Not placed before the first crash, sent again (same client id) by the restarted job,
+    which dies before the answer: the next start still queries it."""
+    with trading(balances={"USDT": "10000"}) as venue:
+        broker = venue.broker()
+        buy = OrderRequest("BTCUSDT", "BUY", "MARKET", client_order_id("recon", "BTCUSDT", venue.start_ms,
+                                                                       "entry"), quote_amount="1000")
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            journal.record_intent(buy, "entry", venue.start_ms)          # first crash: not sent
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            assert reconcile(journal, broker, ["BTCUSDT"]).not_placed == (buy.client_id,)
+            assert not journal.record_intent(buy, "entry", venue.start_ms)
+            journal.record_resend(buy.client_id)
+            broker.submit(buy)                       # second crash: the answer is lost
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            result = reconcile(journal, broker, ["BTCUSDT"])
+            assert result.resolved == ((buy.client_id, "FILLED"),) and result.new_fills == 1
+            assert result.mismatches == ()
+            assert journal.positions()["BTCUSDT"].quantity == broker.balances()["BTC"].total > 0
 
 
 def test_a_protective_exit_that_filled_while_down_is_journaled(trading, tmp_path):

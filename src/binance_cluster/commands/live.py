@@ -9,8 +9,9 @@ their signals; rank 0 runs the backtest's decision step on the account's real fi
 balances, sends the orders, journals everything and prints one line per bar (bar time UTC,
 latency from the candle's close to the last order sent, orders, equity). SIGTERM or the
 kill-switch file stops it cleanly; `--max-bars K` stops after K bars; `--report` then renders
-the live report beside the journal. Start-up reconciles the journal with the exchange first.
-Bad input, missing or refused keys: one line, exit code 2.
+the live report beside the journal. Start-up reconciles the journal with the exchange first
+and prints what it found in one line ("reconciled with the exchange: ..."), then how many
+protective orders it placed or cancelled, if any. Bad input, missing or refused keys: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -65,8 +66,11 @@ def run(args) -> int:
         return worker_loop(comm, worker)
     loop = LiveLoop(live_job, rank0["broker"], rank0["market"], rank0["journal"], comm, worker,
                     rank0["kill"], mode=args.mode)
+    print(rank0["reconciled"].summary(), flush=True)
     now = loop.exchange_now()
-    loop.exits.start(now - now % loop.bar_ms)    # open positions get their protection back
+    restored = loop.exits.start(now - now % loop.bar_ms)   # open positions get their protection back
+    if restored:
+        print(f"start-up: {restored} protective order(s) placed or cancelled", flush=True)
     code = loop.run(args.max_bars)
     stop_workers(comm, code)
     worker.close()
@@ -94,11 +98,11 @@ def _open(live_job, venue, rank: int, into: dict) -> None:
     for s in live_job.job.symbols:
         f = broker.filters(s)
         journal.record_symbol(s, f.base_asset, f.quote_asset)
-    reconcile(journal, broker, list(live_job.job.symbols))
+    reconciled = reconcile(journal, broker, list(live_job.job.symbols))
     Path(live_job.live.heartbeat).parent.mkdir(parents=True, exist_ok=True)
     kill = KillSwitch(live_job.live.limits.kill_switch)
     kill.install()
-    into.update(broker=broker, market=market, journal=journal, kill=kill)
+    into.update(broker=broker, market=market, journal=journal, kill=kill, reconciled=reconciled)
 
 
 def forget_keys() -> None:

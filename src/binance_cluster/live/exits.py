@@ -64,6 +64,7 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
 from binance_cluster.exchange.broker.ids import client_order_id, list_id_of
 from binance_cluster.kernels import fills
 from binance_cluster.kernels import simulate as kern
+from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import EXIT_MODES
 from binance_cluster.live.journal import Journal
 
@@ -426,7 +427,9 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
                 gone.add(action.symbol)
             continue
         request = action.request
-        journal.record_intent(request, action.purpose, action.bar_ms)
+        if not journal.record_intent(request, action.purpose, action.bar_ms):
+            journal.record_resend(request.client_id)      # the broker looks it up first
+        crash_point("before-send")
         try:
             order = broker.submit(request)
         except (OrderRejectedError, FilterError) as exc:
@@ -436,6 +439,7 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
                         request.client_id, exc, ": carrying out its fallback" if fallback else "")
             pending[:0] = list(fallback)
             continue
+        crash_point("after-send")
         journal.record_answer(order)
         answers.append(order)
         pending[:0] = list(action.then)

@@ -5,7 +5,9 @@ What is written, and when:
 - `intents`: every order the loop means to send, with its deterministic client id, BEFORE it
   is sent (committed and synced: a crash after the send still finds the intent);
 - `answers`: every answer the exchange gave for a client id (order status, executed
-  quantity, quote), and every error, AFTER the call returns;
+  quantity, quote), and every error, AFTER the call returns; an intent sent again (it was
+  not placed before a restart) gets an empty answer first, which makes its fate unknown
+  until the exchange answers;
 - `fills`: every trade of the account, keyed by (symbol, trade id), so recording the same
   fill twice (after a restart, from two queries) keeps one row;
 - `decisions`: every decision with the bar time of the inputs it was taken on;
@@ -235,6 +237,12 @@ class Journal:
                               _text(o.cumulative_quote)))
         return self.record_fills(list(order.fills)) if order.fills else 0
 
+    def record_resend(self, client_id: str, time_ms: int | None = None) -> None:
+        """A journaled intent is sent again (the exchange never got it): until its next answer
+        its fate is unknown again, so a crash before that answer has it queried at restart."""
+        self._db.execute("INSERT INTO answers (client_id, time_ms) VALUES (?, ?)",
+                         (client_id, time_ms if time_ms is not None else _now_ms()))
+
     def record_error(self, client_id: str, message: str, code: int = 0, time_ms: int | None = None) -> None:
         """An exchange error answered for a client id (the order was not placed)."""
         self._db.execute("INSERT INTO answers (client_id, time_ms, error, code) VALUES (?, ?, ?, ?)",
@@ -315,6 +323,17 @@ class Journal:
         return [Fill(symbol=r[0], trade_id=r[1], order_id=r[2], side=r[3], price=Decimal(r[4]),
                      qty=Decimal(r[5]), quote_qty=Decimal(r[6]), commission=Decimal(r[7]),
                      commission_asset=r[8], time_ms=r[9], is_maker=bool(r[10])) for r in rows]
+
+    def order_ids(self, client_ids) -> set[tuple[str, int]]:
+        """(symbol, exchange order id) of the journaled intents `client_ids` that were placed."""
+        ids = list(client_ids)
+        if not ids:
+            return set()
+        marks = ", ".join("?" * len(ids))
+        rows = self._db.execute(f"SELECT DISTINCT i.symbol, a.order_id FROM answers a JOIN intents i "
+                                f"ON i.client_id = a.client_id WHERE a.order_id IS NOT NULL "
+                                f"AND a.client_id IN ({marks})", ids)
+        return {(r[0], int(r[1])) for r in rows}
 
     def last_trade_id(self, symbol: str) -> int | None:
         """The newest journaled trade id of `symbol` (where a fill query resumes)."""

@@ -48,10 +48,11 @@ from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
 from binance_cluster.live.bars import plan_bars
+from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
 from binance_cluster.live.journal import BarRecord, Journal
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
-from binance_cluster.live.state import Holding, open_holding, rebuild
+from binance_cluster.live.state import Holding, before_fills, open_holding, rebuild
 from binance_cluster.live.venue import quote_asset
 from binance_cluster.parallel import Comm, map_units, partition, quiet_bcast
 from binance_cluster.types import format_time_ms, interval_ms
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 FETCH_THREADS = 8          # a rank's symbols fetched at once (requests in flight)
 ACTIONS = {1: "entry", 2: "exit_signal", 3: "max_hold"}
+# exits decided at a close and sold at once (not at the next open with the decided orders)
+CLOSE_EXITS = ("stop_loss", "take_profit", "trailing_stop", "end")
 
 
 # -- every rank: one symbol's bar -----------------------------------------------------------
@@ -350,10 +353,11 @@ class LiveLoop:
             try:
                 order = self.broker.query(req.symbol, req.client_id)
             except OrderNotFoundError:
-                pass
+                self.journal.record_resend(req.client_id)
             else:
                 self.journal.record_answer(order)
                 return order
+        crash_point("before-send")
         try:
             order = self.broker.submit(req)
         except ExchangeError as exc:
@@ -362,6 +366,7 @@ class LiveLoop:
             return None
         finally:
             self._last_order_ms = self.since_read()
+        crash_point("after-send")
         self.journal.record_answer(order)
         return order
 
@@ -395,7 +400,8 @@ class LiveLoop:
     def handle(self, bar: int) -> None:
         """One closed bar (see the module docstring)."""
         self._last_order_ms = None
-        holdings = self._sync_fills()
+        self._sync_fills()
+        holdings, balances = self._account(bar)
         positions = {s: (h.time_ms - h.time_ms % self.bar_ms, float(h.price)) for s, h in holdings.items()}
         units = [(s, bar, positions.get(s)) for s in self.symbols]
         quiet_bcast(self.comm, ("bar", units))
@@ -408,7 +414,7 @@ class LiveLoop:
             else:
                 skipped[s] = (r.error or "").splitlines()[0]
                 log.warning("%s skipped for bar %s: %s", s, format_time_ms(bar), skipped[s])
-        decided, equity, orders = self._decide(bar, holdings, parts)
+        decided, equity, orders = self._decide(bar, holdings, balances, parts)
         record = BarRecord(bar, bar + self.bar_ms, decided, self._last_order_ms, orders,
                            Decimal(repr(equity)), skipped)
         self.journal.record_bar(record)
@@ -416,29 +422,45 @@ class LiveLoop:
                  f"equity {equity:.2f}" + (f"  skipped {', '.join(sorted(skipped))}" if skipped else ""))
         self._heartbeat(record, equity)
 
-    def _sync_fills(self) -> dict[str, Holding]:
-        """Journal the fills the exchange made since (protective orders filling between bars)
-        and return the open holdings."""
+    def _sync_fills(self) -> None:
+        """Journal the fills the exchange made since (protective orders filling between bars)."""
         for intent in self.journal.open_intents():
             self.journal.record_answer(self.broker.query(intent.symbol, intent.client_id))
-        holdings = {}
         for s in self.symbols:
-            fills = self.journal.fills(s)
-            h = open_holding(s, self.base[s], fills)
-            if h is not None:
+            if open_holding(s, self.base[s], self.journal.fills(s)) is not None:
                 last = self.journal.last_trade_id(s)
                 new = self.broker.fills_since(s, trade_id=(last or 0) + 1)
-                if new and self.journal.record_fills(new):
-                    h = open_holding(s, self.base[s], self.journal.fills(s))
+                if new:
+                    self.journal.record_fills(new)
+
+    def _account(self, bar: int, close_exits: bool = False) -> tuple[dict[str, Holding], dict]:
+        """The open holdings and the balances as they were at the close of the bar opening at
+        `bar` (`state.before_fills`): the fills made since are taken back, so a bar handled
+        again after a restart is decided on the account it was first decided on. With
+        `close_exits`, the sales of the exits decided at that close (a stop passed, a symbol
+        that stopped trading) stay: the account the next open's orders are sized on."""
+        close = bar + self.bar_ms
+        keep: set = set()
+        if close_exits:
+            keep = self.journal.order_ids([i.client_id for i in self.journal.intents()
+                                           if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
+        holdings, later = {}, []
+        for s in self.symbols:
+            fills = self.journal.fills(s)
+            then = [f for f in fills if f.time_ms < close or (f.symbol, f.order_id) in keep]
+            later += [f for f in fills if not (f.time_ms < close or (f.symbol, f.order_id) in keep)]
+            h = open_holding(s, self.base[s], then)
             if h is not None:
                 holdings[s] = h
-        return holdings
+        balances = before_fills(self.broker.balances(), later, self.base, self.quote)
+        return holdings, balances
 
     def _statuses(self) -> dict[str, str]:
         info = self.market.client.exchange_info()
         return {d["symbol"]: d.get("status", "TRADING") for d in info.get("symbols", [])}
 
-    def _decide(self, bar: int, holdings: dict[str, Holding], parts: dict) -> tuple[int, float, int]:
+    def _decide(self, bar: int, holdings: dict[str, Holding], balances: dict,
+                parts: dict) -> tuple[int, float, int]:
         from binance_cluster.engine.step import step_bar
 
         n = len(self.symbols)
@@ -457,7 +479,6 @@ class LiveLoop:
         statuses = self._statuses()
         ends = np.array([statuses.get(s, "BREAK") != "TRADING" and s not in self.ended
                          and not math.isnan(cols["open"][i]) for i, s in enumerate(self.symbols)])
-        balances = self.broker.balances()
         state = rebuild(self.symbols, holdings, balances, self.base, self.quote, cols["prev"], peaks,
                         self.bar_ms)
         t = bar // self.bar_ms
@@ -488,11 +509,12 @@ class LiveLoop:
         equity = res.equity
         if res.orders:
             if sent:
-                holdings = self._sync_fills()
-            sent += self._at_open(bar, res, holdings, closes, peaks, cols["high"])
+                self._sync_fills()
+            holdings, balances = self._account(bar, close_exits=True)
+            sent += self._at_open(bar, res, holdings, balances, closes, peaks, cols["high"])
         return decided, equity, sent
 
-    def _at_open(self, bar: int, res, holdings, closes, peaks, highs) -> int:
+    def _at_open(self, bar: int, res, holdings, balances, closes, peaks, highs) -> int:
         """Run the decided orders at the next open (forming candle) and send them."""
         from binance_cluster.engine.step import step_bar
 
@@ -514,7 +536,7 @@ class LiveLoop:
             if s in holdings:
                 before = peaks.get(s, float(holdings[s].price))
                 after_peaks[s] = max(before, highs[i]) if not math.isnan(highs[i]) else before
-        state = rebuild(self.symbols, holdings, self.broker.balances(), self.base, self.quote,
+        state = rebuild(self.symbols, holdings, balances, self.base, self.quote,
                         closes, after_peaks, self.bar_ms, orders=res.orders)
         nxt = bar + self.bar_ms
         none = np.zeros(n, bool)
@@ -552,6 +574,7 @@ class LiveLoop:
                 open_count += 1
                 exposure += order.cumulative_quote
                 if order.executed_qty > 0:
+                    crash_point("after-fill")
                     sent += self.exits.after_entry(s, order, nxt)
         return sent
 

@@ -45,6 +45,13 @@ class Reconciliation:
     foreign_orders: tuple[Order, ...] = ()         # open orders the journal never intended
     mismatches: tuple[str, ...] = field(default=())
 
+    def summary(self) -> str:
+        """One line for the job's output: what the start-up check found."""
+        return (f"reconciled with the exchange: {len(self.resolved)} unanswered order(s) found, "
+                f"{len(self.not_placed)} never placed, {len(self.refreshed)} open order(s) changed, "
+                f"{self.new_fills} fill(s) journaled, {len(self.foreign_orders)} foreign order(s), "
+                f"{len(self.mismatches)} mismatch(es)")
+
     def lines(self) -> list[str]:
         """One log line per finding."""
         out = [f"{cid}: sent before the restart, the exchange has it {status}" for cid, status in self.resolved]

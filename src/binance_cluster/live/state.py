@@ -13,6 +13,11 @@ never from simulated fills:
 - last closes and, for trailing stops, each position's highest high since entry: from the
   candles (the ranks compute them over their store files);
 - no orders are pending: those decided at the last close were sent and filled (or refused).
+
+A bar is decided on the account as it was at the bar's close: fills made after it (the
+orders of a decision sent before a crash, when the bar is handled again after the restart)
+are taken back (`before_fills`), so the same decision comes out and its orders are found by
+their client ids instead of being sized again.
 """
 
 from __future__ import annotations
@@ -55,6 +60,28 @@ def open_holding(symbol: str, base_asset: str, fills: Sequence[Fill]) -> Holding
     price = mine[0].price if len(mine) == 1 else quote / qty
     return Holding(symbol, min(f.time_ms for f in mine), price, qty, qty - commission, quote,
                    commission)
+
+
+def before_fills(balances: Mapping[str, Balance], fills: Sequence[Fill],
+                 base_assets: Mapping[str, str], quote_asset: str) -> dict[str, Balance]:
+    """The balances as they were before `fills` (of the traded symbols) were made: a buy's
+    quote (and quote commission) given back and its coins (less a base commission) taken
+    away, a sell's the other way round. The difference is put on the free amount."""
+    delta: dict[str, Decimal] = {}
+    for f in fills:
+        base = base_assets[f.symbol]
+        sign = 1 if f.side == "BUY" else -1
+        base_fee = f.commission if f.commission_asset == base else ZERO
+        quote_fee = f.commission if f.commission_asset == quote_asset else ZERO
+        delta[quote_asset] = delta.get(quote_asset, ZERO) + sign * f.quote_qty + quote_fee
+        delta[base] = delta.get(base, ZERO) - sign * f.qty + base_fee
+        if f.commission_asset not in (base, quote_asset) and f.commission:
+            delta[f.commission_asset] = delta.get(f.commission_asset, ZERO) + f.commission
+    out = dict(balances)
+    for asset, d in delta.items():
+        b = out.get(asset, Balance(asset, ZERO))
+        out[asset] = Balance(asset, b.free + d, b.locked)
+    return out
 
 
 def position_of(index: int, holding: Holding, bar_ms: int) -> Position:
