@@ -339,3 +339,36 @@ def paper_journal(path, candles: dict, job: str = "report-test", every: int = 45
             j.record_bar(BarRecord(bar_ms=bar_ms, close_ms=close_ms, decided_ms=decided,
                                    last_order_ms=last_order, orders=orders, equity=equity,
                                    skipped={}))
+
+
+# -- shared by the parity, crash and fault proofs ------------------------------------------
+
+
+def same_trades(backtest: dict, closed: list[dict], still_open: list[dict], end: int) -> int:
+    """Assert the live fills make the backtest's trades; returns how many."""
+    n = len(backtest["pnl"])
+    ended = backtest["exit_reason"] == "end"
+    # the backtest decides nothing at its last close and sells there (reason "end"); the live
+    # loop decided at that close and sent those orders at the next open, `end`
+    live = sorted((t for t in closed if t["exit"]["time"] < end),
+                  key=lambda t: (t["entry"]["time"], t["symbol"]))
+    still_open = still_open + [t for t in closed if t["exit"]["time"] >= end]
+    want = sorted((i for i in range(n) if not ended[i]),
+                  key=lambda i: (backtest["entry_time_ms"][i], backtest["symbol"][i]))
+    assert [(t["symbol"], t["entry"]["time"], t["exit"]["time"]) for t in live] == \
+        [(backtest["symbol"][i], backtest["entry_time_ms"][i], backtest["exit_time_ms"][i]) for i in want]
+    for t, i in zip(live, want):
+        assert float(t["entry"]["price"]) == backtest["entry_price"][i]
+        assert float(t["exit"]["price"]) == backtest["exit_price"][i]
+        assert float(t["entry"]["qty"]) == backtest["quantity"][i]
+        assert float(t["exit"]["qty"]) == float(backtest["sold_quantity"][i])   # read as text
+        fees = t["entry"]["fee"] + t["exit"]["fee"]
+        assert abs(float(fees) - backtest["fees"][i]) <= 1e-8, (t, backtest["fees"][i])
+        pnl = t["exit"]["quote"] - t["exit"]["fee"] - t["entry"]["quote"]
+        assert abs(float(pnl) - backtest["pnl"][i]) <= 1e-8
+    # what the backtest sells at its end the live account held then, bought at the same fill
+    held = sorted((t["symbol"], t["entry"]["time"], float(t["entry"]["qty"])) for t in still_open
+                  if t["entry"]["time"] < end)
+    assert held == sorted((backtest["symbol"][i], backtest["entry_time_ms"][i], backtest["quantity"][i])
+                          for i in range(n) if ended[i])
+    return len(want)
