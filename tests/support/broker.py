@@ -63,13 +63,27 @@ def warm_fill_kernels() -> None:
     fills.long_exit_fill(1.0, 2.0, 0.5, 0.7, 1.5)
 
 
-def keyed_client(base_url: str):
+def keyed_client(base_url: str, key: str = KEY, secret: str = SECRET):
     """A real python-binance Client with the test key: the fault-free view of the account."""
     from binance import Client
 
-    client = Client(KEY, SECRET, ping=False, requests_params={"timeout": 10})
+    client = Client(key, secret, ping=False, requests_params={"timeout": 10})
     client.API_URL = base_url.rstrip("/") + "/api"
     return client
+
+
+def account_truth(client, symbols) -> dict:
+    """The account as a fault-free `client` sees it: every order (allOrders) and fill
+    (myTrades) of `symbols`, the open orders and the balances."""
+    orders = {s: [order_from(o) for o in client.get_all_orders(symbol=s, limit=1000)]
+              for s in symbols}
+    fills = {s: sorted((fill_from_trade(t) for t in client.get_my_trades(symbol=s, limit=1000)),
+                       key=lambda f: f.trade_id) for s in symbols}
+    opened = sorted((order_from(o) for o in client.get_open_orders()),
+                    key=lambda o: (o.time_ms, o.order_id))
+    balances = {b["asset"]: Balance(b["asset"], Decimal(b["free"]), Decimal(b["locked"]))
+                for b in client.get_account()["balances"]}
+    return {"orders": orders, "fills": fills, "open": opened, "balances": balances}
 
 
 @dataclass
@@ -95,18 +109,8 @@ class Venue:
         return keyed_client(self.url)
 
     def truth(self, symbols: tuple[str, ...]) -> dict:
-        """The account as a fault-free client sees it: orders, open orders, balances, fills."""
-        client = self.client()
-        orders = {s: [order_from(o) for o in client.get_all_orders(symbol=s, limit=1000)]
-                  for s in symbols}
-        fills = {s: sorted((fill_from_trade(t) for t in client.get_my_trades(symbol=s,
-                                                                              limit=1000)),
-                           key=lambda f: f.trade_id) for s in symbols}
-        opened = sorted((order_from(o) for o in client.get_open_orders()),
-                        key=lambda o: (o.time_ms, o.order_id))
-        balances = {b["asset"]: Balance(b["asset"], Decimal(b["free"]), Decimal(b["locked"]))
-                    for b in client.get_account()["balances"]}
-        return {"orders": orders, "fills": fills, "open": opened, "balances": balances}
+        """The account as a fault-free client sees it (`account_truth`)."""
+        return account_truth(self.client(), symbols)
 
 
 def order_key(o: Order) -> tuple:

@@ -341,7 +341,7 @@ def paper_journal(path, candles: dict, job: str = "report-test", every: int = 45
                                    skipped={}))
 
 
-# -- comparing live runs with the backtest (the parity and crash proofs) --------------------
+# -- comparing live runs with the backtest (the parity, crash and fault proofs) --------------
 
 
 def same_trades(backtest: dict, closed: list[dict], still_open: list[dict], end: int,

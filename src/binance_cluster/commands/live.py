@@ -93,7 +93,8 @@ def _open(live_job, venue, rank: int, into: dict) -> None:
     from binance_cluster.live.venue import open_broker
 
     broker = open_broker(live_job, venue, rank)
-    market = getattr(broker, "feed", None) or ExchangeFeed(venue.public_url, live_job.job.interval)
+    market = getattr(broker, "feed", None) or ExchangeFeed(venue.public_url, live_job.job.interval,
+                                                          live_job.live.timeout_seconds)
     journal = Journal(live_job.live.journal, job=live_job.name)
     for s in live_job.job.symbols:
         f = broker.filters(s)

@@ -4,6 +4,8 @@
     missed_bars = "catch_up"     # or "skip" (live/bars.py): bars missed while the loop was down
     max_catch_up = 60            # catch_up replays at most this many bars, older ones are skipped
     poll_seconds = 1.0           # how often the exchange's clock is read while waiting for a close
+    timeout_seconds = 10.0       # an exchange request unanswered this long has timed out
+    recv_window_ms = 5000        # how long the exchange accepts a signed request after it was signed
     journal = "results/paper/journal.sqlite"   # default: OUTPUT/journal.sqlite
     heartbeat = "results/paper/heartbeat.json" # default: OUTPUT/heartbeat.json
     exits = "exchange"           # protective OCO on the exchange; "bot": the loop watches the levels
@@ -33,7 +35,8 @@ from binance_cluster.jobfile import (Where, no_unknown, read_integer, read_numbe
 from binance_cluster.live.bars import POLICIES
 from binance_cluster.live.risk import LIMIT_NAMES, RiskLimits
 
-LIVE_KEYS = ("missed_bars", "max_catch_up", "poll_seconds", "journal", "heartbeat", "exits", "risk")
+LIVE_KEYS = ("missed_bars", "max_catch_up", "poll_seconds", "timeout_seconds", "recv_window_ms",
+             "journal", "heartbeat", "exits", "risk")
 RISK_KEYS = LIMIT_NAMES + ("kill_switch", "flatten_on_kill")
 MODES = ("paper", "testnet", "live")
 EXIT_MODES = ("exchange", "bot")   # where protective exits live: see live.exits
@@ -48,6 +51,8 @@ class LiveSettings:
     missed_bars: str = "catch_up"
     max_catch_up: int = 60
     poll_seconds: float = 1.0
+    timeout_seconds: float = 10.0
+    recv_window_ms: int = 5000
     exits: str = "exchange"
     limits: RiskLimits = RiskLimits()
 
@@ -91,13 +96,22 @@ def read_live(table: Any, job: Job, where: Where) -> LiveSettings:
     poll = read_number(table.get("poll_seconds", 1.0), "live.poll_seconds", where)
     if not 0 < poll <= 60:
         raise where.error("live.poll_seconds", f"{poll} must be above 0 and at most 60")
+    timeout = read_number(table.get("timeout_seconds", 10.0), "live.timeout_seconds", where)
+    if not 0 < timeout <= 120:
+        raise where.error("live.timeout_seconds", f"{timeout} must be above 0 and at most 120")
+    recv_window = read_integer(table.get("recv_window_ms", 5000), "live.recv_window_ms", where,
+                               low=1)
+    if recv_window > 60_000:
+        raise where.error("live.recv_window_ms", f"{recv_window} must be at most 60000 (Binance's "
+                                                 "limit)")
     out = Path(job.output)
     journal = _path(table.get("journal"), out / "journal.sqlite", "live.journal", where)
     heartbeat = _path(table.get("heartbeat"), out / "heartbeat.json", "live.heartbeat", where)
     return LiveSettings(journal=journal, heartbeat=heartbeat, missed_bars=policy,
                         max_catch_up=read_integer(table.get("max_catch_up", 60), "live.max_catch_up",
                                                   where, low=1),
-                        poll_seconds=poll, exits=exits, limits=_limits(table.get("risk", {}), where))
+                        poll_seconds=poll, timeout_seconds=timeout, recv_window_ms=recv_window,
+                        exits=exits, limits=_limits(table.get("risk", {}), where))
 
 
 def _path(value: Any, default: Path, key: str, where: Where) -> str:

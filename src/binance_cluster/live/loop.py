@@ -107,7 +107,8 @@ class SymbolWorker:
         self.strategy = get_strategy(self.job.strategy)
         self.params = self.job.grid()[0]
         self.bar_ms = interval_ms(self.job.interval)
-        self.feed = ExchangeFeed(public_url, self.job.interval)
+        self.timeout_s = live_job.live.timeout_seconds
+        self.feed = ExchangeFeed(public_url, self.job.interval, self.timeout_s)
         self.store = CandleStore(self.job.store)
         self._models: dict[str, Any] = {}
         self._writers: dict[str, Any] = {}
@@ -179,7 +180,8 @@ class SymbolWorker:
         if feed is None:
             from binance_cluster.exchange.broker.feeds import ExchangeFeed
 
-            feed = self._local.feed = ExchangeFeed(self.public_url, self.job.interval)
+            feed = self._local.feed = ExchangeFeed(self.public_url, self.job.interval,
+                                                   self.timeout_s)
         return feed
 
     def _fetch(self, symbol: str, first: int, bar: int, feed=None) -> int:

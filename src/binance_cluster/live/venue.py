@@ -70,19 +70,16 @@ def open_broker(live_job: LiveJob, venue: Venue, rank: int,
         from binance_cluster.exchange.broker.feeds import ExchangeFeed
         from binance_cluster.exchange.broker.paper import PaperBroker, PaperConfig
 
-        feed = ExchangeFeed(venue.public_url, job.interval)
+        feed = ExchangeFeed(venue.public_url, job.interval, live_job.live.timeout_seconds)
         quote = quote_asset(feed, job.symbols)
         fee = job.risk.fee_rate
         return PaperBroker(feed, {quote: Decimal(repr(float(job.risk.initial_cash)))},
                            PaperConfig(maker_fee=fee, taker_fee=fee, slippage=job.risk.slippage))
-    from binance_cluster.exchange.broker.binance import BinanceBroker, BinanceBrokerConfig
+    from binance_cluster.exchange.broker.binance import BinanceBroker
 
     if venue.mode == "live":
         check_live_opt_in(venue.confirm_live, env)
-        config = BinanceBrokerConfig(network="mainnet", allow_live=True, check_before_submit=False)
-    else:
-        config = BinanceBrokerConfig(network="testnet", base_url=venue.base_url,
-                                     check_before_submit=False)
+    config = broker_config(live_job, venue)
     read_keys(config.venue, env, rank, config.allow_live)      # missing keys: refused here
     broker = BinanceBroker(config, env=env, rank=rank)
     try:
@@ -93,6 +90,18 @@ def open_broker(live_job: LiveJob, venue: Venue, rank: int,
         raise ConfigError(f"{key_name}: the {venue.mode} exchange at {venue.public_url} does not "
                           "accept this key (a key of another venue, or revoked)") from None
     return broker
+
+
+def broker_config(live_job: LiveJob, venue: Venue):
+    """The `BinanceBroker` settings of a testnet or live venue: where, the job's request timeout
+    and recvWindow, and no look-up before each submit (the journal tells a re-sent decision)."""
+    from binance_cluster.exchange.broker.binance import BinanceBrokerConfig
+
+    timing = dict(timeout_s=live_job.live.timeout_seconds,
+                  recv_window_ms=live_job.live.recv_window_ms, check_before_submit=False)
+    if venue.mode == "live":
+        return BinanceBrokerConfig(network="mainnet", allow_live=True, **timing)
+    return BinanceBrokerConfig(network="testnet", base_url=venue.base_url, **timing)
 
 
 def quote_asset(market, symbols) -> str:

@@ -350,6 +350,37 @@ def test_faults_are_seeded_counted_and_logged(emulator):
     assert all(e["path"] == "/api/v3/ping" for e in counts["log"])
 
 
+def test_each_endpoint_draws_its_faults_from_its_own_seeded_sequence(emulator):
+    """Traffic to one endpoint (another rank's klines, a clock poll) does not move the faults
+    another endpoint's serial client meets; the counts are kept per endpoint too."""
+    def pattern(control, client, noise: int) -> list[int]:
+        control.set_faults(seed=3, rates={"5xx": 0.3}, retry_after=0)
+        out = []
+        for k in range(30):
+            for _ in range(noise * (k % 3)):         # faulted too, from their own sequence
+                try:
+                    client.get_server_time()
+                except BinanceAPIException:
+                    pass
+            try:
+                client.ping()
+                out.append(200)
+            except BinanceAPIException as exc:
+                out.append(exc.status_code)
+        return out
+
+    with emulator(weight_limit=0) as (url, control):
+        client = binance_client(url)
+        quiet = pattern(control, client, 0)
+        noisy = pattern(control, client, 2)
+        counts = control.faults()
+    assert quiet == noisy and 3 <= quiet.count(503) <= 20
+    by = counts["by_endpoint"]                      # of the noisy run (set_faults resets)
+    assert set(by) == {"GET /api/v3/ping", "GET /api/v3/time"}
+    assert by["GET /api/v3/ping"] == {"5xx": quiet.count(503)}
+    assert by["GET /api/v3/time"]["5xx"] == counts["counts"]["5xx"] - quiet.count(503) > 0
+
+
 def test_delay_drop_and_skew_faults(emulator):
     with emulator() as (url, control):
         client = binance_client(url, timeout=1.0)

@@ -4,7 +4,8 @@
   `{"speed": x}` (replay clock) and `{"server_advance": ms}` (server clock, e.g. to let a
   rate-limit window pass in a test without waiting). Resting orders are matched against the
   candles the replay clock has passed before the answer is sent.
-- `GET /admin/faults`: configuration, counters per kind, recent log, limiter refusals.
+- `GET /admin/faults`: configuration, counters per kind (in total and per endpoint), recent
+  log, limiter refusals.
   `POST /admin/faults` with a FaultConfig object (`{}` turns faults off); add
   `"reset_counts": true` to zero the counters.
 - `GET /admin/limits`; `POST /admin/limits` with `{"reset": true}` and/or `{"weight_limit": n}`.

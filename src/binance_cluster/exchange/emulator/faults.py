@@ -3,8 +3,10 @@
 Off by default. A `FaultConfig` (set with `POST /admin/faults`) gives each fault kind a rate
 and an optional explicit queue of faults for the next eligible requests (`"ok"` in the queue
 lets one request through); once the queue is empty, one seeded random
-draw is made per eligible request in arrival order, so a serial client sees the same faults on
-every run. Every injected fault is logged and counted (`GET /admin/faults`).
+draw is made per eligible request, from a sequence of its own per endpoint (method and path) in
+arrival order: a serial client of an endpoint sees the same faults on every run, however many
+requests other clients (other threads, other processes) send to other endpoints meanwhile.
+Every injected fault is logged and counted, in total and per endpoint (`GET /admin/faults`).
 
 Kinds and when they act:
 
@@ -112,20 +114,29 @@ class FaultInjector:
 
     def __init__(self, config: FaultConfig | None = None):
         self.counts = {kind: 0 for kind in COUNTED}
+        self.by_endpoint: dict[str, dict[str, int]] = {}
         self.log: deque[dict] = deque(maxlen=LOG_SIZE)
         self._seq = 0
         self.configure(config or FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
-        """Replace the configuration; the random sequence restarts from the seed."""
+        """Replace the configuration; every endpoint's random sequence restarts from the seed."""
         self.config = config
-        self._rng = random.Random(config.seed)
+        self._rngs: dict[str, random.Random] = {}
         self._queue = deque(config.queue)
 
     def reset_counts(self) -> None:
         """Zero the counters and clear the log."""
         self.counts = {kind: 0 for kind in COUNTED}
+        self.by_endpoint = {}
         self.log.clear()
+
+    def _rng(self, endpoint: str) -> random.Random:
+        rng = self._rngs.get(endpoint)
+        if rng is None:
+            # a str seed is hashed with SHA-512 by `random`: the same on every run
+            rng = self._rngs[endpoint] = random.Random(f"{self.config.seed} {endpoint}")
+        return rng
 
     @property
     def active(self) -> bool:
@@ -140,7 +151,7 @@ class FaultInjector:
         if self._queue:
             kind = self._queue.popleft()
             return None if kind == PASS else kind
-        x = self._rng.random()
+        x = self._rng(f"{method} {path}").random()
         acc = 0.0
         for kind in KINDS:
             acc += self.config.rates.get(kind, 0.0)
@@ -152,6 +163,8 @@ class FaultInjector:
         """Count and log one injected fault."""
         self._seq += 1
         self.counts[kind] += 1
+        endpoint = self.by_endpoint.setdefault(f"{method} {path}", {})
+        endpoint[kind] = endpoint.get(kind, 0) + 1
         entry = {"n": self._seq, "kind": kind, "method": method, "path": path}
         if detail:
             entry["detail"] = detail
@@ -160,7 +173,9 @@ class FaultInjector:
                  f" ({detail})" if detail else "")
 
     def snapshot(self) -> dict:
-        """Configuration, counters and the recent log for `GET /admin/faults`."""
+        """Configuration, counters (`by_endpoint`: "METHOD /path" -> kind -> count) and the
+        recent log for `GET /admin/faults`."""
         return {"config": self.config.to_dict(), "counts": dict(self.counts),
+                "by_endpoint": {e: dict(c) for e, c in sorted(self.by_endpoint.items())},
                 "total": sum(self.counts.values()), "queue_left": len(self._queue),
                 "log": list(self.log)}
