@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+
 from binance_cluster.exchange.broker import OrderRequest, client_order_id
 from binance_cluster.exchange.broker.ids import leg_ids, list_id_of
 from binance_cluster.live.journal import Journal
-from binance_cluster.live.reconcile import NOT_PLACED, reconcile
+from binance_cluster.exchange.broker.errors import OrderStatusUnknownError
+from binance_cluster.live.reconcile import NOT_PLACED, reconcile, resolve_unknown
 from binance_cluster.types import MINUTE_MS
 
 from support.live import fake_fill
@@ -125,3 +128,28 @@ def test_leg_ids_map_back_to_their_list():
     tp, sl = leg_ids("bcprotect-abc")
     assert list_id_of(tp) == list_id_of(sl) == "bcprotect-abc"
     assert list_id_of("bcentry-abc") is None and list_id_of("-tp") is None
+
+
+def test_an_order_whose_outcome_is_unknown_stays_unknown_and_its_fill_is_found(trading, tmp_path):
+    """The submit was executed but its answer dropped, and every query about it failed: the
+    loop leaves the intent unanswered (never "refused"), and the query before the next bar
+    (`resolve_unknown`, as `LiveLoop._sync_fills` runs it) journals the order and its fill."""
+    with trading(balances={"USDT": "10000"}, weight_limit=0) as venue:
+        broker = venue.broker(recv_window_ms=350, timeout_s=2.0)
+        buy = OrderRequest("BTCUSDT", "BUY", "MARKET", client_order_id("recon", "BTCUSDT", venue.start_ms,
+                                                                       "entry"), quote_amount="1000")
+        with open_journal(tmp_path / "j.sqlite", broker) as journal:
+            journal.record_intent(buy, "entry", venue.start_ms)
+            venue.control.set_faults(queue=["ok", "drop"], rates={"5xx": 1.0},
+                                     paths=["/api/v3/order"])
+            with pytest.raises(OrderStatusUnknownError):
+                broker.submit(buy)
+            venue.control.set_faults()
+            assert [i.client_id for i in journal.unknown_intents()] == [buy.client_id]
+            resolved, not_placed, fills = resolve_unknown(journal, broker)
+            assert resolved == [(buy.client_id, "FILLED")] and not_placed == [] and fills == 1
+            assert journal.unknown_intents() == []
+            assert journal.positions()["BTCUSDT"].quantity == broker.balances()["BTC"].total > 0
+            assert resolve_unknown(journal, broker) == ([], [], 0)     # nothing new the next bar
+        orders = venue.client().get_all_orders(symbol="BTCUSDT")
+        assert [o["clientOrderId"] for o in orders] == [buy.client_id]   # sent once

@@ -43,7 +43,7 @@ import numpy as np
 
 from binance_cluster.errors import ExchangeError
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
-from binance_cluster.exchange.broker.errors import OrderNotFoundError
+from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStatusUnknownError
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
@@ -51,6 +51,7 @@ from binance_cluster.live.bars import plan_bars
 from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
 from binance_cluster.live.journal import BarRecord, Journal
+from binance_cluster.live.reconcile import resolve_unknown
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
 from binance_cluster.live.state import Holding, before_fills, open_holding, rebuild
 from binance_cluster.live.venue import quote_asset
@@ -362,6 +363,12 @@ class LiveLoop:
         crash_point("before-send")
         try:
             order = self.broker.submit(req)
+        except OrderStatusUnknownError as exc:
+            # sent, but neither the answer nor a query came back: the intent stays unknown and
+            # is queried before the next bar (`_sync_fills`), as after a crash
+            log.warning("%s %s %s: outcome unknown, queried next bar: %s", req.symbol, purpose,
+                        req.client_id, exc)
+            return None
         except ExchangeError as exc:
             self.journal.record_error(req.client_id, str(exc), getattr(exc, "code", 0) or 0)
             log.warning("%s %s %s refused by the exchange: %s", req.symbol, purpose, req.client_id, exc)
@@ -425,7 +432,9 @@ class LiveLoop:
         self._heartbeat(record, equity)
 
     def _sync_fills(self) -> None:
-        """Journal the fills the exchange made since (protective orders filling between bars)."""
+        """Journal what the exchange did since: orders whose outcome was unknown, protective
+        orders filling between bars, fills of the held symbols."""
+        resolve_unknown(self.journal, self.broker)
         for intent in self.journal.open_intents():
             self.journal.record_answer(self.broker.query(intent.symbol, intent.client_id))
         for s in self.symbols:

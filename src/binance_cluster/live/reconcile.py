@@ -65,9 +65,12 @@ class Reconciliation:
         return out
 
 
-def reconcile(journal: Journal, broker: Broker, symbols: list[str]) -> Reconciliation:
-    """Query what the journal does not know yet, journal it, and report the rest (see above)."""
-    resolved, not_placed, refreshed = [], [], []
+def resolve_unknown(journal: Journal, broker: Broker) -> tuple[list, list, int]:
+    """Step 1: query every intent whose fate is unknown by its client id and journal what the
+    exchange says; returns ((client id, status) found, client ids never placed, new fills).
+    The live loop runs it before every bar too: a submit whose outcome the broker could not
+    establish (`OrderStatusUnknownError`) is left unknown, never taken for refused."""
+    resolved, not_placed = [], []
     fills = 0
     for intent in journal.unknown_intents():
         try:
@@ -78,6 +81,13 @@ def reconcile(journal: Journal, broker: Broker, symbols: list[str]) -> Reconcili
             continue
         fills += journal.record_answer(order)
         resolved.append((intent.client_id, order.status))
+    return resolved, not_placed, fills
+
+
+def reconcile(journal: Journal, broker: Broker, symbols: list[str]) -> Reconciliation:
+    """Query what the journal does not know yet, journal it, and report the rest (see above)."""
+    resolved, not_placed, fills = resolve_unknown(journal, broker)
+    refreshed = []
     for intent in journal.open_intents():
         order = broker.query(intent.symbol, intent.client_id)
         fills += journal.record_answer(order)
