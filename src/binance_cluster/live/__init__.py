@@ -8,9 +8,11 @@ journal's fills and the broker's balances), `journal` (the SQLite journal on ran
 intents before they are sent, exchange answers, fills, decisions, risk refusals, bar
 latencies; positions derived from fills), `risk` (the limits checked before every order, the
 kill switch), `bars` (which closed bars are due after a pause, per the missed-bars policy),
-`reconcile` (at start-up: what a crash left unknown is queried by client id, never
-re-sent blindly) and `exits` (protective exits at the backtest's levels: what rests on the
-exchange, its replacement, bot-managed checks, and their restoration at start-up).
+`reconcile` (at start-up, and before each bar for orders whose outcome was unknown: what a
+crash left unknown is queried by client id, never re-sent blindly), `exits` (protective
+exits at the backtest's levels: what rests on the exchange, its replacement, bot-managed
+checks, and their restoration at start-up) and `crash` (the crash-and-restart test's hook:
+SIGKILL at a named point of the order path, inert unless its variable is set).
 
 May import the ground floor, `kernels`, `strategies`, `engine`, `candles`, `exchange`, `ml`
 (the model store ml_barrier trades) and `backtest.job` (the job it extends);
