@@ -457,9 +457,9 @@ class LiveLoop:
                                            if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
         holdings, later = {}, []
         for s in self.symbols:
-            fills = self.journal.fills(s)
-            then = [f for f in fills if f.time_ms < close or (f.symbol, f.order_id) in keep]
-            later += [f for f in fills if not (f.time_ms < close or (f.symbol, f.order_id) in keep)]
+            then = []
+            for f in self.journal.fills(s):
+                (then if f.time_ms < close or (f.symbol, f.order_id) in keep else later).append(f)
             h = open_holding(s, self.base[s], then)
             if h is not None:
                 holdings[s] = h
