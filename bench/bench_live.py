@@ -14,6 +14,10 @@ markets with other seeds, no outages) over the same days; the emulator derives t
 from their prices as it does for every symbol it serves.
 
 Goals (issue 9): under 250 ms median for 100 symbols; a worker rank under 200 MB.
+The stepped clock runs bars far faster than real time: past ~25 bars of 100 symbols the feed's
+klines pass the 6000-a-minute weight limit in one real minute and it waits for the next
+window (tens of seconds, logged in live.stderr), which the worst figure then shows; keep
+--bars at 20 for 100 symbols.
 
   python bench/bench_live.py [--bars 60] [--symbols 16] [--interval 1m] [--ranks 1,2]
 """
