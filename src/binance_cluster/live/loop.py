@@ -114,6 +114,9 @@ class SymbolWorker:
         self._models: dict[str, Any] = {}
         self._writers: dict[str, Any] = {}
         self._prefetched: dict[str, Any] = {}
+        # the newest stored open time per symbol: this rank alone writes its symbols' files
+        # (`writer`, locked for the run), so the store is opened only to read the history
+        self._last_open: dict[str, int] = {}
         self.public_url = public_url
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -190,15 +193,21 @@ class SymbolWorker:
         done = self._prefetched.pop(symbol, None)
         if isinstance(done, Exception):
             raise done
-        span = self.store.span(symbol, self.job.interval) if self.store.has(symbol, self.job.interval) \
-            else None
-        start = first if span is None else max(first, span[1] + self.bar_ms)
+        last = self._last_open.get(symbol)
+        if last is None:
+            span = self.store.span(symbol, self.job.interval) \
+                if self.store.has(symbol, self.job.interval) else None
+            if span is not None:
+                last = self._last_open[symbol] = span[1]
+        start = first if last is None else max(first, last + self.bar_ms)
         if start > bar:
             return done or 0
         candles = (feed or self.feed).closed_candles(symbol, start, bar + self.bar_ms)
         if len(candles):
             with self._write_lock:
                 self.writer(symbol).append(self.job.interval, candles)
+                newest = int(candles.open_time[-1])
+                self._last_open[symbol] = newest if last is None else max(last, newest)
         return len(candles)
 
     def writer(self, symbol: str):
