@@ -428,7 +428,9 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
             continue
         request = action.request
         if not journal.record_intent(request, action.purpose, action.bar_ms):
-            journal.record_resend(request.client_id)      # the broker looks it up first
+            # sent again under its id (its fate unknown until the answer); one still resting
+            # comes back from the exchange as a duplicate, which `broker.submit` looks up
+            journal.record_resend(request.client_id)
         crash_point("before-send")
         try:
             order = broker.submit(request)
