@@ -8,6 +8,7 @@ numba, Python and machine; any change to those makes the stamp stale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -42,8 +43,14 @@ def _sources_stamp() -> list:
 
 
 def _stamp_path() -> Path | None:
+    """The stamp of this host and this checkout: two checkouts sharing one NUMBA_CACHE_DIR
+    (numba keys its files on the source path) keep one stamp each instead of voiding each
+    other's."""
     where = _cache_dir()
-    return None if where is None else where / f"binance-cluster-warm-{socket.gethostname()}.json"
+    if where is None:
+        return None
+    checkout = hashlib.sha1(str(KERNELS_DIR).encode()).hexdigest()[:10]
+    return where / f"binance-cluster-warm-{socket.gethostname()}-{checkout}.json"
 
 
 def warm_keys(strategies: list[str], modes, intervals) -> list[str]:
