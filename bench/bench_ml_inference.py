@@ -168,8 +168,9 @@ def _floor(tj) -> float:
     """Peak memory after importing the program and loading the job's training kernels as
     `train` does (`load_kernels`), before any real data (a pool's waiting ranks load none)."""
     from binance_cluster.ml.train import load_kernels
+    from binance_cluster.parallel import SerialComm
 
-    load_kernels(tj)
+    load_kernels(tj, SerialComm())
     return peak_mb()
 
 

@@ -110,3 +110,27 @@ def test_a_warm_up_compiles_each_kernel_it_runs_once(tmp_path):
     assert {"simulate.step", "simulate._sell", "simulate.codes_pass", "simulate.sweep_cross",
             "signals.cross_step"} <= set(counts)
     assert {name: sigs for name, sigs in counts.items() if len(sigs) > 1} == {}
+
+
+def test_two_checkouts_sharing_one_cache_keep_their_own_stamps(tmp_path, monkeypatch):
+    # numba keys its cache files on the source path, so two checkouts can share one
+    # NUMBA_CACHE_DIR; a stamp shared by both was rewritten by each, voiding the other's.
+    import shutil
+
+    from binance_cluster.kernels import cache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("numba.core.config.CACHE_DIR", str(tmp_path / "cache"))
+    here = cache.KERNELS_DIR
+    other = tmp_path / "other" / "kernels"
+    shutil.copytree(here, other, ignore=shutil.ignore_patterns("__pycache__"))
+    (other / "simulate.py").write_text((here / "simulate.py").read_text() + "\n# edited\n")
+    cache.mark_warm(["sma_cross:sweep:1m"])
+    monkeypatch.setattr(cache, "KERNELS_DIR", other)
+    assert not cache.is_warm(["sma_cross:sweep:1m"])       # its sources differ
+    cache.mark_warm(["ema_cross:sweep:1m"])
+    assert cache.is_warm(["ema_cross:sweep:1m"])
+    monkeypatch.setattr(cache, "KERNELS_DIR", here)
+    assert cache.is_warm(["sma_cross:sweep:1m"])           # still warm for the first checkout
+    assert not cache.is_warm(["ema_cross:sweep:1m"])
+    assert len(list((tmp_path / "cache").glob("binance-cluster-warm-*.json"))) == 2

@@ -3,6 +3,8 @@ backtest of the same job trades them; bad jobs exit 2 with one line naming the k
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -178,3 +180,35 @@ def test_pooled_model_is_one_model_for_all_symbols_the_same_at_1_and_2_ranks(
         assert last.metrics["stored_champion"]["decision"]["why"] == "auc not better"
     proc = mpirun(2, "-m", "binance_cluster", "backtest", tmp_path / "pool2.toml", "--no-progress")
     assert proc.returncode == 0, proc.stderr
+
+
+def _cache_files(cache):
+    return {p.name: p.stat().st_mtime_ns for p in cache.rglob("*") if p.suffix in (".nbi", ".nbc")}
+
+
+def test_warm_up_of_a_trees_train_job_warms_its_training_and_serving_kernels(
+        tmp_path, store, mpirun):
+    # Before, `warm-up JOB` warmed the logistic kernels only: a trees job compiled its
+    # training kernels on every rank at once, and its backtest the trees' prediction.
+    job = _job(tmp_path, store, "cold", train='kind = "trees"\n[train.model]\nn_rounds = 5')
+    cache = tmp_path / "cache"
+    env = {"NUMBA_CACHE_DIR": str(cache)}
+    proc = mpirun(1, "-m", "binance_cluster", "warm-up", job, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert "warmed the training kernels of trees models" in proc.stdout
+    warm = {k for s in cache.glob("binance-cluster-warm-*.json")
+            for k in json.loads(s.read_text())["warm"]}
+    assert {"ml_barrier:portfolio:1m", "model:trees", "train:trees"} <= warm
+    warmed = _cache_files(cache)
+    for command in ("train", "backtest"):
+        proc = mpirun(2, "-m", "binance_cluster", command, job, "--no-progress", env=env,
+                      timeout=900)
+        assert proc.returncode == 0, proc.stderr
+        assert "compiling" not in proc.stderr, command
+        assert _cache_files(cache) == warmed, command      # nothing compiled, nothing rewritten
+    assert ModelStore(tmp_path / "cold.h5").kinds() == ("trees",)
+    for stamp in cache.glob("binance-cluster-warm-*.json"):
+        stamp.unlink()                                     # no longer known warm: one rank compiles
+    proc = mpirun(2, "-m", "binance_cluster", "train", job, "--no-progress", env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("compiling the numba kernels of training trees models") == 1

@@ -33,9 +33,8 @@ from binance_cluster.backtest.job import (Job, dump_job, read_candles, read_hist
                                           source_interval, warmup_bars)
 from binance_cluster.engine.portfolio import align, plain_metrics, portfolio_part
 from binance_cluster.errors import DataError
-from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
-from binance_cluster.kernels.cache import is_warm, warm_keys
-from binance_cluster.parallel import Comm, UnitResult, map_units, node_leader, quiet_barrier
+from binance_cluster.kernels.cache import load_once_per_node, warm_keys
+from binance_cluster.parallel import Comm, UnitResult, map_units
 from binance_cluster.progress import Progress
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.types import Candles, interval_ms
@@ -242,46 +241,42 @@ def run_backtest(job: Job, comm: Comm, candle_counts: dict[str, int] | None = No
 
 
 def _load_kernels(job: Job, comm: Comm) -> None:
-    """Get the job's kernels compiled and loaded on every rank before the compute phase.
-
-    With several ranks, the first rank of each node compiles first (unless that node's cache
-    is known to be warm) while the others wait, then every rank loads them from the cache.
-    A rank loads only what the job calls: the replay's kernels only when `top` asks for
-    trades and curves. Rank 0 logs (stderr) when its node compiles, and how long it took.
-    Loading here keeps the compute phase free of the time loading costs; LLVM's code pages,
-    which loading would map by the hundred megabytes, are handed back as it goes
-    (`llvm_code_kept_out`).
+    """Get the job's kernels compiled (once per node) and loaded on every rank before the
+    compute phase (`kernels.cache.load_once_per_node`), so the compute phase is free of the
+    time loading costs. A rank loads only what the job calls: the replay's kernels only when
+    `top` asks for trades and curves, the prediction kernels of the kinds its models are of.
     """
-    keys = warm_keys([job.strategy], (job.mode,), (job.interval,))
-    release_llvm_code()  # what the imports touched: loading touches its own pages again
-    leader = node_leader(comm) if comm.size > 1 else True
-    compiled_here = False
-    if leader and not is_warm(keys):
-        started = time.perf_counter()
-        if comm.rank == 0:
-            log.info("compiling the numba kernels of %s (%s, %s) into this host's cache "
-                     "(once; `warm-up JOB` does it ahead) ...", job.strategy, job.mode,
-                     job.interval)
-        compiled_here = _try_warm_up(job, replay=True, parallel=True)
-        if comm.rank == 0:
-            log.info("kernels ready in %.1f s", time.perf_counter() - started)
-    if comm.size > 1:
-        quiet_barrier(comm)
-    if not compiled_here:
-        with llvm_code_kept_out():
-            _try_warm_up(job, replay=job.top > 0)
-    release_llvm_code()
+    kinds = model_kinds(job)
+    load_once_per_node(
+        comm, warm_keys([job.strategy], (job.mode,), (job.interval,), kinds),
+        f"{job.strategy} ({job.mode}, {job.interval})",
+        lambda: _try_warm_up(job, kinds, replay=True, parallel=True),
+        lambda: _try_warm_up(job, kinds, replay=job.top > 0))
     comm.barrier()  # the compute phase starts together on every rank
 
 
-def _try_warm_up(job: Job, replay: bool, parallel: bool = False) -> bool:
+def model_kinds(job: Job, also: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The model kinds a job's strategy is served by: those in its model store and `also`
+    (a train job's kind), () for a strategy without models; logistic when there is none yet
+    (no store: its error comes later)."""
+    from binance_cluster.strategies.registry import get_strategy
+
+    if not get_strategy(job.strategy).needs_model:
+        return ()
+    from binance_cluster.ml.model_store import ModelStore
+
+    return tuple(sorted(set(ModelStore(job.models).kinds()) | set(also))) or ("logistic",)
+
+
+def _try_warm_up(job: Job, kinds: tuple[str, ...], replay: bool, parallel: bool = False) -> bool:
     try:
         from binance_cluster.backtest.warmup import warm_up, warm_up_in_parallel
 
         if parallel:  # compiling: a second process takes the replay's kernels
-            warm_up_in_parallel([job.strategy], (job.mode,), (job.interval,), [job.risk])
+            warm_up_in_parallel([job.strategy], (job.mode,), (job.interval,), [job.risk], kinds)
         else:
-            warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk], replay=replay)
+            warm_up([job.strategy], (job.mode,), (job.interval,), [job.risk], replay=replay,
+                    model_kinds=kinds)
         return True
     except Exception as exc:  # only an optimisation: the units will show a real error
         log.warning("numba warm-up failed (%s: %s); kernels compile on first use",

@@ -20,10 +20,12 @@ from binance_cluster.types import interval_ms
 
 def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("sweep", "portfolio"),
             intervals: tuple[str, ...] = ("1m",), risks: list | None = None,
-            replay: bool = True, sweep: bool = True) -> list[str]:
+            replay: bool = True, sweep: bool = True,
+            model_kinds: tuple[str, ...] = ("logistic",)) -> list[str]:
     """Compile (or load from numba's cache) every kernel the given strategies and modes use.
 
-    Runs the whole backtest path once on small synthetic candles. Returns what was warmed.
+    Runs the whole backtest path once on small synthetic candles, a strategy served by models
+    once with a model of each of `model_kinds`. Returns what was warmed.
     In sweep mode, `sweep` False leaves out the sweep units' kernels and `replay` False the
     replay of the best units (a job with `top = 0`); only a complete warm-up stamps the cache.
     """
@@ -49,12 +51,12 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
         for name in names:
             strategy = get_strategy(name)
             params = strategy.resolve({})
-            model = None
+            models = [None]
             if strategy.needs_model:
                 from binance_cluster.ml.serve import warm_up_models
 
-                model = warm_up_models(candles)
-            for risk in risks:
+                models = [warm_up_models(candles, kind) for kind in model_kinds]
+            for model, risk in ((m, r) for m in models for r in risks):
                 if "sweep" in modes and model is None:
                     if sweep:
                         sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
@@ -71,8 +73,15 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
                     compute_metrics(sim, bar_ms, risk.initial_cash)
             done.append(f"{name} {interval}")
     if (replay and sweep) or "sweep" not in modes:
-        mark_warm(warm_keys(names, modes, intervals))
+        mark_warm(warm_keys(names, modes, intervals, _served_kinds(names, model_kinds)))
     return done
+
+
+def _served_kinds(names: list[str], model_kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """`model_kinds` when one of the strategies `names` is served by models, else ()."""
+    from binance_cluster.strategies.registry import get_strategy
+
+    return model_kinds if any(get_strategy(n).needs_model for n in names) else ()
 
 
 _HELPER = ("import pickle, sys\n"
@@ -83,7 +92,8 @@ _HELPER = ("import pickle, sys\n"
 
 def warm_up_in_parallel(strategies: list[str] | None = None,
                         modes: tuple[str, ...] = ("sweep", "portfolio"),
-                        intervals: tuple[str, ...] = ("1m",), risks: list | None = None) -> list[str]:
+                        intervals: tuple[str, ...] = ("1m",), risks: list | None = None,
+                        model_kinds: tuple[str, ...] = ("logistic",)) -> list[str]:
     """`warm_up` with the replay's kernels compiled by a second process beside this one.
 
     A sweep's two kernel sets (its units' and the replay's general simulator) share little
@@ -91,17 +101,17 @@ def warm_up_in_parallel(strategies: list[str] | None = None,
     A failed helper process is made up for here; the cache is stamped once both are done.
     """
     if "sweep" not in modes or (os.cpu_count() or 1) < 2:
-        return warm_up(strategies, modes, intervals, risks)
+        return warm_up(strategies, modes, intervals, risks, model_kinds=model_kinds)
     # a fresh interpreter (not multiprocessing: it would re-run the caller's main script)
     helper = subprocess.Popen([sys.executable, "-c", _HELPER], stdin=subprocess.PIPE)
     with helper.stdin:
         helper.stdin.write(pickle.dumps(((strategies, ("sweep",), intervals, risks),
-                                         {"sweep": False})))
-    done = warm_up(strategies, modes, intervals, risks, replay=False)
+                                         {"sweep": False, "model_kinds": model_kinds})))
+    done = warm_up(strategies, modes, intervals, risks, replay=False, model_kinds=model_kinds)
     if helper.wait() != 0:
-        warm_up(strategies, ("sweep",), intervals, risks, sweep=False)
+        warm_up(strategies, ("sweep",), intervals, risks, sweep=False, model_kinds=model_kinds)
     from binance_cluster.strategies.registry import STRATEGIES
 
-    mark_warm(warm_keys(list(STRATEGIES) if strategies is None else list(strategies), modes,
-                        intervals))
+    names = list(STRATEGIES) if strategies is None else list(strategies)
+    mark_warm(warm_keys(names, modes, intervals, _served_kinds(names, model_kinds)))
     return done

@@ -8,12 +8,15 @@ numba, Python and machine; any change to those makes the stamp stale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import platform
 import socket
+import time
 from pathlib import Path
+from typing import Callable
 
 from binance_cluster.fileio import atomic_write
 
@@ -42,13 +45,21 @@ def _sources_stamp() -> list:
 
 
 def _stamp_path() -> Path | None:
+    """The stamp of this host and this checkout: two checkouts sharing one NUMBA_CACHE_DIR
+    (numba keys its files on the source path) keep one stamp each instead of voiding each
+    other's."""
     where = _cache_dir()
-    return None if where is None else where / f"binance-cluster-warm-{socket.gethostname()}.json"
+    if where is None:
+        return None
+    checkout = hashlib.sha1(str(KERNELS_DIR).encode()).hexdigest()[:10]
+    return where / f"binance-cluster-warm-{socket.gethostname()}-{checkout}.json"
 
 
-def warm_keys(strategies: list[str], modes, intervals) -> list[str]:
-    """Names of the kernel sets a warm-up covers: strategy:mode:interval."""
-    return [f"{s}:{m}:{i}" for s in strategies for m in modes for i in intervals]
+def warm_keys(strategies: list[str], modes, intervals, model_kinds=()) -> list[str]:
+    """Names of the kernel sets a warm-up covers: strategy:mode:interval, and model:KIND for
+    the prediction kernels of each model kind a strategy's models are of."""
+    return [f"{s}:{m}:{i}" for s in strategies for m in modes for i in intervals] + \
+        [f"model:{k}" for k in model_kinds]
 
 
 def is_warm(keys: list[str]) -> bool:
@@ -77,3 +88,35 @@ def mark_warm(keys: list[str]) -> None:
         atomic_write(path, json.dumps({"sources": sources, "warm": sorted(warm)}))
     except (OSError, ValueError) as exc:
         log.debug("cannot write the warm-up stamp %s: %s", path, exc)
+
+
+def load_once_per_node(comm, keys: list[str], what: str, compile_: Callable[[], bool],
+                       load: Callable[[], None]) -> None:
+    """Get a job's kernels compiled and loaded on every rank of `comm` before its work starts.
+
+    With several ranks, the first rank of each node compiles (`compile_`, which returns
+    whether it succeeded) unless the stamp says `keys` are cached, while the others sleep;
+    then every rank that did not compile loads them from the cache (`load`). Rank 0 logs
+    (stderr) when its node compiles, and how long it took. LLVM's code pages, which loading
+    maps by the hundred megabytes, are handed back as it goes (`llvm_code_kept_out`).
+    """
+    from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
+    from binance_cluster.parallel import node_leader, quiet_barrier
+
+    release_llvm_code()  # what the imports touched: loading touches its own pages again
+    leader = node_leader(comm) if comm.size > 1 else True
+    compiled_here = False
+    if leader and not is_warm(keys):
+        started = time.perf_counter()
+        if comm.rank == 0:
+            log.info("compiling the numba kernels of %s into this host's cache "
+                     "(once; `warm-up JOB` does it ahead) ...", what)
+        compiled_here = compile_()
+        if comm.rank == 0:
+            log.info("kernels ready in %.1f s", time.perf_counter() - started)
+    if comm.size > 1:
+        quiet_barrier(comm)
+    if not compiled_here:
+        with llvm_code_kept_out():
+            load()
+    release_llvm_code()

@@ -107,6 +107,16 @@ class ModelStore:
         with self._open() as f:
             return sorted(k for k in f.keys() if k != CHAMPIONS)
 
+    def kinds(self) -> tuple[str, ...]:
+        """The model kinds of the stored folds, sorted (() when there is no store yet)."""
+        if not self.path.exists():
+            return ()
+        found: set[str] = set()
+        with self._open() as f:
+            f.visititems(lambda name, obj: found.add(str(obj.attrs["kind"]))
+                         if isinstance(obj, h5py.Group) and "kind" in obj.attrs else None)
+        return tuple(sorted(found))
+
     def champion(self, name: str) -> FoldRecord | None:
         """The champion kept for the symbol or pool `name` (arrays loaded), None when there is
         none (or no store yet)."""

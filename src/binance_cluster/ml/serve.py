@@ -90,16 +90,22 @@ def load_symbol_models(path: str, symbol: str) -> SymbolModels:
     return SymbolModels(symbol, traded_periods(store, symbol, store.records(symbol)))
 
 
-def warm_up_models(candles: Candles) -> SymbolModels:
-    """Models fitted on `candles` (synthetic) trading all of them: compiles the model kernels."""
+# small fits: the kernels compiled are the same whatever the sizes
+WARM_UP_PARAMS = {"logistic": {"max_iter": 3}, "trees": {"n_rounds": 2, "max_bins": 16}}
+
+
+def warm_up_models(candles: Candles, kind: str = "logistic") -> SymbolModels:
+    """A model of `kind` fitted on `candles` (synthetic) trading all of them: compiles (or
+    loads) the kernels that serve that kind's models."""
     from binance_cluster.ml.labels import LabelSpec, barrier_labels
-    from binance_cluster.ml.logistic import LogisticParams, fit_logistic
 
     spec = FeatureSpec(returns=(1,), rsi=14, atr=14, volume_z=30, hour=True)
     x = compute_features(candles, spec)
     y, _ = barrier_labels(candles, LabelSpec(0.002, 0.002, 30))
     keep = np.isfinite(x).all(axis=1) & (y >= 0)
-    model = fit_logistic(x[keep], y[keep], LogisticParams(max_iter=3))
+    model_kind = get_kind(kind)
+    model = model_kind.fit(x[keep], y[keep], model_kind.params(WARM_UP_PARAMS.get(kind)))
     times = np.asarray(candles.open_time, np.int64)
     return SymbolModels("WARMUP", [Period(int(times[0]), int(times[-1]) + 1, "warm-up", model,
                                           spec, 0.5)])
+

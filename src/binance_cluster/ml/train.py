@@ -33,7 +33,8 @@ from binance_cluster.candles.store import CandleStore
 from binance_cluster.ml.job import TrainJob
 from binance_cluster.errors import BinanceClusterError
 from binance_cluster.ml.model_store import FoldRecord, ModelStore
-from binance_cluster.kernels._jit import llvm_code_kept_out, release_llvm_code
+from binance_cluster.kernels._jit import release_llvm_code
+from binance_cluster.kernels.cache import load_once_per_node, mark_warm
 from binance_cluster.ml.train_results import write_train_summary
 from binance_cluster.ml.walkforward import (POOL, Trained, light, symbol_block,
                                            walk_forward_blocks, warm_up)
@@ -75,17 +76,31 @@ def return_freed_arrays() -> None:
         pass
 
 
-def load_kernels(tj: TrainJob) -> None:
-    """Load the job's training kernels before any data, handing LLVM's code pages back as
-    they load (`kernels/_jit.py`): loaded by the first symbol instead, they raised a
-    training rank's peak by ~90 MB of LLVM code on top of that symbol's features."""
-    release_llvm_code()  # what the imports touched
-    with llvm_code_kept_out():
-        try:
-            warm_up(tj.spec)
-        except Exception as exc:  # only an optimisation: the units will show a real error
-            log.warning("training kernels not loaded ahead (%s: %s); they load on first use",
-                        type(exc).__name__, exc)
+def train_keys(tj: TrainJob) -> list[str]:
+    """The warm-up stamp's name for the training kernels of the job's model kind."""
+    return [f"train:{tj.spec.kind}"]
+
+
+def warm_up_training(tj: TrainJob) -> bool:
+    """Compile (or load) the job's training kernels and stamp the cache; False if that failed
+    (only an optimisation: the units show a real error)."""
+    try:
+        warm_up(tj.spec)
+    except Exception as exc:
+        log.warning("training kernels not loaded ahead (%s: %s); they load on first use",
+                    type(exc).__name__, exc)
+        return False
+    mark_warm(train_keys(tj))
+    return True
+
+
+def load_kernels(tj: TrainJob, comm: Comm) -> None:
+    """Load the job's training kernels before any data (compiled by one rank per node when
+    the cache lacks them, `load_once_per_node`), handing LLVM's code pages back as they load:
+    loaded by the first symbol instead, they raised a training rank's peak by ~90 MB of LLVM
+    code on top of that symbol's features."""
+    load_once_per_node(comm, train_keys(tj), f"training {tj.spec.kind} models",
+                       lambda: warm_up_training(tj), lambda: warm_up_training(tj))
 
 
 def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
@@ -123,7 +138,7 @@ def run_train(tj: TrainJob, comm: Comm, counts: dict[str, int] | None = None,
         if r.ok:
             values[r.index] = r.value
 
-    load_kernels(tj)
+    load_kernels(tj, SerialComm() if pooled else comm)
     with bar:
         gathered = map_units(SerialComm() if pooled else comm, symbols, unit,
                              costs=[float((counts or {}).get(s, 1)) for s in symbols],
