@@ -71,9 +71,7 @@ def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, models: 
     bars = 86_400_000 // bar_ms
     first = DAY0 + HISTORY_DAYS * 86_400_000
     out = tmp_path / "out"
-    # ml_barrier's features warm up inside the backtest's range, which starts at the first
-    # candle: its models trade the live day only
-    start = None if models is not None else first
+    start = first    # the backtest reads each strategy's warm-up history before it
     top = f'models = "{models}"\n' if models is not None else ""
     with stepped_emulator(source, tmp_path, first, bar_ms, CASH, FEE, SLIPPAGE) as url:
         job = tmp_path / f"{strategy}.toml"

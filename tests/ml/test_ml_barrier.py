@@ -109,3 +109,35 @@ def test_streamed_newest_bar_gives_the_backtest_probability(eth, tmp_path):
         x = compute_features(window, spec, spec.history - 1, spec.history)
         assert period.model.predict_proba(x)[0] == prob[t]
     assert isinstance(period.model, LogisticModel)
+
+
+def test_a_backtest_with_a_start_reads_the_history_its_models_features_need(eth, tmp_path):
+    # ml_barrier declared no warm-up: a run with `start` read no bars before it, so the
+    # first rows' features were NaN and the models gave no probability there.
+    from binance_cluster.backtest.driver import load_with_history
+    from binance_cluster.backtest.job import load_job, warmup_bars
+    from binance_cluster.candles.store import CandleStore
+    from binance_cluster.types import format_time_ms
+    from support.backtest_store import write_job
+    from support.model_data import ml_job_text
+
+    store = CandleStore(tmp_path / "store")
+    store.append("ETHUSDT", "1m", eth, source="ETHUSDT-1m.csv.gz")
+    records, models, full = _signals(eth, tmp_path, "m")
+    traded = [r for r in records if r.threshold is not None]
+    assert traded
+    start = traded[0].trade_start + 60_000     # inside a traded period, a minute past its start
+    job = load_job(write_job(tmp_path / "job.toml", ml_job_text(
+        tmp_path / "store", ("ETHUSDT",), tmp_path / "out", tmp_path / "m.h5",
+        top=f'start = "{format_time_ms(start)}"')))
+    assert warmup_bars(job) == SPEC.features.history
+    loaded = load_with_history(store, "ETHUSDT", job, warmup_bars(job))
+    at = int(np.searchsorted(eth.open_time, start))
+    assert int(loaded.candles.open_time[loaded.first]) == start
+    n = len(loaded.candles) - loaded.first
+    prob_full, _ = models.probabilities(eth)
+    prob, _ = models.probabilities(loaded.candles)
+    assert np.isfinite(prob_full[at])
+    np.testing.assert_array_equal(prob[loaded.first:], prob_full[at:at + n])
+    sig = compute_signals(ML, loaded.candles, {}, "1m", model=models)
+    np.testing.assert_array_equal(sig.entry[loaded.first:], full.entry[at:at + n])

@@ -510,14 +510,20 @@ def count_candles(store, symbol: str, interval: str, start: int | None, end: int
 
 
 def warmup_bars(job: Job) -> int:
-    """Bars of history read before `start`: the largest warm-up of the job's parameter sets
-    (0 without a `start`: the run then begins at the first stored candle)."""
+    """Bars of history read before `start`: the largest warm-up of the job's parameter sets, for
+    a strategy served by models at least their features' history (0 without a `start`: the
+    run then begins at the first stored candle)."""
     if job.start is None:
         return 0
     from binance_cluster.strategies.registry import get_strategy
 
     strategy = get_strategy(job.strategy)
-    return max(strategy.warmup(p, job.interval) for p in job.grid())
+    bars = max(strategy.warmup(p, job.interval) for p in job.grid())
+    if strategy.needs_model and job.models is not None:
+        from binance_cluster.ml.serve import feature_history
+
+        bars = max(bars, feature_history(job.models, job.symbols))
+    return bars
 
 
 def read_candles(store, symbol: str, job: Job, start: int | None, end: int | None,

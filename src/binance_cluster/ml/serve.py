@@ -84,6 +84,23 @@ def traded_periods(store: ModelStore, symbol: str, records: list[FoldRecord]) ->
     return out
 
 
+def feature_history(path: str, symbols) -> int:
+    """Bars a feature row of the models trading `symbols` looks back (the largest; 0 with no
+    model store or no traded period): the history a bar needs before its probability exists."""
+    store = ModelStore(path)
+    if not store.path.exists():
+        return 0
+    bars = 0
+    stored = set(store.symbols())
+    for symbol in symbols:
+        for rec in store.records(symbol) if symbol in stored else ():
+            if rec.skip or rec.threshold is None or not rec.trades_with:
+                continue
+            held = store.fold_champion(symbol, rec.fold) if rec.trades_with == CHAMPION else rec
+            bars = max(bars, FeatureSpec.from_json(held.feature_spec).history)
+    return bars
+
+
 def load_symbol_models(path: str, symbol: str) -> SymbolModels:
     """The traded periods of `symbol` in the model store at `path`."""
     store = ModelStore(path)
