@@ -64,9 +64,9 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
 from binance_cluster.exchange.broker.ids import client_order_id, list_id_of
 from binance_cluster.kernels import fills
 from binance_cluster.kernels import simulate as kern
-from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import EXIT_MODES
 from binance_cluster.live.journal import Journal
+from binance_cluster.live.orders import send_intent
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +406,11 @@ def restore(job: str, holdings: Sequence[Holding], resting: dict[str, list[Resti
 
 # -- carrying out ------------------------------------------------------------------------------
 def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> list[Order]:
-    """Journal and send `actions` in order; the exchange's answers. A cancel that finds its
-    order filled drops the symbol's later actions; a rejected Place runs its fallback."""
+    """Journal and send `actions` in order; the exchange's answers. Each Place goes out by
+    `orders.send_intent` (an order journaled before is asked for by its client id first). A
+    cancel that finds its order filled drops the symbol's later actions; a rejected Place
+    runs its fallback; any other exchange error (its outcome unknown, the exchange
+    unreachable) stops the plan and is raised."""
     answers: list[Order] = []
     gone: set[str] = set()
     pending = list(actions)
@@ -427,22 +430,14 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
                 gone.add(action.symbol)
             continue
         request = action.request
-        if not journal.record_intent(request, action.purpose, action.bar_ms):
-            # sent again under its id (its fate unknown until the answer); one still resting
-            # comes back from the exchange as a duplicate, which `broker.submit` looks up
-            journal.record_resend(request.client_id)
-        crash_point("before-send")
         try:
-            order = broker.submit(request)
+            order = send_intent(request, action.purpose, action.bar_ms, broker, journal)
         except (OrderRejectedError, FilterError) as exc:
-            journal.record_error(request.client_id, str(exc), getattr(exc, "code", 0))
             fallback = action.fallback if _answers(action, exc) else ()
             log.warning("exits: %s %s %s refused (%s)%s", request.symbol, action.purpose,
                         request.client_id, exc, ": carrying out its fallback" if fallback else "")
             pending[:0] = list(fallback)
             continue
-        crash_point("after-send")
-        journal.record_answer(order)
         answers.append(order)
         pending[:0] = list(action.then)
     return answers

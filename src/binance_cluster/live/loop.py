@@ -41,9 +41,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from binance_cluster.errors import ExchangeError
+from binance_cluster.errors import ExchangeError, RetryableExchangeError
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
-from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStatusUnknownError
+from binance_cluster.exchange.broker.errors import AuthenticationError, OrderStatusUnknownError
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
@@ -51,6 +51,7 @@ from binance_cluster.live.bars import plan_bars
 from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
 from binance_cluster.live.journal import BarRecord, Journal
+from binance_cluster.live.orders import send_intent
 from binance_cluster.live.reconcile import resolve_unknown
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
 from binance_cluster.live.state import Holding, before_fills, open_holding, rebuild
@@ -357,36 +358,23 @@ class LiveLoop:
         return client_order_id(self.lj.name, symbol, bar, intent)
 
     def send(self, req: OrderRequest, purpose: str, bar: int) -> Order | None:
-        """Journal the intent, send it, journal the answer (or the error); None when refused.
-
-        An intent the journal already holds (the same decision re-derived after a restart) is
-        looked up by its client id instead, and sent only if the exchange never got it."""
-        if not self.journal.record_intent(req, purpose, bar):
-            try:
-                order = self.broker.query(req.symbol, req.client_id)
-            except OrderNotFoundError:
-                self.journal.record_resend(req.client_id)
-            else:
-                self.journal.record_answer(order)
-                return order
-        crash_point("before-send")
+        """Journal the intent, send it, journal the answer (or the error): `orders.send_intent`
+        (an intent the journal already holds is asked for by its client id first); None when
+        refused or when its outcome is unknown (queried before the next bar, `_sync_fills`).
+        A refused key and an exchange that cannot be reached are raised (`run`)."""
         try:
-            order = self.broker.submit(req)
+            return send_intent(req, purpose, bar, self.broker, self.journal)
         except OrderStatusUnknownError as exc:
-            # sent, but neither the answer nor a query came back: the intent stays unknown and
-            # is queried before the next bar (`_sync_fills`), as after a crash
             log.warning("%s %s %s: outcome unknown, queried next bar: %s", req.symbol, purpose,
                         req.client_id, exc)
             return None
+        except (AuthenticationError, RetryableExchangeError):
+            raise                      # a refused key ends the run; the exchange unreachable, the bar
         except ExchangeError as exc:
-            self.journal.record_error(req.client_id, str(exc), getattr(exc, "code", 0) or 0)
             log.warning("%s %s %s refused by the exchange: %s", req.symbol, purpose, req.client_id, exc)
             return None
         finally:
             self._last_order_ms = self.since_read()
-        crash_point("after-send")
-        self.journal.record_answer(order)
-        return order
 
     # -- the run -------------------------------------------------------------------------------
     def run(self, max_bars: int | None = None) -> int:
