@@ -43,7 +43,8 @@ import numpy as np
 
 from binance_cluster.errors import ExchangeError, RetryableExchangeError
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
-from binance_cluster.exchange.broker.errors import AuthenticationError, OrderStatusUnknownError
+from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError,
+                                                    OrderStatusUnknownError)
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
@@ -66,6 +67,11 @@ FETCH_THREADS = 8          # a rank's symbols fetched at once (requests in fligh
 ACTIONS = {1: "entry", 2: "exit_signal", 3: "max_hold"}
 # exits decided at a close and sold at once (not at the next open with the decided orders)
 CLOSE_EXITS = ("stop_loss", "take_profit", "trailing_stop", "end")
+# errors that mean the exchange cannot be reached now (after the transport's retries: 5xx,
+# timeouts, dropped connections, rate limits; an order's outcome unknown; the clock out of
+# recvWindow after a resync): the bar is skipped, the loop goes on. Anything else (a refused
+# key, a symbol or a job the exchange does not know) ends the run with one line.
+UNREACHABLE = (RetryableExchangeError, ClockSkewError)
 
 
 # -- every rank: one symbol's bar -----------------------------------------------------------
@@ -368,7 +374,7 @@ class LiveLoop:
             log.warning("%s %s %s: outcome unknown, queried next bar: %s", req.symbol, purpose,
                         req.client_id, exc)
             return None
-        except (AuthenticationError, RetryableExchangeError):
+        except (AuthenticationError, *UNREACHABLE):
             raise                      # a refused key ends the run; the exchange unreachable, the bar
         except ExchangeError as exc:
             log.warning("%s %s %s refused by the exchange: %s", req.symbol, purpose, req.client_id, exc)
@@ -384,7 +390,13 @@ class LiveLoop:
                 log.warning("stopping: %s", self.kill.reason)
                 self.out(f"stopped: {self.kill.reason}")
                 return 0
-            now = self.exchange_now()
+            try:
+                now = self.exchange_now()
+            except UNREACHABLE as exc:
+                log.warning("the exchange's clock could not be read (%s); trying again in %g s",
+                            _first_line(exc), self.settings.poll_seconds)
+                time.sleep(self.settings.poll_seconds)
+                continue
             plan = plan_bars(self.last_bar, now, self.bar_ms, self.settings.missed_bars,
                              self.settings.max_catch_up)
             for bar, reason in plan.skipped:
@@ -395,13 +407,32 @@ class LiveLoop:
                 time.sleep(self.settings.poll_seconds)
                 continue
             for bar in plan.handle:
-                self.handle(bar)
+                self._handle_or_skip(bar)
                 self.last_bar = bar
                 self.handled += 1
                 if max_bars is not None and self.handled >= max_bars:
                     return 0
                 if self.kill.engaged:
                     break
+
+    def _handle_or_skip(self, bar: int) -> None:
+        """`handle(bar)`; when the exchange cannot be reached for it (`UNREACHABLE`: still
+        failing after the transport's retries), the rest of the bar is skipped with the reason
+        logged, journaled and printed, and the loop goes on with the next bar. What was sent
+        before stays journaled; an order whose outcome is unknown is asked for before the next
+        bar (`_sync_fills`). Every other error ends the run (a refused key, a bad job)."""
+        started = int(time.time() * 1000)
+        try:
+            self.handle(bar)
+        except UNREACHABLE as exc:
+            reason = f"the exchange could not be reached: {_first_line(exc)}"
+            log.warning("bar %s skipped: %s", format_time_ms(bar), reason)
+            sent = sum(1 for i in self.journal.intents() if i.created_ms >= started)
+            record = BarRecord(bar, bar + self.bar_ms, self.since_read(), self._last_order_ms,
+                               sent, None, {"*": reason})
+            self.journal.record_bar(record)
+            self.out(f"{format_time_ms(bar)} UTC  skipped: {reason}")
+            self._heartbeat(record, None)
 
     def handle(self, bar: int) -> None:
         """One closed bar (see the module docstring)."""
@@ -596,11 +627,15 @@ class LiveLoop:
                 pnl += h.held * Decimal(repr(float(close))) - h.cost
         return pnl
 
-    def _heartbeat(self, record: BarRecord, equity: float) -> None:
+    def _heartbeat(self, record: BarRecord, equity: float | None) -> None:
         atomic_write(self.settings.heartbeat, json.dumps({
             "bar_ms": record.bar_ms, "bar": format_time_ms(record.bar_ms), "bars": self.handled + 1,
             "latency_ms": record.latency_ms, "orders": record.orders, "equity": equity,
             "mode": self.mode, "pid": os.getpid(), "time": time.time()}, sort_keys=True) + "\n")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _reasons(trades: dict) -> list[str]:
