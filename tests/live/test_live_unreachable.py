@@ -10,6 +10,7 @@ endpoint) failing requests past the transport's six tries.
   exchange refuses is not a passing fault: it ends the run.
 - A protective order whose answer is lost and whose look-up fails too skips the rest of the
   bar; the next bar finds it by its client id (never placed twice).
+- An entry whose outcome was unknown, found filled at the next bar, is protected in that bar.
 """
 
 from __future__ import annotations
@@ -139,3 +140,37 @@ def test_a_protection_whose_answer_is_lost_is_found_next_bar_not_placed_twice(so
     assert after[unknown[0]].status is not None and after[unknown[0]].error is None
     assert all(n == 1 for n in lists.values()), lists
     assert lists[unknown[0] + "-tp"] == 1 and lists[unknown[0] + "-sl"] == 1
+
+
+def test_an_entry_found_filled_next_bar_is_protected_in_that_bar(source, tmp_path):
+    """An entry's answer dropped and its look-up failing six times: the send's outcome is
+    unknown and the loop goes on; the next bar finds it filled and places its protection at
+    once, under the id it would have had right after the fill."""
+    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+        control = EmulatorControl(url)
+        with InProcessLoop(write_job(tmp_path, url, PROTECTED), url, control) as run:
+            control.set_faults(queue=["drop"] + FIVE_XX, paths=["/api/v3/order"])
+            k = 0
+            while first_entry_bar(run.journal) is None and k < 30:
+                run.bar(FIRST + k * BAR_MS)
+                k += 1
+            entered = first_entry_bar(run.journal)
+            assert entered is not None, "no entry in 30 bars"
+            unknown = run.journal.unknown_intents()
+            counts = control.faults()["counts"]
+            control.set_faults()
+            run.bar(FIRST + k * BAR_MS)
+            symbol = unknown[0].symbol
+            protect = client_order_id(run.loop.lj.name, symbol, entered + BAR_MS, "protect")
+            intents = {i.client_id: i for i in run.journal.intents()}
+            bar = run.journal.bars()[-1]
+        placed = [o for o in keyed_client(url, KEY, SECRET).get_all_orders(symbol=symbol)
+                  if list_id_of(o["clientOrderId"]) == protect]
+    assert counts["drop"] == 1 and counts["5xx"] == 6
+    assert [i.purpose for i in unknown] == ["entry"] and intents[unknown[0].client_id].status == "FILLED"
+    assert intents[protect].purpose == "protect" and intents[protect].error is None
+    assert intents[protect].bar_ms == entered + BAR_MS
+    # both legs of one OCO, placed in the bar after the entry (its close on the replay clock)
+    assert sorted(o["clientOrderId"] for o in placed) == [protect + "-sl", protect + "-tp"]
+    assert {o["time"] for o in placed} == {entered + 2 * BAR_MS}
+    assert bar.bar_ms == entered + BAR_MS and bar.skipped == {} and bar.orders >= 1

@@ -437,7 +437,7 @@ class LiveLoop:
     def handle(self, bar: int) -> None:
         """One closed bar (see the module docstring)."""
         self._last_order_ms = None
-        self._sync_fills()
+        protected = self._sync_fills()
         holdings, balances = self._account(bar)
         positions = {s: (h.time_ms - h.time_ms % self.bar_ms, float(h.price)) for s, h in holdings.items()}
         units = [(s, bar, positions.get(s)) for s in self.symbols]
@@ -452,6 +452,7 @@ class LiveLoop:
                 skipped[s] = (r.error or "").splitlines()[0]
                 log.warning("%s skipped for bar %s: %s", s, format_time_ms(bar), skipped[s])
         decided, equity, orders = self._decide(bar, holdings, balances, parts)
+        orders += protected
         record = BarRecord(bar, bar + self.bar_ms, decided, self._last_order_ms, orders,
                            Decimal(repr(equity)), skipped)
         self.journal.record_bar(record)
@@ -459,9 +460,11 @@ class LiveLoop:
                  f"equity {equity:.2f}" + (f"  skipped {', '.join(sorted(skipped))}" if skipped else ""))
         self._heartbeat(record, equity)
 
-    def _sync_fills(self) -> None:
+    def _sync_fills(self) -> int:
         """Journal what the exchange did since: orders whose outcome was unknown, protective
-        orders filling between bars, fills of the held symbols."""
+        orders filling between bars, fills of the held symbols; then protect at once an entry
+        found filled that never got its protection (`_protect_found_entries`). Returns the
+        protective orders sent."""
         resolve_unknown(self.journal, self.broker)
         for intent in self.journal.open_intents():
             self.journal.record_answer(self.broker.query(intent.symbol, intent.client_id))
@@ -471,6 +474,33 @@ class LiveLoop:
                 new = self.broker.fills_since(s, trade_id=(last or 0) + 1)
                 if new:
                     self.journal.record_fills(new)
+        return self._protect_found_entries()
+
+    def _protect_found_entries(self) -> int:
+        """Exchange-mode exits: a position whose entry is its symbol's newest intent (nothing
+        was sent for it since: its outcome was unknown when it went out, and it was found
+        filled since) gets its protective order now, as right after an entry fill (same
+        client id), instead of at the next start-up."""
+        if self.settings.exits != "exchange":
+            return 0
+        newest = {i.symbol: i for i in self.journal.intents()}
+        sent = 0
+        for s, intent in newest.items():
+            if intent.purpose != "entry" or s not in self.base or s in self.ended:
+                continue
+            fills = self.journal.fills(s)
+            if open_holding(s, self.base[s], fills) is None or \
+                    (s, fills[-1].order_id) not in self.journal.order_ids([intent.client_id]):
+                continue
+            price = float(fills[-1].price)
+            lv = exits.levels(price, price, self.job.risk, self.filters[s])
+            if math.isnan(lv.stop) and math.isnan(lv.target):
+                continue
+            log.warning("%s %s: found filled after its outcome was unknown; placing its "
+                        "protection now", s, intent.client_id)
+            order = self.broker.query(s, intent.client_id)
+            sent += self.exits.after_entry(s, order, intent.bar_ms + self.bar_ms)
+        return sent
 
     def _account(self, bar: int, close_exits: bool = False) -> tuple[dict[str, Holding], dict]:
         """The open holdings and the balances as they were at the close of the bar opening at
