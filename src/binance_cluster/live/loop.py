@@ -51,11 +51,12 @@ from binance_cluster.live import exits
 from binance_cluster.live.bars import plan_bars
 from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
-from binance_cluster.live.journal import BarRecord, Journal
+from binance_cluster.live.journal import BarRecord, Journal, realised_since
 from binance_cluster.live.orders import send_intent
 from binance_cluster.live.reconcile import resolve_unknown
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
-from binance_cluster.live.state import Holding, before_fills, open_holding, rebuild
+from binance_cluster.live.state import (Holding, before_fills, open_holding, rebuild,
+                                        split_at_close)
 from binance_cluster.live.venue import quote_asset
 from binance_cluster.parallel import Comm, map_units, partition, quiet_bcast
 from binance_cluster.types import format_time_ms, interval_ms
@@ -346,6 +347,7 @@ class LiveLoop:
         self.last_bar: int | None = last[0].bar_ms if last else None
         self._clock_at: tuple[int, float] = (0, 0.0)
         self._last_order_ms: int | None = None
+        self._realised: tuple[int, Decimal] | None = None    # (bar, its day's realised PnL)
         self.handled = 0
 
     # -- clocks, ids, sending ------------------------------------------------------------------
@@ -508,21 +510,28 @@ class LiveLoop:
         again after a restart is decided on the account it was first decided on. With
         `close_exits`, the sales of the exits decided at that close (a stop passed, a symbol
         that stopped trading) stay: the account the next open's orders are sized on."""
-        close = bar + self.bar_ms
-        keep: set = set()
-        if close_exits:
-            keep = self.journal.order_ids([i.client_id for i in self.journal.intents()
-                                           if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
-        holdings, later = {}, []
+        then, later = self._fills_at(bar, close_exits)
+        holdings = {}
         for s in self.symbols:
-            then = []
-            for f in self.journal.fills(s):
-                (then if f.time_ms < close or (f.symbol, f.order_id) in keep else later).append(f)
-            h = open_holding(s, self.base[s], then)
+            h = open_holding(s, self.base[s], then[s])
             if h is not None:
                 holdings[s] = h
         balances = before_fills(self.broker.balances(), later, self.base, self.quote)
         return holdings, balances
+
+    def _fills_at(self, bar: int, close_exits: bool = False) -> tuple[dict[str, list], list]:
+        """Each symbol's journaled fills as they were at the close of the bar opening at `bar`
+        (with `close_exits`, the sales of the exits decided at that close too), and the fills
+        made since (`state.split_at_close`)."""
+        keep: set = set()
+        if close_exits:
+            keep = self.journal.order_ids([i.client_id for i in self.journal.intents()
+                                           if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
+        then, later = {}, []
+        for s in self.symbols:
+            then[s], after = split_at_close(self.journal.fills(s), bar + self.bar_ms, keep)
+            later += after
+        return then, later
 
     def _statuses(self) -> dict[str, str]:
         info = self.market.client.exchange_info()
@@ -648,9 +657,18 @@ class LiveLoop:
         return sent
 
     def _day_pnl(self, bar: int, holdings: dict[str, Holding], closes) -> Decimal:
-        """The UTC day's PnL: realised since midnight plus the open positions at the last close."""
-        day = bar - bar % DAY_MS
-        pnl = self.journal.realised_since(day)
+        """The UTC day's PnL the entries of the bar opening at `bar` are checked against:
+        realised since midnight plus `holdings` at the last close, on the fills of the account
+        those entries are sized on (`_account(bar, close_exits=True)`). Fills made since (the
+        bar's own orders; when the bar is decided again after a restart, those sent before
+        it) are not counted: each real fill counts once, and a bar decided again sees the PnL
+        it was first decided on."""
+        if self._realised is None or self._realised[0] != bar:
+            day = bar - bar % DAY_MS
+            then, _ = self._fills_at(bar, close_exits=True)
+            self._realised = (bar, sum((realised_since(then[s], s, self.base[s], self.quote, day)
+                                        for s in self.symbols), Decimal(0)))
+        pnl = self._realised[1]
         for s, h in holdings.items():
             close = closes[self.symbols.index(s)]
             if not math.isnan(close):

@@ -16,8 +16,9 @@ never from simulated fills:
 
 A bar is decided on the account as it was at the bar's close: fills made after it (the
 orders of a decision sent before a crash, when the bar is handled again after the restart)
-are taken back (`before_fills`), so the same decision comes out and its orders are found by
-their client ids instead of being sized again.
+are taken back (`split_at_close`, `before_fills`), so the same decision comes out and its
+orders are found by their client ids instead of being sized again; the daily-loss rule counts
+the same fills (each real fill once, `live.loop.LiveLoop._day_pnl`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Mapping, Sequence
+from typing import AbstractSet as Set, Mapping, Sequence
 
 from binance_cluster.engine.step import DecisionState, Position, hour_stats_of
 from binance_cluster.exchange.broker.base import Balance, Fill
@@ -60,6 +61,16 @@ def open_holding(symbol: str, base_asset: str, fills: Sequence[Fill]) -> Holding
     price = mine[0].price if len(mine) == 1 else quote / qty
     return Holding(symbol, min(f.time_ms for f in mine), price, qty, qty - commission, quote,
                    commission)
+
+
+def split_at_close(fills: Sequence[Fill], close_ms: int,
+                   keep: Set[tuple[str, int]] = frozenset()) -> tuple[list[Fill], list[Fill]]:
+    """(then, later): the fills made before `close_ms` or by one of the orders `keep`
+    ((symbol, exchange order id)), and the others (to be taken back by `before_fills`)."""
+    then, later = [], []
+    for f in fills:
+        (then if f.time_ms < close_ms or (f.symbol, f.order_id) in keep else later).append(f)
+    return then, later
 
 
 def before_fills(balances: Mapping[str, Balance], fills: Sequence[Fill],
