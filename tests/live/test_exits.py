@@ -25,7 +25,7 @@ HELD = Decimal("0.0099912")          # 0.01 bought less its commission, plus ear
 
 
 def holding(peak: float = 100_000.0) -> ex.Holding:
-    return ex.Holding("BTCUSDT", 100_000.0, HELD, peak)
+    return ex.holding("BTCUSDT", 100_000.0, HELD, peak)
 
 
 def test_levels_are_the_backtests_rounded_away_from_the_entry():
@@ -172,7 +172,7 @@ def test_first_crossing_walks_the_trailing_peak_like_the_backtest():
 
 def test_restore_protects_the_unprotected_and_cancels_the_orphaned():
     risk = Risk(stop_loss=0.01, take_profit=0.02)
-    eth = ex.Holding("ETHUSDT", 3000.0, Decimal("0.5"), 3000.0)
+    eth = ex.holding("ETHUSDT", 3000.0, Decimal("0.5"), 3000.0)
     filters = {"BTCUSDT": WITH_STOP_MARKET,
                "ETHUSDT": SymbolFilters("ETHUSDT", "ETH", "USDT", tick_size=Decimal("0.01"),
                                         step_size=Decimal("0.0001"))}

@@ -39,7 +39,7 @@ def test_a_protective_order_planned_again_is_asked_for_not_placed_twice(trading,
     with trading(balances={"USDT": "1000", "SOL": "5"}) as venue:
         broker = venue.broker(check_before_submit=False)
         price = sol_price(venue)
-        h = ex.Holding("SOLUSDT", price, Decimal("5"), price)
+        h = ex.holding("SOLUSDT", price, Decimal("5"), price)
         plan = ex.after_entry(JOB, h, venue.start_ms, RISK, broker.filters("SOLUSDT"))
         cid = plan[0].request.client_id
         with open_journal(tmp_path / "j.sqlite", broker) as journal:
@@ -59,8 +59,8 @@ def test_an_intent_lost_in_flight_stays_unknown_and_is_resolved_not_resent(tradi
     with trading(balances={"USDT": "1000", "SOL": "5"}) as venue:
         broker = venue.broker(check_before_submit=False, recv_window_ms=300)
         price = sol_price(venue)
-        h = ex.Holding("SOLUSDT", price, Decimal("5"), price)
-        request = ex.market_exit(JOB, "SOLUSDT", venue.start_ms, h.quantity, "signal",
+        h = ex.holding("SOLUSDT", price, Decimal("5"), price)
+        request = ex.market_exit(JOB, "SOLUSDT", venue.start_ms, h.account, "signal",
                                  broker.filters("SOLUSDT"))
         with open_journal(tmp_path / "j.sqlite", broker) as journal:
             venue.control.set_faults(queue=["drop"] + ["5xx"] * 6,

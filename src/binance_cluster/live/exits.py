@@ -67,6 +67,7 @@ from binance_cluster.kernels import simulate as kern
 from binance_cluster.live.job import EXIT_MODES
 from binance_cluster.live.journal import Journal
 from binance_cluster.live.orders import send_intent
+from binance_cluster.live.state import Holding
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,11 @@ class Levels:
         return "trailing_stop" if self.trailing else "stop_loss"
 
 
-@dataclass(frozen=True, slots=True)
-class Holding:
+def holding(symbol: str, entry_price: float, account: Decimal, peak: float) -> Holding:
     """An open long as the exits see it: symbol, entry fill price, what the account holds of
     the coin for it (the position plus dust of earlier exits) and the peak of the trailing
     stop (the entry fill, then the highs of its closed bars)."""
-
-    symbol: str
-    entry_price: float
-    quantity: Decimal
-    peak: float
+    return Holding(symbol, Decimal(repr(float(entry_price))), account=account, peak=float(peak))
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,19 +234,19 @@ def _protect_actions(job: str, h: Holding, from_bar_ms: int, lv: Levels,
     past a level, sell at market for that level. A rejected OCO finds out which by placing
     its stop alone: rejected too, the stop is past; accepted, the target was (cancel the
     stop, sell)."""
-    request = protective_order(job, h.symbol, from_bar_ms, h.quantity, lv, filters,
+    request = protective_order(job, h.symbol, from_bar_ms, h.account, lv, filters,
                                intent=intent)
     if request is None:
         return ()
 
     def sell(reason: str) -> tuple[Place, ...]:
-        order = market_exit(job, h.symbol, from_bar_ms, h.quantity, reason, filters)
+        order = market_exit(job, h.symbol, from_bar_ms, h.account, reason, filters)
         return (Place(order, reason, from_bar_ms),) if order is not None else ()
 
     if request.type != "OCO":
         reason = lv.stop_reason if not math.isnan(lv.stop) else "take_profit"
         return (Place(request, PROTECT, from_bar_ms, sell(reason)),)
-    alone = protective_order(job, h.symbol, from_bar_ms, h.quantity,
+    alone = protective_order(job, h.symbol, from_bar_ms, h.account,
                              Levels(lv.stop, math.nan, lv.trailing), filters,
                              intent=intent + "-stop")
     assert alone is not None
@@ -288,7 +284,7 @@ def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason:
     """An exit decided on the bar opening at `bar_ms` (signal, max hold, end, or a level a
     bot-managed position crossed): cancel the protective order, then sell at market what is
     held; a sale refused (minimum notional, market closed) puts the protection back."""
-    request = market_exit(job, h.symbol, bar_ms, h.quantity, reason, filters)
+    request = market_exit(job, h.symbol, bar_ms, h.account, reason, filters)
     if request is None:
         return ()
     if resting is None:
@@ -377,7 +373,7 @@ def journal_holdings(journal: Journal, filters_of: Callable[[str], SymbolFilters
         qty = sum((f.qty for f in last), ZERO)
         price = float(sum((f.quote_qty for f in last), ZERO) / qty)
         peak = price if peak_of is None else float(peak_of(symbol, price, last[0].time_ms))
-        out.append(Holding(symbol, price, position.quantity, peak))
+        out.append(holding(symbol, price, position.quantity, peak))
     return out
 
 

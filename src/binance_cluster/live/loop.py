@@ -256,7 +256,7 @@ class ExitsSeam:
 
     def _holding(self, symbol: str, entry_price: float, peak: float, held: Decimal | None = None):
         held = self._held(symbol) if held is None else held
-        return exits.Holding(symbol, float(entry_price), held, float(peak))
+        return exits.holding(symbol, entry_price, held, peak)
 
     def resting(self, symbol: str):
         """The protective order resting for `symbol` (the newest), or None."""
