@@ -438,7 +438,7 @@ class LiveLoop:
 
     def handle(self, bar: int) -> None:
         """One closed bar (see the module docstring)."""
-        self._last_order_ms = None
+        self._last_order_ms = self._realised = None
         protected = self._sync_fills()
         holdings, balances = self._account(bar)
         positions = {s: (h.time_ms - h.time_ms % self.bar_ms, float(h.price)) for s, h in holdings.items()}
