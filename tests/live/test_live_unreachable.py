@@ -174,3 +174,31 @@ def test_an_entry_found_filled_next_bar_is_protected_in_that_bar(source, tmp_pat
     assert sorted(o["clientOrderId"] for o in placed) == [protect + "-sl", protect + "-tp"]
     assert {o["time"] for o in placed} == {entered + 2 * BAR_MS}
     assert bar.bar_ms == entered + BAR_MS and bar.skipped == {} and bar.orders >= 1
+
+
+def test_an_entry_the_exchange_never_takes_skips_the_rest_of_the_bar(source, tmp_path):
+    """An entry answered 5xx six times, the exchange not having it after each (the broker
+    looks it up before sending it again): journaled as not placed, the rest of the bar
+    skipped; the next bars are decided as usual and nothing was placed for it."""
+    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+        control = EmulatorControl(url)
+        with InProcessLoop(write_job(tmp_path, url, SIGNALS), url, control) as run:
+            control.set_faults(queue=["5xx", "ok"] * 6, paths=["/api/v3/order"])
+            k = 0
+            while first_entry_bar(run.journal) is None and k < 30:
+                run.bar(FIRST + k * BAR_MS)
+                k += 1
+            entered = first_entry_bar(run.journal)
+            assert entered is not None, "no entry in 30 bars"
+            control.set_faults()
+            for j in range(k, k + 2):
+                run.bar(FIRST + j * BAR_MS)
+            first = next(i for i in run.journal.intents() if i.purpose == "entry")
+            bars = {b.bar_ms: b for b in run.journal.bars()}
+        placed = {o["clientOrderId"] for s in SYMBOLS
+                  for o in keyed_client(url, KEY, SECRET).get_all_orders(symbol=s)}
+    assert first.bar_ms == entered and "not placed after 6 attempts" in first.error
+    assert first.client_id not in placed
+    why = bars[entered].skipped["*"]
+    assert why.startswith("the exchange could not be reached: ") and "not placed after 6" in why
+    assert [bars[FIRST + j * BAR_MS].skipped for j in range(k, k + 2)] == [{}, {}]

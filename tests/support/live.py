@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -174,6 +174,8 @@ class InProcessLoop:
         self.reconciled = rank0["reconciled"]
         self.journal = rank0["journal"]
         retry = retry or FAST_RETRY
+        if hasattr(self.loop.broker, "_transport"):          # a BinanceBroker's re-sends too
+            self.loop.broker.config = replace(self.loop.broker.config, retry=retry)
         for transport in (getattr(self.loop.broker, "_transport", None),
                           getattr(self.loop.market, "client", None),
                           getattr(self.worker.feed, "client", None)):
