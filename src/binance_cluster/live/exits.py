@@ -36,8 +36,10 @@ its protection is placed again (which a closed market refuses too: the refusals 
 journaled and the position waits).
 
 Client ids (`broker.ids.client_order_id`): the protective order resting from the bar opening
-at `b` is (job, symbol, b, "protect"); a market exit decided on the bar opening at `b` is
-(job, symbol, b, reason). A restarted process re-derives them, so nothing is placed twice.
+at `b` is (job, symbol, b, "protect") (a raised stop replacing one a restart placed under
+that same id: "retrail"); a market exit decided on the bar opening at `b` is (job, symbol, b,
+reason). A restarted process re-derives them, so nothing is placed twice; an order planned
+again under an id already journaled is asked for first (`orders.send_intent`).
 
 Planning functions are pure and return `Cancel` / `Place` actions; `carry_out` journals each
 order before it is sent and every answer after. The start-up pass, after `reconcile`:
@@ -73,6 +75,7 @@ log = logging.getLogger(__name__)
 
 PROTECT = "protect"                   # purpose (and id intent) of a resting protective order
 REPROTECT = "reprotect"               # id intent of one placed again after a refused exit
+RETRAIL = "retrail"                   # id intent of a raised stop replacing one of its bar's id
 # Binance's -2010 messages for an order the market has already passed (`engine.reject`)
 PAST_MESSAGES = tuple(r.value for r in (Reject.WOULD_TRIGGER, Reject.WOULD_TAKE,
                                          Reject.PRICE_RELATIONSHIP))
@@ -270,13 +273,17 @@ def trail(job: str, h: Holding, resting: Resting | None, from_bar_ms: int, risk:
           filters: SymbolFilters) -> tuple[Action, ...]:
     """After a close: when the stop in force from the bar opening at `from_bar_ms` (with the
     peak `h.peak`, which includes the closed bar's high) is above the resting order's stop,
-    cancel that order and place the new one; nothing otherwise."""
+    cancel that order and place the new one; nothing otherwise. The new one's id is the
+    bar's protect id, or, when the resting order already has that id (placed at a restart
+    for the same bar), the bar's RETRAIL id: an id is never asked to carry two orders."""
     lv = levels(h.entry_price, h.peak, risk, filters)
     if resting is None or math.isnan(lv.stop) or resting.stop is None or \
             _price(lv.stop) <= resting.stop:
         return ()
+    taken = resting.client_id == client_order_id(job, h.symbol, from_bar_ms, PROTECT)
     return (Cancel(h.symbol, resting.client_id),
-            *_protect_actions(job, h, from_bar_ms, lv, filters))
+            *_protect_actions(job, h, from_bar_ms, lv, filters,
+                              intent=RETRAIL if taken else PROTECT))
 
 
 def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason: str,
