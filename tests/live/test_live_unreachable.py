@@ -10,7 +10,8 @@ endpoint) failing requests past the transport's six tries.
   exchange refuses is not a passing fault: it ends the run.
 - A protective order whose answer is lost and whose look-up fails too skips the rest of the
   bar; the next bar finds it by its client id (never placed twice).
-- An entry whose outcome was unknown, found filled at the next bar, is protected in that bar.
+- An entry whose outcome was unknown, found filled at the next bar, is protected in that bar;
+  a protection the exchange never took is placed before the bar after the skipped one.
 """
 
 from __future__ import annotations
@@ -202,3 +203,36 @@ def test_an_entry_the_exchange_never_takes_skips_the_rest_of_the_bar(source, tmp
     why = bars[entered].skipped["*"]
     assert why.startswith("the exchange could not be reached: ") and "not placed after 6" in why
     assert [bars[FIRST + j * BAR_MS].skipped for j in range(k, k + 2)] == [{}, {}]
+
+
+def test_a_protection_the_exchange_never_took_is_placed_after_the_skipped_bar(source, tmp_path):
+    """The OCO after an entry fill answered 5xx six times, the exchange not having it after
+    each: the bar is skipped; before the next bar the start-up pass of the exits runs and
+    the position gets its protection (placed in that bar)."""
+    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+        control = EmulatorControl(url)
+        with InProcessLoop(write_job(tmp_path, url, PROTECTED), url, control) as run:
+            # the entry goes through; each OCO send is a 5xx, each look-up of its legs finds
+            # nothing
+            control.set_faults(queue=["ok"] + ["5xx", "ok"] * 6,
+                               paths=["/api/v3/orderList/oco", "/api/v3/order"])
+            k = 0
+            while first_entry_bar(run.journal) is None and k < 30:
+                run.bar(FIRST + k * BAR_MS)
+                k += 1
+            entered = first_entry_bar(run.journal)
+            assert entered is not None, "no entry in 30 bars"
+            control.set_faults()
+            skipped = run.journal.bars()[-1]
+            symbol = next(i.symbol for i in run.journal.intents() if i.purpose == "entry")
+            refused = [i for i in run.journal.intents() if i.purpose == "protect"]
+            run.bar(FIRST + k * BAR_MS)
+            protect = client_order_id(run.loop.lj.name, symbol, entered + 2 * BAR_MS, "protect")
+            bar = run.journal.bars()[-1]
+        placed = [o for o in keyed_client(url, KEY, SECRET).get_all_orders(symbol=symbol)
+                  if list_id_of(o["clientOrderId"]) == protect]
+    assert skipped.bar_ms == entered and "not placed after 6 attempts" in skipped.skipped["*"]
+    assert len(refused) == 1 and "not placed after 6 attempts" in refused[0].error
+    assert sorted(o["clientOrderId"] for o in placed) == [protect + "-sl", protect + "-tp"]
+    assert {o["time"] for o in placed} == {entered + 2 * BAR_MS}
+    assert bar.bar_ms == entered + BAR_MS and bar.skipped == {}

@@ -348,6 +348,7 @@ class LiveLoop:
         self._clock_at: tuple[int, float] = (0, 0.0)
         self._last_order_ms: int | None = None
         self._realised: tuple[int, Decimal] | None = None    # (bar, its day's realised PnL)
+        self._interrupted = False        # the last bar was skipped (`_handle_or_skip`)
         self.handled = 0
 
     # -- clocks, ids, sending ------------------------------------------------------------------
@@ -422,11 +423,21 @@ class LiveLoop:
         failing after the transport's retries), the rest of the bar is skipped with the reason
         logged, journaled and printed, and the loop goes on with the next bar. What was sent
         before stays journaled; an order whose outcome is unknown is asked for before the next
-        bar (`_sync_fills`). Every other error ends the run (a refused key, a bad job)."""
+        bar (`_sync_fills`); after a skipped bar, the start-up pass of the exits runs first
+        (`ExitsSeam.start`: a position whose protection the skip left unplaced gets it).
+        Every other error ends the run (a refused key, a bad job)."""
         started = int(time.time() * 1000)
         try:
+            if self._interrupted:
+                self._sync_fills()
+                restored = self.exits.start(bar + self.bar_ms)
+                self._interrupted = False
+                if restored:
+                    log.warning("after the skipped bar: %d protective order(s) placed or "
+                                "cancelled", restored)
             self.handle(bar)
         except UNREACHABLE as exc:
+            self._interrupted = True
             reason = f"the exchange could not be reached: {_first_line(exc)}"
             log.warning("bar %s skipped: %s", format_time_ms(bar), reason)
             sent = sum(1 for i in self.journal.intents() if i.created_ms >= started)
