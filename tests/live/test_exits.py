@@ -25,7 +25,7 @@ HELD = Decimal("0.0099912")          # 0.01 bought less its commission, plus ear
 
 
 def holding(peak: float = 100_000.0) -> ex.Holding:
-    return ex.Holding("BTCUSDT", 100_000.0, HELD, peak)
+    return ex.holding("BTCUSDT", 100_000.0, HELD, peak)
 
 
 def test_levels_are_the_backtests_rounded_away_from_the_entry():
@@ -130,6 +130,21 @@ def test_a_rising_trailing_stop_cancels_then_replaces_under_a_new_id():
     assert ex.trail("job", holding(101_000.0), same_level, T, risk, WITH_STOP_MARKET) == ()
 
 
+def test_a_stop_raised_over_one_placed_under_the_same_bars_id_gets_its_own_id():
+    """A restart places a missing protection under the forming bar's id; the first close
+    raises the trailing stop for that same bar: the replacement may not reuse the id (the
+    exchange has it, cancelled: asked for, it would be found and nothing placed)."""
+    risk = Risk(stop_loss=0.01, take_profit=0.02, trailing_stop=0.015)
+    at_restart = client_order_id("job", "BTCUSDT", T, ex.PROTECT)
+    resting = ex.Resting("BTCUSDT", at_restart, Decimal("99000.0"))
+    cancel, place = ex.trail("job", holding(101_000.0), resting, T, risk, WITH_STOP_MARKET)
+    assert cancel == ex.Cancel("BTCUSDT", at_restart)
+    assert place.request.client_id == client_order_id("job", "BTCUSDT", T, ex.RETRAIL)
+    assert place.purpose == ex.PROTECT and place.request.stop_price == Decimal("99485.0")
+    assert place.fallback[0].request.client_id == client_order_id("job", "BTCUSDT", T,
+                                                                  ex.RETRAIL + "-stop")
+
+
 def test_an_exit_cancels_the_protection_then_sells_what_is_held():
     risk = Risk(stop_loss=0.01, take_profit=0.02)
     resting = ex.Resting("BTCUSDT", "list", Decimal("99000.0"))
@@ -172,7 +187,7 @@ def test_first_crossing_walks_the_trailing_peak_like_the_backtest():
 
 def test_restore_protects_the_unprotected_and_cancels_the_orphaned():
     risk = Risk(stop_loss=0.01, take_profit=0.02)
-    eth = ex.Holding("ETHUSDT", 3000.0, Decimal("0.5"), 3000.0)
+    eth = ex.holding("ETHUSDT", 3000.0, Decimal("0.5"), 3000.0)
     filters = {"BTCUSDT": WITH_STOP_MARKET,
                "ETHUSDT": SymbolFilters("ETHUSDT", "ETH", "USDT", tick_size=Decimal("0.01"),
                                         step_size=Decimal("0.0001"))}

@@ -108,7 +108,7 @@ def replay(broker, set_clock, journal: Journal, candles, sim, symbol: str, risk:
                                          quantity=Decimal(repr(float(tr["quantity"][k])))))
         journal.record_answer(buy)
         assert buy.fills[0].price == Decimal(repr(float(tr["entry_price"][k])))
-        h = ex.Holding(symbol, float(buy.fills[0].price), held(), float(buy.fills[0].price))
+        h = ex.holding(symbol, float(buy.fills[0].price), held(), float(buy.fills[0].price))
         resting, placed_levels = None, {}
         answers = ex.carry_out(ex.after_entry(JOB, h, entry_ms, risk, filters, mode), broker,
                                journal)

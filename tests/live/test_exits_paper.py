@@ -39,13 +39,13 @@ def test_an_exit_after_the_protective_order_filled_sells_nothing(venue):
     t = int(candles.open_time[100])
     buy = paper.submit(OrderRequest("ETHUSDT", "BUY", "MARKET", "entry", quantity="0.5"))
     price = float(buy.fills[0].price)
-    h = ex.Holding("ETHUSDT", price, paper.balances()["ETH"].total, price)
+    h = ex.holding("ETHUSDT", price, paper.balances()["ETH"].total, price)
     ex.carry_out(ex.after_entry("paper-exits", h, t, RISK, FILTERS), paper, journal)
     k, reason, level = ex.first_crossing(h, candles.open[100:], candles.high[100:],
                                          candles.low[100:], RISK, FILTERS)
     bar = int(candles.open_time[100 + k])
     feed.set_now(bar + MINUTE_MS)            # the bar that reached a level has closed
-    resting = ex.Resting("ETHUSDT", ex.protective_order("paper-exits", "ETHUSDT", t, h.quantity,
+    resting = ex.Resting("ETHUSDT", ex.protective_order("paper-exits", "ETHUSDT", t, h.account,
                                                         ex.levels(price, price, RISK, FILTERS),
                                                         FILTERS).client_id, None)
     actions = ex.exit_now("paper-exits", h, resting, bar, "signal", RISK, FILTERS)
@@ -63,7 +63,7 @@ def test_orders_under_the_minimum_notional_are_refused_and_the_position_stays(ve
     paper.submit(OrderRequest("ETHUSDT", "BUY", "MARKET", "entry", quantity="0.0028"))
     held = paper.balances()["ETH"].total                 # about 5 USDT, under it at the stop
     price = float(candles.open[100])
-    h = ex.Holding("ETHUSDT", price, held, price)
+    h = ex.holding("ETHUSDT", price, held, price)
     assert ex.carry_out(ex.after_entry("paper-exits", h, t, Risk(stop_loss=0.2), FILTERS),
                         paper, journal) == []
     # refused for the minimum notional at the stop: not a level passed, so nothing is sold
@@ -90,7 +90,7 @@ def test_a_symbol_that_stopped_trading_keeps_its_coins_when_both_are_refused(ven
     paper.submit(OrderRequest("ETHUSDT", "BUY", "MARKET", "entry", quantity="0.5"))
     held = paper.balances()["ETH"].total
     price = float(candles.open[100])
-    h = ex.Holding("ETHUSDT", price, held, price)
+    h = ex.holding("ETHUSDT", price, held, price)
     wide = Risk(stop_loss=0.2, take_profit=0.5)
     (protect,) = ex.after_entry("paper-exits", h, t, wide, FILTERS)
     ex.carry_out((protect,), paper, journal)

@@ -43,7 +43,7 @@ def test_restart_puts_protection_back_and_cancels_orphans(trading, tmp_path):
             buy(journal, broker, "BTCUSDT", t0, "1000")           # then the bot died
             eth = buy(journal, broker, "ETHUSDT", t0, "1000")
             held_eth = broker.balances()["ETH"].total
-            h_eth = ex.Holding("ETHUSDT", float(eth.fills[0].price), held_eth,
+            h_eth = ex.holding("ETHUSDT", float(eth.fills[0].price), held_eth,
                                float(eth.fills[0].price))
             ex.carry_out(ex.after_entry(JOB, h_eth, t0, RISK, broker.filters("ETHUSDT")),
                          broker, journal)
@@ -51,7 +51,7 @@ def test_restart_puts_protection_back_and_cancels_orphans(trading, tmp_path):
             sol = broker.filters("SOLUSDT")
             c = venue.store.read("SOLUSDT", "1m")
             now = float(c.open[int(np.searchsorted(c.open_time, t0))])
-            orphan = ex.Holding("SOLUSDT", now, Decimal("5"), now)
+            orphan = ex.holding("SOLUSDT", now, Decimal("5"), now)
             ex.carry_out(ex.after_entry(JOB, orphan, t0, RISK, sol), broker, journal)
         eth_list = client_order_id(JOB, "ETHUSDT", t0, ex.PROTECT)
         orphan_list = client_order_id(JOB, "SOLUSDT", t0, ex.PROTECT)
@@ -75,7 +75,7 @@ def test_restart_puts_protection_back_and_cancels_orphans(trading, tmp_path):
             btc_list = client_order_id(JOB, "BTCUSDT", later, ex.PROTECT)
             placed = restarted.query("BTCUSDT", btc_list)
             assert placed.is_open and placed.quantity == restarted.filters("BTCUSDT").floor_qty(
-                btc.quantity)
+                btc.account)
             assert (placed.legs[0].price, placed.legs[1].stop_price) == (
                 Decimal(repr(lv.target)), Decimal(repr(lv.stop)))
             assert restarted.query("ETHUSDT", eth_list).is_open          # left as it was
@@ -104,7 +104,7 @@ def test_bot_mode_restart_checks_the_missed_bars_first(source_store):
                             step_size=Decimal("0.001"))
     entry = float(c.open[100])
     risk = Risk(stop_loss=0.002, take_profit=0.003, trailing_stop=0.0025)
-    h = ex.Holding("SOLUSDT", entry, Decimal("2"), entry)
+    h = ex.holding("SOLUSDT", entry, Decimal("2"), entry)
     found = ex.first_crossing(h, c.open[100:], c.high[100:], c.low[100:], risk, filters)
     assert found is not None
     k, reason, price = found

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -135,6 +135,67 @@ def run_stepped(job: Path, base_url: str, control, first_bar: int, bars: int, ba
             proc.wait()
     return SteppedRun(proc.returncode, out_path.read_text(), err_path.read_text(),
                       time.monotonic() - started, seen)
+
+
+class InProcessLoop:
+    """Rank 0 of a one-rank `binance-cluster live JOB --mode MODE --base-url URL`, built in this
+    process as the command builds it (`commands.live._open`: broker, feed, journal reconciled,
+    kill switch; then the loop and the start-up protection), driven bar by bar: `bar(open_ms)`
+    sets the emulator's replay clock at that bar's close and lets the loop handle it. The
+    clients retry fast (`retry`) so a request failed six times costs a fraction of a second.
+    Use as a context manager (closes the journal and the store files)."""
+
+    def __init__(self, job: Path, url: str, control, mode: str = "testnet", retry=None):
+        import signal
+
+        from binance_cluster.backtest.driver import _load_kernels
+        from binance_cluster.commands.live import _open
+        from binance_cluster.live.job import load_live_job
+        from binance_cluster.live.loop import LiveLoop, SymbolWorker
+        from binance_cluster.live.venue import Venue
+        from binance_cluster.parallel import SerialComm
+        from support.broker import FAST_RETRY
+
+        self.control = control
+        live_job = load_live_job(job, mode)
+        venue = Venue(mode, url)
+        rank0: dict = {}
+        term = signal.getsignal(signal.SIGTERM)
+        try:
+            _open(live_job, venue, 0, rank0)
+        finally:
+            signal.signal(signal.SIGTERM, term)      # the kill switch stays out of pytest
+        comm = SerialComm()
+        _load_kernels(live_job.job, comm)
+        self.worker = SymbolWorker(live_job, venue.public_url)
+        self.lines: list[str] = []
+        self.loop = LiveLoop(live_job, rank0["broker"], rank0["market"], rank0["journal"], comm,
+                             self.worker, rank0["kill"], mode=mode, out=self.lines.append)
+        self.reconciled = rank0["reconciled"]
+        self.journal = rank0["journal"]
+        retry = retry or FAST_RETRY
+        if hasattr(self.loop.broker, "_transport"):          # a BinanceBroker's re-sends too
+            self.loop.broker.config = replace(self.loop.broker.config, retry=retry)
+        for transport in (getattr(self.loop.broker, "_transport", None),
+                          getattr(self.loop.market, "client", None),
+                          getattr(self.worker.feed, "client", None)):
+            if transport is not None:
+                transport.retry = retry
+        now = self.loop.exchange_now()
+        self.restored = self.loop.exits.start(now - now % self.loop.bar_ms)
+
+    def bar(self, open_ms: int) -> None:
+        """Handle the bar opening at `open_ms` (the replay clock set to its close)."""
+        self.control.set_replay(open_ms + self.loop.bar_ms)
+        self.loop.run(max_bars=self.loop.handled + 1)
+        assert self.loop.last_bar == open_ms, (self.loop.last_bar, open_ms)
+
+    def __enter__(self) -> "InProcessLoop":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.worker.close()
+        self.journal.close()
 
 
 def read_heartbeat(path: Path) -> dict | None:

@@ -11,7 +11,8 @@ kill switch), `bars` (which closed bars are due after a pause, per the missed-ba
 `reconcile` (at start-up, and before each bar for orders whose outcome was unknown: what a
 crash left unknown is queried by client id, never re-sent blindly), `exits` (protective
 exits at the backtest's levels: what rests on the exchange, its replacement, bot-managed
-checks, and their restoration at start-up) and `crash` (the crash-and-restart test's hook:
+checks, and their restoration at start-up), `orders` (the one path an order takes: journaled
+before it is sent, a journaled one asked for by its client id first) and `crash` (the crash-and-restart test's hook:
 SIGKILL at a named point of the order path, inert unless its variable is set).
 
 May import the ground floor, `kernels`, `strategies`, `engine`, `candles`, `exchange`, `ml`

@@ -36,8 +36,10 @@ its protection is placed again (which a closed market refuses too: the refusals 
 journaled and the position waits).
 
 Client ids (`broker.ids.client_order_id`): the protective order resting from the bar opening
-at `b` is (job, symbol, b, "protect"); a market exit decided on the bar opening at `b` is
-(job, symbol, b, reason). A restarted process re-derives them, so nothing is placed twice.
+at `b` is (job, symbol, b, "protect") (a raised stop replacing one a restart placed under
+that same id: "retrail"); a market exit decided on the bar opening at `b` is (job, symbol, b,
+reason). A restarted process re-derives them, so nothing is placed twice; an order planned
+again under an id already journaled is asked for first (`orders.send_intent`).
 
 Planning functions are pure and return `Cancel` / `Place` actions; `carry_out` journals each
 order before it is sent and every answer after. The start-up pass, after `reconcile`:
@@ -64,14 +66,16 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
 from binance_cluster.exchange.broker.ids import client_order_id, list_id_of
 from binance_cluster.kernels import fills
 from binance_cluster.kernels import simulate as kern
-from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import EXIT_MODES
 from binance_cluster.live.journal import Journal
+from binance_cluster.live.orders import send_intent
+from binance_cluster.live.state import Holding
 
 log = logging.getLogger(__name__)
 
 PROTECT = "protect"                   # purpose (and id intent) of a resting protective order
 REPROTECT = "reprotect"               # id intent of one placed again after a refused exit
+RETRAIL = "retrail"                   # id intent of a raised stop replacing one of its bar's id
 # Binance's -2010 messages for an order the market has already passed (`engine.reject`)
 PAST_MESSAGES = tuple(r.value for r in (Reject.WOULD_TRIGGER, Reject.WOULD_TAKE,
                                          Reject.PRICE_RELATIONSHIP))
@@ -94,16 +98,11 @@ class Levels:
         return "trailing_stop" if self.trailing else "stop_loss"
 
 
-@dataclass(frozen=True, slots=True)
-class Holding:
+def holding(symbol: str, entry_price: float, account: Decimal, peak: float) -> Holding:
     """An open long as the exits see it: symbol, entry fill price, what the account holds of
     the coin for it (the position plus dust of earlier exits) and the peak of the trailing
     stop (the entry fill, then the highs of its closed bars)."""
-
-    symbol: str
-    entry_price: float
-    quantity: Decimal
-    peak: float
+    return Holding(symbol, Decimal(repr(float(entry_price))), account=account, peak=float(peak))
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,19 +237,19 @@ def _protect_actions(job: str, h: Holding, from_bar_ms: int, lv: Levels,
     past a level, sell at market for that level. A rejected OCO finds out which by placing
     its stop alone: rejected too, the stop is past; accepted, the target was (cancel the
     stop, sell)."""
-    request = protective_order(job, h.symbol, from_bar_ms, h.quantity, lv, filters,
+    request = protective_order(job, h.symbol, from_bar_ms, h.account, lv, filters,
                                intent=intent)
     if request is None:
         return ()
 
     def sell(reason: str) -> tuple[Place, ...]:
-        order = market_exit(job, h.symbol, from_bar_ms, h.quantity, reason, filters)
+        order = market_exit(job, h.symbol, from_bar_ms, h.account, reason, filters)
         return (Place(order, reason, from_bar_ms),) if order is not None else ()
 
     if request.type != "OCO":
         reason = lv.stop_reason if not math.isnan(lv.stop) else "take_profit"
         return (Place(request, PROTECT, from_bar_ms, sell(reason)),)
-    alone = protective_order(job, h.symbol, from_bar_ms, h.quantity,
+    alone = protective_order(job, h.symbol, from_bar_ms, h.account,
                              Levels(lv.stop, math.nan, lv.trailing), filters,
                              intent=intent + "-stop")
     assert alone is not None
@@ -274,13 +273,17 @@ def trail(job: str, h: Holding, resting: Resting | None, from_bar_ms: int, risk:
           filters: SymbolFilters) -> tuple[Action, ...]:
     """After a close: when the stop in force from the bar opening at `from_bar_ms` (with the
     peak `h.peak`, which includes the closed bar's high) is above the resting order's stop,
-    cancel that order and place the new one; nothing otherwise."""
+    cancel that order and place the new one; nothing otherwise. The new one's id is the
+    bar's protect id, or, when the resting order already has that id (placed at a restart
+    for the same bar), the bar's RETRAIL id: an id is never asked to carry two orders."""
     lv = levels(h.entry_price, h.peak, risk, filters)
     if resting is None or math.isnan(lv.stop) or resting.stop is None or \
             _price(lv.stop) <= resting.stop:
         return ()
+    taken = resting.client_id == client_order_id(job, h.symbol, from_bar_ms, PROTECT)
     return (Cancel(h.symbol, resting.client_id),
-            *_protect_actions(job, h, from_bar_ms, lv, filters))
+            *_protect_actions(job, h, from_bar_ms, lv, filters,
+                              intent=RETRAIL if taken else PROTECT))
 
 
 def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason: str,
@@ -288,7 +291,7 @@ def exit_now(job: str, h: Holding, resting: Resting | None, bar_ms: int, reason:
     """An exit decided on the bar opening at `bar_ms` (signal, max hold, end, or a level a
     bot-managed position crossed): cancel the protective order, then sell at market what is
     held; a sale refused (minimum notional, market closed) puts the protection back."""
-    request = market_exit(job, h.symbol, bar_ms, h.quantity, reason, filters)
+    request = market_exit(job, h.symbol, bar_ms, h.account, reason, filters)
     if request is None:
         return ()
     if resting is None:
@@ -377,7 +380,7 @@ def journal_holdings(journal: Journal, filters_of: Callable[[str], SymbolFilters
         qty = sum((f.qty for f in last), ZERO)
         price = float(sum((f.quote_qty for f in last), ZERO) / qty)
         peak = price if peak_of is None else float(peak_of(symbol, price, last[0].time_ms))
-        out.append(Holding(symbol, price, position.quantity, peak))
+        out.append(holding(symbol, price, position.quantity, peak))
     return out
 
 
@@ -406,8 +409,11 @@ def restore(job: str, holdings: Sequence[Holding], resting: dict[str, list[Resti
 
 # -- carrying out ------------------------------------------------------------------------------
 def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> list[Order]:
-    """Journal and send `actions` in order; the exchange's answers. A cancel that finds its
-    order filled drops the symbol's later actions; a rejected Place runs its fallback."""
+    """Journal and send `actions` in order; the exchange's answers. Each Place goes out by
+    `orders.send_intent` (an order journaled before is asked for by its client id first). A
+    cancel that finds its order filled drops the symbol's later actions; a rejected Place
+    runs its fallback; any other exchange error (its outcome unknown, the exchange
+    unreachable) stops the plan and is raised."""
     answers: list[Order] = []
     gone: set[str] = set()
     pending = list(actions)
@@ -427,22 +433,14 @@ def carry_out(actions: Iterable[Action], broker: Broker, journal: Journal) -> li
                 gone.add(action.symbol)
             continue
         request = action.request
-        if not journal.record_intent(request, action.purpose, action.bar_ms):
-            # sent again under its id (its fate unknown until the answer); one still resting
-            # comes back from the exchange as a duplicate, which `broker.submit` looks up
-            journal.record_resend(request.client_id)
-        crash_point("before-send")
         try:
-            order = broker.submit(request)
+            order = send_intent(request, action.purpose, action.bar_ms, broker, journal)
         except (OrderRejectedError, FilterError) as exc:
-            journal.record_error(request.client_id, str(exc), getattr(exc, "code", 0))
             fallback = action.fallback if _answers(action, exc) else ()
             log.warning("exits: %s %s %s refused (%s)%s", request.symbol, action.purpose,
                         request.client_id, exc, ": carrying out its fallback" if fallback else "")
             pending[:0] = list(fallback)
             continue
-        crash_point("after-send")
-        journal.record_answer(order)
         answers.append(order)
         pending[:0] = list(action.then)
     return answers

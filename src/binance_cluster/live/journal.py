@@ -357,13 +357,8 @@ class Journal:
 
     def realised_since(self, since_ms: int) -> Decimal:
         """Quote PnL realised by sells at or after `since_ms` (average-cost basis), all symbols."""
-        total = ZERO
-        for symbol, (base, quote) in self.assets().items():
-            fills = self.fills(symbol)
-            before = position_from_fills(symbol, base, quote, [f for f in fills if f.time_ms < since_ms])
-            after = position_from_fills(symbol, base, quote, fills)
-            total += after.realised - before.realised
-        return total
+        return sum((realised_since(self.fills(symbol), symbol, base, quote, since_ms)
+                    for symbol, (base, quote) in self.assets().items()), ZERO)
 
     def bars(self, last: int | None = None) -> list[BarRecord]:
         """Handled bars, oldest first (only the newest `last` if given)."""
@@ -384,6 +379,13 @@ class Journal:
                                 "ORDER BY id")
         return [dict(bar_ms=r[0], symbol=r[1], action=r[2], inputs_bar_ms=r[3], score=r[4],
                      detail=json.loads(r[5])) for r in rows]
+
+
+def realised_since(fills: list[Fill], symbol: str, base: str, quote: str, since_ms: int) -> Decimal:
+    """Quote PnL realised by the sells of `fills` (one symbol's, in time order) at or after
+    `since_ms`, on an average-cost basis over all of them (`position_from_fills`)."""
+    before = position_from_fills(symbol, base, quote, [f for f in fills if f.time_ms < since_ms])
+    return position_from_fills(symbol, base, quote, fills).realised - before.realised
 
 
 def position_from_fills(symbol: str, base: str, quote: str, fills: list[Fill]) -> Position:

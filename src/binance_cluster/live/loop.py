@@ -41,19 +41,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-from binance_cluster.errors import ExchangeError
+from binance_cluster.errors import ExchangeError, RetryableExchangeError
 from binance_cluster.exchange.broker.base import Broker, Order, OrderRequest
-from binance_cluster.exchange.broker.errors import OrderNotFoundError, OrderStatusUnknownError
+from binance_cluster.exchange.broker.errors import (AuthenticationError, ClockSkewError,
+                                                    OrderStatusUnknownError)
 from binance_cluster.exchange.broker.ids import client_order_id
 from binance_cluster.fileio import atomic_write
 from binance_cluster.live import exits
 from binance_cluster.live.bars import plan_bars
 from binance_cluster.live.crash import crash_point
 from binance_cluster.live.job import LiveJob
-from binance_cluster.live.journal import BarRecord, Journal
+from binance_cluster.live.journal import BarRecord, Journal, realised_since
+from binance_cluster.live.orders import send_intent
 from binance_cluster.live.reconcile import resolve_unknown
 from binance_cluster.live.risk import AccountView, KillSwitch, check_entry
-from binance_cluster.live.state import Holding, before_fills, open_holding, rebuild
+from binance_cluster.live.state import (Holding, before_fills, open_holding, rebuild,
+                                        split_at_close)
 from binance_cluster.live.venue import quote_asset
 from binance_cluster.parallel import Comm, map_units, partition, quiet_bcast
 from binance_cluster.types import format_time_ms, interval_ms
@@ -65,6 +68,11 @@ FETCH_THREADS = 8          # a rank's symbols fetched at once (requests in fligh
 ACTIONS = {1: "entry", 2: "exit_signal", 3: "max_hold"}
 # exits decided at a close and sold at once (not at the next open with the decided orders)
 CLOSE_EXITS = ("stop_loss", "take_profit", "trailing_stop", "end")
+# errors that mean the exchange cannot be reached now (after the transport's retries: 5xx,
+# timeouts, dropped connections, rate limits; an order's outcome unknown; the clock out of
+# recvWindow after a resync): the bar is skipped, the loop goes on. Anything else (a refused
+# key, a symbol or a job the exchange does not know) ends the run with one line.
+UNREACHABLE = (RetryableExchangeError, ClockSkewError)
 
 
 # -- every rank: one symbol's bar -----------------------------------------------------------
@@ -248,7 +256,7 @@ class ExitsSeam:
 
     def _holding(self, symbol: str, entry_price: float, peak: float, held: Decimal | None = None):
         held = self._held(symbol) if held is None else held
-        return exits.Holding(symbol, float(entry_price), held, float(peak))
+        return exits.holding(symbol, entry_price, held, peak)
 
     def resting(self, symbol: str):
         """The protective order resting for `symbol` (the newest), or None."""
@@ -339,6 +347,8 @@ class LiveLoop:
         self.last_bar: int | None = last[0].bar_ms if last else None
         self._clock_at: tuple[int, float] = (0, 0.0)
         self._last_order_ms: int | None = None
+        self._realised: tuple[int, Decimal] | None = None    # (bar, its day's realised PnL)
+        self._interrupted = False        # the last bar was skipped (`_handle_or_skip`)
         self.handled = 0
 
     # -- clocks, ids, sending ------------------------------------------------------------------
@@ -357,36 +367,23 @@ class LiveLoop:
         return client_order_id(self.lj.name, symbol, bar, intent)
 
     def send(self, req: OrderRequest, purpose: str, bar: int) -> Order | None:
-        """Journal the intent, send it, journal the answer (or the error); None when refused.
-
-        An intent the journal already holds (the same decision re-derived after a restart) is
-        looked up by its client id instead, and sent only if the exchange never got it."""
-        if not self.journal.record_intent(req, purpose, bar):
-            try:
-                order = self.broker.query(req.symbol, req.client_id)
-            except OrderNotFoundError:
-                self.journal.record_resend(req.client_id)
-            else:
-                self.journal.record_answer(order)
-                return order
-        crash_point("before-send")
+        """Journal the intent, send it, journal the answer (or the error): `orders.send_intent`
+        (an intent the journal already holds is asked for by its client id first); None when
+        refused or when its outcome is unknown (queried before the next bar, `_sync_fills`).
+        A refused key and an exchange that cannot be reached are raised (`run`)."""
         try:
-            order = self.broker.submit(req)
+            return send_intent(req, purpose, bar, self.broker, self.journal)
         except OrderStatusUnknownError as exc:
-            # sent, but neither the answer nor a query came back: the intent stays unknown and
-            # is queried before the next bar (`_sync_fills`), as after a crash
             log.warning("%s %s %s: outcome unknown, queried next bar: %s", req.symbol, purpose,
                         req.client_id, exc)
             return None
+        except (AuthenticationError, *UNREACHABLE):
+            raise                      # a refused key ends the run; the exchange unreachable, the bar
         except ExchangeError as exc:
-            self.journal.record_error(req.client_id, str(exc), getattr(exc, "code", 0) or 0)
             log.warning("%s %s %s refused by the exchange: %s", req.symbol, purpose, req.client_id, exc)
             return None
         finally:
             self._last_order_ms = self.since_read()
-        crash_point("after-send")
-        self.journal.record_answer(order)
-        return order
 
     # -- the run -------------------------------------------------------------------------------
     def run(self, max_bars: int | None = None) -> int:
@@ -396,7 +393,13 @@ class LiveLoop:
                 log.warning("stopping: %s", self.kill.reason)
                 self.out(f"stopped: {self.kill.reason}")
                 return 0
-            now = self.exchange_now()
+            try:
+                now = self.exchange_now()
+            except UNREACHABLE as exc:
+                log.warning("the exchange's clock could not be read (%s); trying again in %g s",
+                            _first_line(exc), self.settings.poll_seconds)
+                time.sleep(self.settings.poll_seconds)
+                continue
             plan = plan_bars(self.last_bar, now, self.bar_ms, self.settings.missed_bars,
                              self.settings.max_catch_up)
             for bar, reason in plan.skipped:
@@ -407,7 +410,7 @@ class LiveLoop:
                 time.sleep(self.settings.poll_seconds)
                 continue
             for bar in plan.handle:
-                self.handle(bar)
+                self._handle_or_skip(bar)
                 self.last_bar = bar
                 self.handled += 1
                 if max_bars is not None and self.handled >= max_bars:
@@ -415,10 +418,39 @@ class LiveLoop:
                 if self.kill.engaged:
                     break
 
+    def _handle_or_skip(self, bar: int) -> None:
+        """`handle(bar)`; when the exchange cannot be reached for it (`UNREACHABLE`: still
+        failing after the transport's retries), the rest of the bar is skipped with the reason
+        logged, journaled and printed, and the loop goes on with the next bar. What was sent
+        before stays journaled; an order whose outcome is unknown is asked for before the next
+        bar (`_sync_fills`); after a skipped bar, the start-up pass of the exits runs first
+        (`ExitsSeam.start`: a position whose protection the skip left unplaced gets it).
+        Every other error ends the run (a refused key, a bad job)."""
+        started = int(time.time() * 1000)
+        try:
+            if self._interrupted:
+                self._sync_fills()
+                restored = self.exits.start(bar + self.bar_ms)
+                self._interrupted = False
+                if restored:
+                    log.warning("after the skipped bar: %d protective order(s) placed or "
+                                "cancelled", restored)
+            self.handle(bar)
+        except UNREACHABLE as exc:
+            self._interrupted = True
+            reason = f"the exchange could not be reached: {_first_line(exc)}"
+            log.warning("bar %s skipped: %s", format_time_ms(bar), reason)
+            sent = sum(1 for i in self.journal.intents() if i.created_ms >= started)
+            record = BarRecord(bar, bar + self.bar_ms, self.since_read(), self._last_order_ms,
+                               sent, None, {"*": reason})
+            self.journal.record_bar(record)
+            self.out(f"{format_time_ms(bar)} UTC  skipped: {reason}")
+            self._heartbeat(record, None)
+
     def handle(self, bar: int) -> None:
         """One closed bar (see the module docstring)."""
-        self._last_order_ms = None
-        self._sync_fills()
+        self._last_order_ms = self._realised = None
+        protected = self._sync_fills()
         holdings, balances = self._account(bar)
         positions = {s: (h.time_ms - h.time_ms % self.bar_ms, float(h.price)) for s, h in holdings.items()}
         units = [(s, bar, positions.get(s)) for s in self.symbols]
@@ -433,6 +465,7 @@ class LiveLoop:
                 skipped[s] = (r.error or "").splitlines()[0]
                 log.warning("%s skipped for bar %s: %s", s, format_time_ms(bar), skipped[s])
         decided, equity, orders = self._decide(bar, holdings, balances, parts)
+        orders += protected
         record = BarRecord(bar, bar + self.bar_ms, decided, self._last_order_ms, orders,
                            Decimal(repr(equity)), skipped)
         self.journal.record_bar(record)
@@ -440,9 +473,11 @@ class LiveLoop:
                  f"equity {equity:.2f}" + (f"  skipped {', '.join(sorted(skipped))}" if skipped else ""))
         self._heartbeat(record, equity)
 
-    def _sync_fills(self) -> None:
+    def _sync_fills(self) -> int:
         """Journal what the exchange did since: orders whose outcome was unknown, protective
-        orders filling between bars, fills of the held symbols."""
+        orders filling between bars, fills of the held symbols; then protect at once an entry
+        found filled that never got its protection (`_protect_found_entries`). Returns the
+        protective orders sent."""
         resolve_unknown(self.journal, self.broker)
         for intent in self.journal.open_intents():
             self.journal.record_answer(self.broker.query(intent.symbol, intent.client_id))
@@ -452,6 +487,33 @@ class LiveLoop:
                 new = self.broker.fills_since(s, trade_id=(last or 0) + 1)
                 if new:
                     self.journal.record_fills(new)
+        return self._protect_found_entries()
+
+    def _protect_found_entries(self) -> int:
+        """Exchange-mode exits: a position whose entry is its symbol's newest intent (nothing
+        was sent for it since: its outcome was unknown when it went out, and it was found
+        filled since) gets its protective order now, as right after an entry fill (same
+        client id), instead of at the next start-up."""
+        if self.settings.exits != "exchange":
+            return 0
+        newest = {i.symbol: i for i in self.journal.intents()}
+        sent = 0
+        for s, intent in newest.items():
+            if intent.purpose != "entry" or s not in self.base or s in self.ended:
+                continue
+            fills = self.journal.fills(s)
+            if open_holding(s, self.base[s], fills) is None or \
+                    (s, fills[-1].order_id) not in self.journal.order_ids([intent.client_id]):
+                continue
+            price = float(fills[-1].price)
+            lv = exits.levels(price, price, self.job.risk, self.filters[s])
+            if math.isnan(lv.stop) and math.isnan(lv.target):
+                continue
+            log.warning("%s %s: found filled after its outcome was unknown; placing its "
+                        "protection now", s, intent.client_id)
+            order = self.broker.query(s, intent.client_id)
+            sent += self.exits.after_entry(s, order, intent.bar_ms + self.bar_ms)
+        return sent
 
     def _account(self, bar: int, close_exits: bool = False) -> tuple[dict[str, Holding], dict]:
         """The open holdings and the balances as they were at the close of the bar opening at
@@ -459,21 +521,28 @@ class LiveLoop:
         again after a restart is decided on the account it was first decided on. With
         `close_exits`, the sales of the exits decided at that close (a stop passed, a symbol
         that stopped trading) stay: the account the next open's orders are sized on."""
-        close = bar + self.bar_ms
-        keep: set = set()
-        if close_exits:
-            keep = self.journal.order_ids([i.client_id for i in self.journal.intents()
-                                           if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
-        holdings, later = {}, []
+        then, later = self._fills_at(bar, close_exits)
+        holdings = {}
         for s in self.symbols:
-            then = []
-            for f in self.journal.fills(s):
-                (then if f.time_ms < close or (f.symbol, f.order_id) in keep else later).append(f)
-            h = open_holding(s, self.base[s], then)
+            h = open_holding(s, self.base[s], then[s])
             if h is not None:
                 holdings[s] = h
         balances = before_fills(self.broker.balances(), later, self.base, self.quote)
         return holdings, balances
+
+    def _fills_at(self, bar: int, close_exits: bool = False) -> tuple[dict[str, list], list]:
+        """Each symbol's journaled fills as they were at the close of the bar opening at `bar`
+        (with `close_exits`, the sales of the exits decided at that close too), and the fills
+        made since (`state.split_at_close`)."""
+        keep: set = set()
+        if close_exits:
+            keep = self.journal.order_ids([i.client_id for i in self.journal.intents()
+                                           if i.bar_ms == bar and i.purpose in CLOSE_EXITS])
+        then, later = {}, []
+        for s in self.symbols:
+            then[s], after = split_at_close(self.journal.fills(s), bar + self.bar_ms, keep)
+            later += after
+        return then, later
 
     def _statuses(self) -> dict[str, str]:
         info = self.market.client.exchange_info()
@@ -599,20 +668,33 @@ class LiveLoop:
         return sent
 
     def _day_pnl(self, bar: int, holdings: dict[str, Holding], closes) -> Decimal:
-        """The UTC day's PnL: realised since midnight plus the open positions at the last close."""
-        day = bar - bar % DAY_MS
-        pnl = self.journal.realised_since(day)
+        """The UTC day's PnL the entries of the bar opening at `bar` are checked against:
+        realised since midnight plus `holdings` at the last close, on the fills of the account
+        those entries are sized on (`_account(bar, close_exits=True)`). Fills made since (the
+        bar's own orders; when the bar is decided again after a restart, those sent before
+        it) are not counted: each real fill counts once, and a bar decided again sees the PnL
+        it was first decided on."""
+        if self._realised is None or self._realised[0] != bar:
+            day = bar - bar % DAY_MS
+            then, _ = self._fills_at(bar, close_exits=True)
+            self._realised = (bar, sum((realised_since(then[s], s, self.base[s], self.quote, day)
+                                        for s in self.symbols), Decimal(0)))
+        pnl = self._realised[1]
         for s, h in holdings.items():
             close = closes[self.symbols.index(s)]
             if not math.isnan(close):
                 pnl += h.held * Decimal(repr(float(close))) - h.cost
         return pnl
 
-    def _heartbeat(self, record: BarRecord, equity: float) -> None:
+    def _heartbeat(self, record: BarRecord, equity: float | None) -> None:
         atomic_write(self.settings.heartbeat, json.dumps({
             "bar_ms": record.bar_ms, "bar": format_time_ms(record.bar_ms), "bars": self.handled + 1,
             "latency_ms": record.latency_ms, "orders": record.orders, "equity": equity,
             "mode": self.mode, "pid": os.getpid(), "time": time.time()}, sort_keys=True) + "\n")
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
 
 
 def _reasons(trades: dict) -> list[str]:

@@ -16,8 +16,9 @@ never from simulated fills:
 
 A bar is decided on the account as it was at the bar's close: fills made after it (the
 orders of a decision sent before a crash, when the bar is handled again after the restart)
-are taken back (`before_fills`), so the same decision comes out and its orders are found by
-their client ids instead of being sized again.
+are taken back (`split_at_close`, `before_fills`), so the same decision comes out and its
+orders are found by their client ids instead of being sized again; the daily-loss rule counts
+the same fills (each real fill once, `live.loop.LiveLoop._day_pnl`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Mapping, Sequence
+from typing import AbstractSet as Set, Mapping, Sequence
 
 from binance_cluster.engine.step import DecisionState, Position, hour_stats_of
 from binance_cluster.exchange.broker.base import Balance, Fill
@@ -36,15 +37,31 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class Holding:
-    """An open position as the fills show it (Decimal, from the exchange's numbers)."""
+    """An open long position (Decimal, from the exchange's numbers), the one type the decision
+    state and the exits share.
+
+    From its entry order's fills (`open_holding`): when it filled, the average fill price,
+    the quantity bought, what is held of it (less a commission taken in the base asset), the
+    quote paid and that commission. The exits (`live.exits`) read the entry price, `account`
+    (what the account holds of the coin for it: the position plus dust of earlier exits, what
+    an exit sells) and `peak` (the trailing stop's: the entry fill, then the highs of its
+    closed bars); a holding made for them from a price alone (`live.exits.holding`) leaves
+    the fills' fields at zero."""
 
     symbol: str
-    time_ms: int          # when its entry order filled
-    price: Decimal        # average fill price
-    quantity: Decimal     # bought
-    held: Decimal         # bought less a commission taken in the base asset
-    cost: Decimal         # quote paid
-    commission: Decimal   # in the base asset
+    price: Decimal                # average fill price of the entry order
+    time_ms: int = 0              # when its entry order filled
+    quantity: Decimal = ZERO      # bought
+    held: Decimal = ZERO          # bought less a commission taken in the base asset
+    cost: Decimal = ZERO          # quote paid
+    commission: Decimal = ZERO    # in the base asset
+    account: Decimal = ZERO       # the exits': what the account holds of the coin for it
+    peak: float = math.nan        # the exits': the trailing stop's peak
+
+    @property
+    def entry_price(self) -> float:
+        """The average entry fill price as the backtest's levels take it."""
+        return float(self.price)
 
 
 def open_holding(symbol: str, base_asset: str, fills: Sequence[Fill]) -> Holding | None:
@@ -58,8 +75,18 @@ def open_holding(symbol: str, base_asset: str, fills: Sequence[Fill]) -> Holding
     quote = sum((f.quote_qty for f in mine), ZERO)
     commission = sum((f.commission for f in mine if f.commission_asset == base_asset), ZERO)
     price = mine[0].price if len(mine) == 1 else quote / qty
-    return Holding(symbol, min(f.time_ms for f in mine), price, qty, qty - commission, quote,
-                   commission)
+    return Holding(symbol, price, time_ms=min(f.time_ms for f in mine), quantity=qty,
+                   held=qty - commission, cost=quote, commission=commission)
+
+
+def split_at_close(fills: Sequence[Fill], close_ms: int,
+                   keep: Set[tuple[str, int]] = frozenset()) -> tuple[list[Fill], list[Fill]]:
+    """(then, later): the fills made before `close_ms` or by one of the orders `keep`
+    ((symbol, exchange order id)), and the others (to be taken back by `before_fills`)."""
+    then, later = [], []
+    for f in fills:
+        (then if f.time_ms < close_ms or (f.symbol, f.order_id) in keep else later).append(f)
+    return then, later
 
 
 def before_fills(balances: Mapping[str, Balance], fills: Sequence[Fill],

@@ -3,6 +3,8 @@
 - `paper` (the default): `PaperBroker` on the public klines of `--base-url` (Binance's
   mainnet API when not given) through `ExchangeFeed`; no keys; the account starts with the
   job's `risk.initial_cash` in the symbols' quote asset and fills by the job's fee and slippage.
+  It is kept beside the journal (`paper_state_file`) after every change, so a paper job
+  restarted on its journal resumes its account; a new journal starts a new account.
 - `testnet`: `BinanceBroker` on Binance's spot testnet, or on `--base-url` (the project's
   emulator, another test exchange), with `TEST_BINANCE_API_KEY` / `TEST_BINANCE_API_SEC`.
 - `live`: `BinanceBroker` on mainnet with `BINANCE_API_KEY` / `BINANCE_API_SEC`, only with the
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from decimal import Decimal
 from typing import Mapping
 
@@ -73,8 +76,13 @@ def open_broker(live_job: LiveJob, venue: Venue, rank: int,
         feed = ExchangeFeed(venue.public_url, job.interval, live_job.live.timeout_seconds)
         quote = quote_asset(feed, job.symbols)
         fee = job.risk.fee_rate
+        state = paper_state_file(live_job)
+        if not Path(live_job.live.journal).exists():
+            state.unlink(missing_ok=True)         # an account of a journal no longer there
+        state.parent.mkdir(parents=True, exist_ok=True)
         return PaperBroker(feed, {quote: Decimal(repr(float(job.risk.initial_cash)))},
-                           PaperConfig(maker_fee=fee, taker_fee=fee, slippage=job.risk.slippage))
+                           PaperConfig(maker_fee=fee, taker_fee=fee, slippage=job.risk.slippage),
+                           state_file=state)
     from binance_cluster.exchange.broker.binance import BinanceBroker
 
     if venue.mode == "live":
@@ -90,6 +98,11 @@ def open_broker(live_job: LiveJob, venue: Venue, rank: int,
         raise ConfigError(f"{key_name}: the {venue.mode} exchange at {venue.public_url} does not "
                           "accept this key (a key of another venue, or revoked)") from None
     return broker
+
+
+def paper_state_file(live_job: LiveJob) -> Path:
+    """Where paper mode keeps its account: `paper-account.pickle` beside the journal."""
+    return Path(live_job.live.journal).with_name("paper-account.pickle")
 
 
 def broker_config(live_job: LiveJob, venue: Venue):

@@ -19,7 +19,15 @@ in short:
   rounded half-up to 8 decimals; open orders lock quote or base; orders fill in full.
 
 Resting orders are matched lazily: every public call first applies the candles that closed
-since the last call (`sync`). `submit` is idempotent by client id: a client id already used
+since the last call (`sync`).
+
+With a `state_file`, the account (balances, orders resting or done, fills, the next order and
+trade ids) is written there, atomically, after every call that changed it, before the answer
+is returned, and read back when the broker is made again on the same file: a paper run
+restarted on its journal resumes its account as a testnet run resumes the exchange's (an
+order the file does not hold never reached the paper exchange). Resting orders meet the
+candles that closed meanwhile at the first call. The file is a pickle this class writes for
+itself; it is read only from the path it is given. `submit` is idempotent by client id: a client id already used
 returns that order, as `BinanceBroker.submit` does. The engine's refusals become broker
 errors: filter failures FilterError (-1013), a short balance InsufficientBalanceError, the
 rest OrderRejectedError (-2010), with Binance's messages.
@@ -28,8 +36,10 @@ rest OrderRejectedError (-2010), with Binance's messages.
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Mapping
 
 from binance_cluster.engine.order_book import Account, NewOco, NewOrder, Order as Record
@@ -44,6 +54,7 @@ from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBal
                                                     OrderNotFoundError, OrderRejectedError,
                                                     OrderRequestError)
 from binance_cluster.exchange.broker.feeds import MarketFeed
+from binance_cluster.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +131,13 @@ class PaperBroker:
     """The Broker protocol on paper; see the module docstring."""
 
     def __init__(self, feed: MarketFeed, balances: Mapping[str, Decimal | str | int],
-                 config: PaperConfig = PaperConfig()):
+                 config: PaperConfig = PaperConfig(), state_file: str | Path | None = None):
         self.feed = feed
         self.config = config
+        self.state_file = None if state_file is None else Path(state_file)
+        if self.state_file is not None and self.state_file.is_file():
+            self._load()
+            return
         amounts = []
         for asset, amount in balances.items():
             value = to_decimal(amount, f"paper balance {asset}")
@@ -135,6 +150,35 @@ class PaperBroker:
             PAPER_UID, amounts, Decimal(repr(config.maker_fee)),
             Decimal(repr(config.taker_fee))))
         self._lists: dict[tuple[str, str], OrderList] = {}
+        self._saved = self._version()
+
+    # -- the state file ------------------------------------------------------------------------
+    def _version(self) -> tuple:
+        """Changes whenever the account does (an order placed, filled, cancelled, expired)."""
+        a = self.account
+        return (len(a.by_id), a.update_time, sum(len(t) for t in a.trades.values()),
+                len(a.open_orders))
+
+    def _load(self) -> None:
+        with open(self.state_file, "rb") as f:                 # type: ignore[arg-type]
+            self.engine, self._lists = pickle.load(f)
+        self.engine.source = _FeedMarket(self.feed)
+        self.account = self.engine.accounts[PAPER_UID]
+        self._saved = self._version()
+        log.info("paper broker: account resumed from %s (%d orders)", self.state_file,
+                 len(self.account.by_id))
+
+    def _save(self) -> None:
+        """Write the account to `state_file` when it changed since the last write."""
+        if self.state_file is None or self._version() == self._saved:
+            return
+        source, self.engine.source = self.engine.source, None
+        try:
+            data = pickle.dumps((self.engine, self._lists), protocol=pickle.HIGHEST_PROTOCOL)
+        finally:
+            self.engine.source = source
+        atomic_write(self.state_file, data)
+        self._saved = self._version()
 
     def __repr__(self) -> str:
         fills = sum(len(t) for t in self.account.trades.values())
@@ -174,6 +218,7 @@ class PaperBroker:
             if req.type == "OCO":
                 olist = self.engine.place_oco(self.account, _oco(req), now)
                 self._lists[key] = olist
+                self._save()
                 return _list_order(olist)
             no_tif = req.type in ("MARKET", "STOP_LOSS")   # types without a time in force
             new = NewOrder(symbol=req.symbol, side=req.side, type=req.type,
@@ -185,6 +230,7 @@ class PaperBroker:
         except OrderRejected as refusal:
             raise _broker_error(refusal, what) from None
         assert order is not None
+        self._save()
         return _order(order)
 
     def sync(self, now: int | None = None) -> None:
@@ -192,6 +238,7 @@ class PaperBroker:
         if not any(self.engine.book.values()):
             return
         self.engine.sync(self.feed.now_ms() if now is None else now)
+        self._save()
 
     # -- queries ---------------------------------------------------------------------------
     def query(self, symbol: str, client_id: str) -> Order:
@@ -221,6 +268,7 @@ class PaperBroker:
         still = next((o for o in targets if o.is_open), None)  # type: ignore[union-attr]
         if still is not None:
             self.engine.cancel(still, now)
+            self._save()
         return _order(rec) if rec is not None else _list_order(olist)  # type: ignore[arg-type]
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
