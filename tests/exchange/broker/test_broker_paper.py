@@ -4,6 +4,7 @@ the same fills as the exchange emulator for the same orders on the same candles.
 from __future__ import annotations
 
 import math
+import pickle
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 import numpy as np
@@ -14,6 +15,8 @@ from binance_cluster.exchange.broker.base import Broker, SymbolFilters
 from binance_cluster.exchange.broker.errors import (FilterError, InsufficientBalanceError,
                                            OrderNotFoundError, OrderRejectedError)
 from binance_cluster.exchange.broker.feeds import CandleFeed, ExchangeFeed
+from binance_cluster.errors import DataError
+from binance_cluster.exchange.broker import paper as paper_mod
 from binance_cluster.exchange.broker.paper import PaperBroker, PaperConfig
 from binance_cluster.types import MINUTE_MS, Candles
 from support.broker import START_MINUTE, fill_key, trading  # noqa: F401
@@ -289,3 +292,22 @@ def test_the_exchange_feed_serves_only_closed_candles(trading):
         feed = ExchangeFeed(venue.url, timeout_s=5)
         quote = feed.market("BTCUSDT", feed.now_ms())
         assert not quote.forming and quote.price == float(stored.close[i - 1])
+
+
+def test_the_state_file_resumes_the_account_and_a_foreign_one_is_an_error_naming_it(tmp_path):
+    candles = toy_candles([(100, 100.5, 99.5, 100), (100, 101, 99, 100), (100, 101, 99, 100)])
+    state = tmp_path / "paper-account.pickle"
+    feed = CandleFeed({"TOYUSDT": candles}, {"TOYUSDT": TOY})
+    paper = PaperBroker(feed, {"TOY": "10"}, CONFIG, state_file=state)
+    paper.submit(OrderRequest("TOYUSDT", "SELL", "OCO", "guard", quantity="10", price="102",
+                              stop_price="98"))
+    again = PaperBroker(feed, {"TOY": "999"}, CONFIG, state_file=state)   # balances ignored
+    assert again.query("TOYUSDT", "guard").status == "NEW"
+    assert again.balances()["TOY"].locked == 10
+    for text in (b"not a pickle", pickle.dumps((1, 2)),
+                 pickle.dumps({"format": paper_mod.STATE_FORMAT, "version": 0})):
+        state.write_bytes(text)
+        with pytest.raises(DataError, match=f"{state}: unreadable paper account") as err:
+            PaperBroker(feed, {"TOY": "10"}, CONFIG, state_file=state)
+        assert "\n" not in str(err.value)
+        assert state.read_bytes() == text                                  # left as it was

@@ -27,8 +27,11 @@ is returned, and read back when the broker is made again on the same file: a pap
 restarted on its journal resumes its account as a testnet run resumes the exchange's (an
 order the file does not hold never reached the paper exchange). Resting orders meet the
 candles that closed meanwhile at the first call. The file is a pickle this class writes for
-itself; it is read only from the path it is given. `submit` is idempotent by client id: a client id already used
-returns that order, as `BinanceBroker.submit` does. The engine's refusals become broker
+itself, marked with its format version and read only from the path it is given: a file of
+another version, or one that does not read, is an error naming it (nothing is overwritten).
+
+`submit` is idempotent by client id: a client id already used returns that order, as
+`BinanceBroker.submit` does. The engine's refusals become broker
 errors: filter failures FilterError (-1013), a short balance InsufficientBalanceError, the
 rest OrderRejectedError (-2010), with Binance's messages.
 """
@@ -46,7 +49,7 @@ from binance_cluster.engine.order_book import Account, NewOco, NewOrder, Order a
 from binance_cluster.engine.order_book import OrderList, Trade
 from binance_cluster.engine.orders import OrderEngine
 from binance_cluster.engine.reject import OrderRejected, Reject
-from binance_cluster.errors import ConfigError
+from binance_cluster.errors import ConfigError, DataError
 from binance_cluster.exchange.broker.base import (Balance, Fill, Order, OrderRequest,
                                                   SymbolFilters, list_order, oco_legs, prepare,
                                                   to_decimal)
@@ -57,6 +60,9 @@ from binance_cluster.exchange.broker.feeds import MarketFeed
 from binance_cluster.fileio import atomic_write
 
 log = logging.getLogger(__name__)
+
+STATE_FORMAT = "binance-cluster paper account"
+STATE_VERSION = 1          # raise when the engine's or the lists' classes change shape
 
 RESTING_FROM = ("placement", "next")
 PAPER_UID = 1
@@ -160,8 +166,18 @@ class PaperBroker:
                 len(a.open_orders))
 
     def _load(self) -> None:
-        with open(self.state_file, "rb") as f:                 # type: ignore[arg-type]
-            self.engine, self._lists = pickle.load(f)
+        try:
+            with open(self.state_file, "rb") as f:             # type: ignore[arg-type]
+                state = pickle.load(f)
+            if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+                raise ValueError("not a paper account of this program")
+            if state.get("version") != STATE_VERSION:
+                raise ValueError(f"format version {state.get('version')}, this program reads "
+                                 f"version {STATE_VERSION}")
+            self.engine, self._lists = state["engine"], state["lists"]
+        except Exception as exc:  # unpickling raises anything
+            raise DataError(f"{self.state_file}: unreadable paper account ({exc}); move it "
+                            "away to start a new paper account") from None
         self.engine.source = _FeedMarket(self.feed)
         self.account = self.engine.accounts[PAPER_UID]
         self._saved = self._version()
@@ -174,7 +190,9 @@ class PaperBroker:
             return
         source, self.engine.source = self.engine.source, None
         try:
-            data = pickle.dumps((self.engine, self._lists), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps({"format": STATE_FORMAT, "version": STATE_VERSION,
+                                 "engine": self.engine, "lists": self._lists},
+                                protocol=pickle.HIGHEST_PROTOCOL)
         finally:
             self.engine.source = source
         atomic_write(self.state_file, data)
