@@ -475,7 +475,7 @@ class StoreWriter:
         if datasets is None:
             datasets = self._datasets[group.name] = {
                 name: group[name].id for name in group.keys() if name in COLUMN_DTYPES}
-        columns = _conform_names(list(datasets), fresh)
+        columns = conform_columns(list(datasets), fresh)
         memory = h5py.h5s.create_simple((len(fresh),))
 
         def write(name: str) -> None:
@@ -510,7 +510,7 @@ class StoreWriter:
                 if name == interval:
                     if src is None:
                         kept = {c: v[:0] for c, v in fresh.columns().items()}
-                    add = _conform_names(list(kept), fresh)
+                    add = conform_columns(list(kept), fresh)
                     kept = {c: np.concatenate([kept[c], add[c]]) for c in kept}
                 _write_group(out, name, kept, self._reserved.get(name, 0))
             out.flush()
@@ -527,7 +527,7 @@ class StoreWriter:
         self._rows = {}
 
 
-def _conform_names(names: list[str], fresh: Candles) -> dict[str, np.ndarray]:
+def conform_columns(names: list[str], fresh: Candles) -> dict[str, np.ndarray]:
     """`fresh` with exactly the columns `names`: unknown extras filled (NaN, trades -1)."""
     given = fresh.columns()
     n = len(fresh)
