@@ -5,8 +5,9 @@ Every bar (on the exchange's clock; the emulator's replay clock in tests):
 1. rank 0 sees the bar close (`bars.plan_bars`: missed bars caught up in order or skipped with
    a logged reason, per the job's policy) and sends the bar to every rank;
 2. each rank fetches the newly closed candles of ITS symbols (public klines), appends them to
-   its own store files, and computes the strategy's signals over the last `history` bars of
-   the store with the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
+   its own store files, and computes the strategy's signals over the last `history` bars
+   (`live.history`: read from the store once, then kept in memory with what it appends) with
+   the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
    with the model store as the backtest reads it). A symbol whose fetch fails is skipped this
    bar with the reason logged and journaled, never decided on stale data;
 3. rank 0 gathers them, rebuilds the decision state from the journal's fills and the broker's
@@ -102,6 +103,7 @@ class SymbolWorker:
     def __init__(self, live_job: LiveJob, public_url: str):
         from binance_cluster.candles.store import CandleStore
         from binance_cluster.exchange.broker.feeds import ExchangeFeed
+        from binance_cluster.live.history import RecentCandles
         from binance_cluster.strategies.registry import get_strategy
 
         self.job = live_job.job
@@ -111,6 +113,8 @@ class SymbolWorker:
         self.timeout_s = live_job.live.timeout_seconds
         self.feed = ExchangeFeed(public_url, self.job.interval, self.timeout_s)
         self.store = CandleStore(self.job.store)
+        # the decisions' history, read from the store once and extended with what is appended
+        self.recent = RecentCandles(self.store, self.job.interval)
         self._models: dict[str, Any] = {}
         self._writers: dict[str, Any] = {}
         self._prefetched: dict[str, Any] = {}
@@ -139,7 +143,7 @@ class SymbolWorker:
         history = history_bars(self.strategy, self.params, self.job.interval, models)
         first = bar - (history - 1) * self.bar_ms
         fetched = self._fetch(symbol, first, bar)
-        c = self.store.read(symbol, self.job.interval, first, bar + self.bar_ms)
+        c = self.recent.window(symbol, first, bar + self.bar_ms)
         if not len(c) or int(c.open_time[-1]) != bar:
             before = c.close[c.open_time < bar]
             return SymbolBar(symbol, prev_close=float(before[-1]) if len(before) else math.nan,
@@ -206,6 +210,7 @@ class SymbolWorker:
         if len(candles):
             with self._write_lock:
                 self.writer(symbol).append(self.job.interval, candles)
+                self.recent.appended(symbol, candles)
                 newest = int(candles.open_time[-1])
                 self._last_open[symbol] = newest if last is None else max(last, newest)
         return len(candles)
