@@ -512,10 +512,9 @@ class LiveLoop:
                        exit_, cols["score"], ends, self.job.risk, self.rules, self.bar_ms, max_positions)
         decided = self.since_read()
         sent = 0
-        for o in res.orders:
-            s = self.symbols[o.symbol]
-            self.journal.record_decision(bar, s, ACTIONS.get(o.kind, str(o.kind)), bar,
-                                         None if math.isnan(o.score) else o.score)
+        self.journal.record_decisions([
+            (bar, self.symbols[o.symbol], ACTIONS.get(o.kind, str(o.kind)), bar,
+             None if math.isnan(o.score) else o.score, None) for o in res.orders])
         reasons = _reasons(res.trades)
         for k, reason in enumerate(reasons):
             s = self.symbols[int(res.trades["symbol_index"][k])]
