@@ -286,8 +286,9 @@ def test_reserve_avoids_repeated_rewrites(store_dir):
 
 
 def test_writers_kept_open_hold_little_memory(shared_data, tmp_path):
-    """The live loop keeps one writer a symbol open for the run: each holds under 1.5 MB once
-    it has appended (HDF5's default chunk cache made it ~2.1 MB: every column's chunk kept)."""
+    """The live loop keeps one writer a symbol for the run: each holds under 1.5 MB once it has
+    appended (HDF5's default chunk cache made it ~2.1 MB: every column's chunk kept), and
+    `close_file` lets the file go but keeps the lock."""
     from support.real_data import first_rows
 
     def rss_mb() -> float:
@@ -308,7 +309,14 @@ def test_writers_kept_open_hold_little_memory(shared_data, tmp_path):
         for w in writers:
             w.append("1m", real.slice(i, i + 1))
     grown = rss_mb() - before
-    for w in writers:
-        w.close()
     assert store.count(names[-1], "1m") == 1403
     assert grown < 1.5 * len(names), f"{grown / len(names):.2f} MB a writer"
+    # closing the files keeps the locks; the next append opens the file again
+    for w in writers:
+        w.close_file()
+    with pytest.raises(StoreError, match="another process is writing"):
+        store.writer(names[0]).__enter__()
+    writers[0].append("1m", real.slice(1403, 1405))
+    assert store.count(names[0], "1m") == 1405
+    for w in writers:
+        w.close()
