@@ -46,6 +46,10 @@ class RecentCandles:
         hi = int(np.searchsorted(held.open_time, end, side="left"))
         return held.slice(0, hi)
 
+    def holds(self, symbol: str) -> bool:
+        """Whether `symbol`'s window is in memory (else the next `window` reads the store)."""
+        return symbol in self._rows
+
     def appended(self, symbol: str, candles: Candles) -> None:
         """`candles` were appended to the store: the rows newer than those held join them
         (nothing is held yet: the next `window` reads the store)."""

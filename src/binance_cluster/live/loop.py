@@ -5,9 +5,9 @@ Every bar (on the exchange's clock; the emulator's replay clock in tests):
 1. rank 0 sees the bar close (`bars.plan_bars`: missed bars caught up in order or skipped with
    a logged reason, per the job's policy) and sends the bar to every rank;
 2. each rank fetches the newly closed candles of ITS symbols (public klines), appends them to
-   its own store files, and computes the strategy's signals over the last `history` bars
-   (`live.history`: read from the store once, then kept in memory with what it appends) with
-   the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
+   its own store files (a writer thread, once the rank's signals of the bar are computed),
+   and computes the strategy's signals over the last `history` bars (`live.history`: read
+   from the store once, then kept in memory with what it appends) with the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
    with the model store as the backtest reads it). A symbol whose fetch fails is skipped this
    bar with the reason logged and journaled, never decided on stale data;
 3. rank 0 gathers them, rebuilds the decision state from the journal's fills and the broker's
@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -124,6 +125,14 @@ class SymbolWorker:
         self.public_url = public_url
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # appends to the store wait for the writer thread (off the bar's critical path); one
+        # that fails is reported at the symbol's next fetch
+        self._appends: queue.Queue = queue.Queue()
+        self._append_errors: dict[str, Exception] = {}
+        self._append_thread: threading.Thread | None = None
+        self._quiet = threading.Event()     # set: no bar is being fetched and computed
+        self._quiet.set()
+        self._left = 0
 
     def models(self, symbol: str):
         if not self.strategy.needs_model:
@@ -135,6 +144,14 @@ class SymbolWorker:
         return self._models[symbol]
 
     def __call__(self, unit: tuple) -> SymbolBar:
+        try:
+            return self._bar(unit)
+        finally:
+            self._left -= 1
+            if self._left <= 0:
+                self._quiet.set()     # the bar's units are computed: the store's turn
+
+    def _bar(self, unit: tuple) -> SymbolBar:
         from binance_cluster.engine.step import peak_since
         from binance_cluster.strategies.registry import compute_signals
 
@@ -167,6 +184,9 @@ class SymbolWorker:
 
         mine = [units[i] for i in partition([1.0] * len(units), comm.size)[comm.rank]]
         self._prefetched = {}
+        self._left = len(mine)
+        if mine:
+            self._quiet.clear()       # queued appends wait until this bar's units are computed
         if len(mine) < 2:
             return
 
@@ -197,6 +217,14 @@ class SymbolWorker:
         done = self._prefetched.pop(symbol, None)
         if isinstance(done, Exception):
             raise done
+        if symbol in self._append_errors:
+            # the store refused candles memory holds (and the later ones were dropped): both
+            # start again from the store, and the next bar fetches what it lacks
+            self.flush()
+            failed = self._append_errors.pop(symbol)
+            self._last_open.pop(symbol, None)
+            self.recent.forget(symbol)
+            raise failed
         last = self._last_open.get(symbol)
         if last is None:
             span = self.store.span(symbol, self.job.interval) \
@@ -208,21 +236,72 @@ class SymbolWorker:
             return done or 0
         candles = (feed or self.feed).closed_candles(symbol, start, bar + self.bar_ms)
         if len(candles):
+            from binance_cluster.candles.store import validate_candles
+
+            validate_candles(candles, self.job.interval)
             with self._write_lock:
-                self.writer(symbol).append(self.job.interval, candles)
-                self.recent.appended(symbol, candles)
+                writer = self.writer(symbol)
+                if self.recent.holds(symbol):
+                    self.recent.appended(symbol, candles)
+                    self._append_later(symbol, candles)
+                else:
+                    # memory is loaded from the store next: the store must have them first
+                    self.flush()
+                    writer.append(self.job.interval, candles)
+                    writer.close_file()
                 newest = int(candles.open_time[-1])
                 self._last_open[symbol] = newest if last is None else max(last, newest)
         return len(candles)
 
+    def _append_later(self, symbol: str, candles) -> None:
+        """Queue candles for the writer thread: the store is the record (a crash before they
+        are written loses nothing the exchange does not still have: the restart fetches them
+        again), memory already serves the decisions."""
+        if self._append_thread is None:
+            self._append_thread = threading.Thread(target=self._write_appends,
+                                                   name="store-appends", daemon=True)
+            self._append_thread.start()
+        self._appends.put((symbol, candles))
+
+    def _write_appends(self) -> None:
+        while True:
+            item = self._appends.get()
+            self._quiet.wait()
+            try:
+                if item is None:
+                    return
+                symbol, candles = item
+                if symbol in self._append_errors:
+                    continue          # in order or not at all: refetched after the failure
+                writer = self._writers[symbol]
+                try:
+                    writer.append(self.job.interval, candles)
+                    writer.close_file()       # the lock stays: ~0.8 MB less a symbol
+                except Exception as exc:    # reported at the symbol's next fetch
+                    log.warning("%s: the store refused the fetched candles: %s", symbol, exc)
+                    self._append_errors[symbol] = exc
+            finally:
+                self._appends.task_done()
+
     def writer(self, symbol: str):
-        """This rank's writer of `symbol`'s store file, kept open (and locked) for the run."""
+        """This rank's writer of `symbol`'s store file, locked for the run (its HDF5 file is
+        open only while an append writes)."""
         if symbol not in self._writers:
             self._writers[symbol] = self.store.writer(symbol).__enter__()
         return self._writers[symbol]
 
+    def flush(self) -> None:
+        """Wait until every queued append is in the store."""
+        self._quiet.set()
+        self._appends.join()
+
     def close(self) -> None:
-        """Close the store files this rank writes."""
+        """Write the queued appends, then close the store files this rank writes."""
+        self._quiet.set()
+        if self._append_thread is not None:
+            self._appends.put(None)
+            self._append_thread.join()
+            self._append_thread = None
         for w in self._writers.values():
             w.close()
         self._writers.clear()
