@@ -317,6 +317,10 @@ class ExitsSeam:
 
     def __init__(self, loop: "LiveLoop"):
         self.loop = loop
+        # the account read once for the after-close checks of all held symbols (an order for
+        # one symbol changes neither another's coin nor its resting orders); None: read anew
+        self.balances: dict | None = None
+        self.resting_now: dict | None = None
 
     def _run(self, actions) -> int:
         if not actions:
@@ -327,7 +331,8 @@ class ExitsSeam:
 
     def _held(self, symbol: str) -> Decimal:
         """What the account holds of the symbol's coin (free and locked)."""
-        balance = self.loop.broker.balances().get(self.loop.base[symbol])
+        balances = self.balances if self.balances is not None else self.loop.broker.balances()
+        balance = balances.get(self.loop.base[symbol])
         return balance.total if balance is not None else Decimal(0)
 
     def _holding(self, symbol: str, entry_price: float, peak: float, held: Decimal | None = None):
@@ -336,7 +341,10 @@ class ExitsSeam:
 
     def resting(self, symbol: str):
         """The protective order resting for `symbol` (the newest), or None."""
-        found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
+        if self.resting_now is not None:
+            found = self.resting_now.get(symbol)
+        else:
+            found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
         return found[-1] if found else None
 
     def start(self, from_bar_ms: int) -> int:
@@ -602,12 +610,22 @@ class LiveLoop:
                 sent += self.exits.exit_now(s, float(holdings[s].price),
                                             peaks.get(s, float(holdings[s].price)), "end", bar)
         self.ended.update(s for i, s in enumerate(self.symbols) if ends[i])
-        for i, s in enumerate(self.symbols):
-            if s in holdings and s not in self.ended and not math.isnan(cols["open"][i]):
+        checked = [i for i, s in enumerate(self.symbols)
+                   if s in holdings and s not in self.ended and not math.isnan(cols["open"][i])]
+        if checked:
+            self.exits.balances = self.broker.balances()
+            if self.settings.exits != "bot":
+                self.exits.resting_now = exits.resting_exits(
+                    self.journal, self.broker, [self.symbols[i] for i in checked])
+        try:
+            for i in checked:
+                s = self.symbols[i]
                 price = float(holdings[s].price)
                 before = peaks.get(s, price)
                 sent += self.exits.after_close(s, price, before, max(before, cols["high"][i]), bar,
                                                cols["open"][i], cols["high"][i], cols["low"][i])
+        finally:
+            self.exits.balances = self.exits.resting_now = None
         closes = np.where(np.isnan(cols["close"]), cols["prev"], cols["close"])
         equity = res.equity
         if res.orders:
