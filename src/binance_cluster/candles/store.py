@@ -358,6 +358,7 @@ class StoreWriter:
         self._rows: dict[str, int] = {}
         self._datasets: dict[str, dict] = {}
         self._reserved: dict[str, int] = {}
+        self._resume: tuple[bool, dict[str, int]] | None = None   # set by close_file
 
     def __enter__(self) -> "StoreWriter":
         self.store.root.mkdir(parents=True, exist_ok=True)
@@ -389,8 +390,10 @@ class StoreWriter:
     def close_file(self) -> None:
         """Close the HDF5 file but keep the lock: the next append opens it again (an open file
         holds ~0.8 MB of HDF5 caches; a writer of many symbols that appends once a bar keeps
-        them closed)."""
+        them closed). Held under the lock, the file cannot change meanwhile: the next open
+        keeps the mode and the row counts it had."""
         if self._file is not None:
+            self._resume = (self._file.mode == "r+", dict(self._rows))
             self._file.close()
             self._file = None
 
@@ -400,9 +403,11 @@ class StoreWriter:
             self._file.close()
             self._file = None
         if self._file is None and self.path.exists():
+            resume, self._resume = self._resume, None
+            writable = writable or (resume is not None and resume[0])
             self._file = h5py.File(self.path, "r+" if writable else "r", locking=False,
                                    rdcc_nbytes=WRITER_CHUNK_CACHE)
-            self._rows = {}
+            self._rows = dict(resume[1]) if resume is not None else {}
             self._datasets = {}
         return self._file
 
