@@ -133,6 +133,7 @@ class SymbolWorker:
         self._quiet = threading.Event()     # set: no bar is being fetched and computed
         self._quiet.set()
         self._left = 0
+        self._pool = None                   # prefetch's threads
 
     def models(self, symbol: str):
         if not self.strategy.needs_model:
@@ -200,8 +201,10 @@ class SymbolWorker:
             except Exception as exc:       # reported for this symbol by __call__
                 return symbol, exc
 
-        with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(mine))) as pool:
-            self._prefetched = dict(pool.map(one, mine))
+        if self._pool is None:
+            # kept for the run: its threads keep their feeds, and so their HTTP connections
+            self._pool = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
+        self._prefetched = dict(self._pool.map(one, mine))
 
     def _thread_feed(self):
         feed = getattr(self._local, "feed", None)
@@ -297,6 +300,9 @@ class SymbolWorker:
 
     def close(self) -> None:
         """Write the queued appends, then close the store files this rank writes."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
         self._quiet.set()
         if self._append_thread is not None:
             self._appends.put(None)
