@@ -5,8 +5,10 @@ against the local emulator replaying the real 1m candles of ../shared/data, its 
 stepped bar by bar (as tests/live/test_live_parity.py does); the figures come from the
 journal's bar records (the loop's own clock: the close is when the loop first saw the clock at
 it, so the poll interval is not counted twice). Printed side by side: -n 1 and -n 2, median,
-90th percentile and worst, over the bars after the first (which fetches the history), and the
-peak resident memory (VmHWM, read from /proc while the ranks run) of each rank.
+90th percentile and worst, over the bars after the first (which fetches the history), the
+peak resident memory (VmHWM, read from /proc while the ranks run) of each rank, and the
+machine's 1-minute load average before and after each run with each rank's CPU time per bar
+(the latencies are wall times: other work on the cores counts, the CPU times do not).
 
 `--symbols N` beyond the 15 real symbols of ../shared/data (ADAUSDT starts later) adds
 synthetic ones (Z001USDT, ...) made by the demo generator (`candles.demo_data`, its 16
@@ -25,6 +27,7 @@ window (tens of seconds, logged in live.stderr), which the worst figure then sho
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -74,6 +77,16 @@ def vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process `pid` so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_run(root: Path, source, symbols, interval: str, bars: int, ranks: int):
     bar_ms = interval_ms(interval)
     first = DAY0 + 3 * 86_400_000
@@ -85,6 +98,8 @@ def one_run(root: Path, source, symbols, interval: str, bars: int, ranks: int):
                                      exchange_rules(url, symbols), 10_000.0, 0.001, 0.0002))
         pids: dict[int, int] = {}
         peaks: dict[int, float] = {}
+        cpu_first: dict[int, tuple] = {}   # CPU seconds and bar at the first reading
+        cpu_last: dict[int, tuple] = {}
 
         def on_bar(k, _proc):
             # the high-water mark only grows: the last reading before the ranks exit is the peak
@@ -94,6 +109,10 @@ def one_run(root: Path, source, symbols, interval: str, bars: int, ranks: int):
                 mb = vm_hwm_mb(pid)
                 if mb is not None:
                     peaks[r] = max(peaks.get(r, 0.0), mb)
+                used = cpu_seconds(pid)
+                if used is not None:     # from the end of the first bar (the history fetch)
+                    cpu_first.setdefault(r, (used, k))
+                    cpu_last[r] = (used, k)
 
         run = run_stepped(job, url, EmulatorControl(url), first, bars, bar_ms,
                           out / "heartbeat.json", ranks=ranks, on_bar=on_bar)
@@ -101,7 +120,9 @@ def one_run(root: Path, source, symbols, interval: str, bars: int, ranks: int):
         raise SystemExit(f"-n {ranks}: the live job failed:\n{run.stderr[-2000:]}")
     with Journal(out / "journal.sqlite", readonly=True) as journal:
         records = journal.bars()
-    return [b.latency_ms for b in records[1:]], sum(b.orders for b in records), peaks
+    per_bar = {r: 1000 * (cpu_last[r][0] - c0) / (cpu_last[r][1] - k0)
+               for r, (c0, k0) in cpu_first.items() if cpu_last[r][1] > k0}
+    return [b.latency_ms for b in records[1:]], sum(b.orders for b in records), peaks, per_bar
 
 
 def main() -> None:
@@ -123,11 +144,15 @@ def main() -> None:
         print(f"{'ranks':>5}  {'median':>7}  {'p90':>7}  {'worst':>7}  {'orders':>6}  peak MB by rank")
         verdicts = []
         for ranks in (int(r) for r in args.ranks.split(",")):
-            lat, orders, peaks = one_run(root, source, symbols, args.interval, args.bars, ranks)
+            load = os.getloadavg()[0]
+            lat, orders, peaks, cpu = one_run(root, source, symbols, args.interval, args.bars,
+                                              ranks)
             q = statistics.quantiles(lat, n=10)
             median = statistics.median(lat)
             mem = "  ".join(f"{r}: {peaks[r]:.0f}" if r in peaks else f"{r}: ?" for r in range(ranks))
-            print(f"{ranks:>5}  {median:>7.0f}  {q[-1]:>7.0f}  {max(lat):>7.0f}  {orders:>6}  {mem}")
+            print(f"{ranks:>5}  {median:>7.0f}  {q[-1]:>7.0f}  {max(lat):>7.0f}  {orders:>6}  {mem}"
+                  f"   (load {load:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+                  "CPU ms a bar by rank " + "  ".join(f"{r}: {cpu[r]:.0f}" for r in sorted(cpu)) + ")")
             if len(symbols) >= 100:
                 verdicts.append(f"-n {ranks}: median {median:.0f} ms for {len(symbols)} symbols, goal "
                                 f"under {GOAL_MEDIAN_MS:.0f} ms: {met(median < GOAL_MEDIAN_MS)}")

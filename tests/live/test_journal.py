@@ -200,3 +200,26 @@ def test_status_names_a_missing_or_foreign_file(tmp_path, cli):
     code, _, err = cli("status", "--journal", other)
     assert code == 2 and "not a binance-cluster journal" in err
     assert os.path.getsize(other) > 0
+
+
+def test_a_bars_decisions_are_one_commit_and_survive_a_crash(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from binance_cluster.live.journal import Journal
+        j = Journal({str(path)!r}, job="crash")
+        statements = []
+        j._db.set_trace_callback(statements.append)
+        j.record_decisions([({T0}, f"S{{k:02d}}USDT", "entry", {T0}, 0.5 + k, None) for k in range(40)]
+                           + [({T0}, "BTCUSDT", "end", {T0}, None, {{"status": "BREAK"}})])
+        assert sum(s.startswith("COMMIT") for s in statements) == 1, statements
+        os.kill(os.getpid(), signal.SIGKILL)   # right after the bar's decisions, before any send
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == -9, proc.stderr
+    with Journal(path, readonly=True) as j:
+        rows = j.decisions()
+    assert len(rows) == 41 and [r["symbol"] for r in rows[:2]] == ["S00USDT", "S01USDT"]
+    assert rows[0] == dict(bar_ms=T0, symbol="S00USDT", action="entry", inputs_bar_ms=T0, score=0.5,
+                           detail={})
+    assert rows[-1]["detail"] == {"status": "BREAK"} and rows[-1]["score"] is None

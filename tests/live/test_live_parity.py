@@ -83,6 +83,12 @@ def run_parity(strategy: str, source: CandleStore, tmp_path: Path, cli, models: 
     print(f"{strategy}: live run of {bars} {interval} bars at -n {ranks}: {run.seconds:.1f} s")
     assert run.code == 0, run.stderr[-3000:]
     assert run.bars == [first + k * bar_ms for k in range(bars)]
+    # the store is the record: every candle a bar was decided on is in it once the job ends
+    # (its appends are written behind the decisions)
+    live = CandleStore(tmp_path / "live-store")
+    for s in SYMBOLS:
+        stored = live.read(s, interval, first, None).open_time
+        assert stored.tolist() == run.bars, s
     code, text, err = cli("backtest", job, "--store", source.root, "--output", tmp_path / "bt",
                           "--no-progress")
     assert code == 0, err

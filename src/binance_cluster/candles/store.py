@@ -49,6 +49,12 @@ CHUNK_ROWS = 8192
 FILL_TIME = np.iinfo(np.int64).max
 SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 _FILL = {"open_time": FILL_TIME, "trades": -1}
+# A writer kept open (the live loop holds one per symbol) writes a few rows at a time into
+# preallocated room: no chunk cache. HDF5's default (1 MiB a dataset) kept every column's
+# touched chunk, ~1.3 MB a file, and flushed whole 64 KiB chunks on every append (measured
+# with 100 open writers: 2.1 -> 0.84 MB a file, an append 8.3 -> 3.0 ms; the rest of the
+# 0.84 MB is HDF5's fixed per-file metadata cache).
+WRITER_CHUNK_CACHE = 0
 
 
 def check_symbol(symbol: str) -> str:
@@ -352,6 +358,7 @@ class StoreWriter:
         self._rows: dict[str, int] = {}
         self._datasets: dict[str, dict] = {}
         self._reserved: dict[str, int] = {}
+        self._resume: tuple[bool, dict[str, int]] | None = None   # set by close_file
 
     def __enter__(self) -> "StoreWriter":
         self.store.root.mkdir(parents=True, exist_ok=True)
@@ -380,14 +387,27 @@ class StoreWriter:
             os.close(self._lock_fd)
             self._lock_fd = None
 
+    def close_file(self) -> None:
+        """Close the HDF5 file but keep the lock: the next append opens it again (an open file
+        holds ~0.8 MB of HDF5 caches; a writer of many symbols that appends once a bar keeps
+        them closed). Held under the lock, the file cannot change meanwhile: the next open
+        keeps the mode and the row counts it had."""
+        if self._file is not None:
+            self._resume = (self._file.mode == "r+", dict(self._rows))
+            self._file.close()
+            self._file = None
+
     def _open(self, writable: bool = False) -> h5py.File | None:
         """The file, opened read-only until a write needs it (a no-op append leaves it untouched)."""
         if self._file is not None and writable and self._file.mode != "r+":
             self._file.close()
             self._file = None
         if self._file is None and self.path.exists():
-            self._file = h5py.File(self.path, "r+" if writable else "r", locking=False)
-            self._rows = {}
+            resume, self._resume = self._resume, None
+            writable = writable or (resume is not None and resume[0])
+            self._file = h5py.File(self.path, "r+" if writable else "r", locking=False,
+                                   rdcc_nbytes=WRITER_CHUNK_CACHE)
+            self._rows = dict(resume[1]) if resume is not None else {}
             self._datasets = {}
         return self._file
 
@@ -475,7 +495,7 @@ class StoreWriter:
         if datasets is None:
             datasets = self._datasets[group.name] = {
                 name: group[name].id for name in group.keys() if name in COLUMN_DTYPES}
-        columns = _conform_names(list(datasets), fresh)
+        columns = conform_columns(list(datasets), fresh)
         memory = h5py.h5s.create_simple((len(fresh),))
 
         def write(name: str) -> None:
@@ -510,7 +530,7 @@ class StoreWriter:
                 if name == interval:
                     if src is None:
                         kept = {c: v[:0] for c, v in fresh.columns().items()}
-                    add = _conform_names(list(kept), fresh)
+                    add = conform_columns(list(kept), fresh)
                     kept = {c: np.concatenate([kept[c], add[c]]) for c in kept}
                 _write_group(out, name, kept, self._reserved.get(name, 0))
             out.flush()
@@ -527,7 +547,7 @@ class StoreWriter:
         self._rows = {}
 
 
-def _conform_names(names: list[str], fresh: Candles) -> dict[str, np.ndarray]:
+def conform_columns(names: list[str], fresh: Candles) -> dict[str, np.ndarray]:
     """`fresh` with exactly the columns `names`: unknown extras filled (NaN, trades -1)."""
     given = fresh.columns()
     n = len(fresh)

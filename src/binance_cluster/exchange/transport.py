@@ -6,7 +6,10 @@ of the paper broker and `BinanceBroker` (signed trading). It adds to the bare cl
 (binance-api.md sections 2, 4, 8 and 13.9):
 
 - Client construction (`make_client`) without the constructor's ping, at mainnet, the
-  testnet (python-binance's own testnet URL) or a base URL.
+  testnet (python-binance's own testnet URL) or a base URL. The environment's proxy and CA
+  bundle settings (`HTTPS_PROXY`, `NO_PROXY`, `REQUESTS_CA_BUNDLE`, ...) are read once, when
+  the client is made: requests would read the whole environment again on every request
+  (about a quarter of a loopback klines request's time).
 - Rate limits: every answer's `X-MBX-USED-WEIGHT-1M` is read; with a `weight_limit`, a
   request that would take the used weight past (1 - headroom) of it waits for the next
   minute window of the server clock. A 429 or 418 is waited out for its `Retry-After`
@@ -106,7 +109,25 @@ def make_client(base_url: str | None = None, *, key: str | None = None,
         client.API_URL = base_url.rstrip("/") + "/api"
     if recv_window_ms is not None:
         client.REQUEST_RECVWINDOW = int(recv_window_ms)
+    api = client.API_TESTNET_URL if getattr(client, "testnet", False) else client.API_URL
+    settle_environment(client.session, str(api))
     return client
+
+
+def settle_environment(session, url: str) -> None:
+    """Fix `session`'s proxies and CA bundle for `url` from the environment now, and stop
+    requests from reading the environment again on every request."""
+    import os
+
+    from requests.utils import get_environ_proxies
+
+    for scheme, proxy in get_environ_proxies(url).items():
+        if scheme != "no":     # NO_PROXY was applied to `url` just now
+            session.proxies.setdefault(scheme, proxy)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle and session.verify is True:
+        session.verify = bundle
+    session.trust_env = False
 
 
 class Transport:

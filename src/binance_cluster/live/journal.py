@@ -10,7 +10,8 @@ What is written, and when:
   until the exchange answers;
 - `fills`: every trade of the account, keyed by (symbol, trade id), so recording the same
   fill twice (after a restart, from two queries) keeps one row;
-- `decisions`: every decision with the bar time of the inputs it was taken on;
+- `decisions`: every decision with the bar time of the inputs it was taken on (a bar's
+  decisions in one transaction, committed before any of its orders is sent);
 - `refusals`: every order a risk rule refused, with the rule;
 - `bars`: one row per bar handled: candle close, decision and last-order times, orders,
   equity, symbols skipped and why.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -251,27 +253,43 @@ class Journal:
     def record_fills(self, fills: list[Fill]) -> int:
         """Journal fills (each (symbol, trade id) once); returns how many were new."""
         before = self._db.total_changes
-        self._db.execute("BEGIN")
-        try:
+        with self._transaction():
             self._db.executemany(
                 "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(f.symbol, f.trade_id, f.order_id, f.side, _text(f.price), _text(f.qty),
                   _text(f.quote_qty), _text(f.commission), f.commission_asset, f.time_ms,
                   int(f.is_maker)) for f in fills])
+        return self._db.total_changes - before
+
+    @contextmanager
+    def _transaction(self):
+        """One transaction: committed (and synced) when the block ends, rolled back if it fails."""
+        self._db.execute("BEGIN")
+        try:
+            yield
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        return self._db.total_changes - before
 
     def record_decision(self, bar_ms: int, symbol: str, action: str, inputs_bar_ms: int,
                         score: float | None = None, detail: dict | None = None,
                         time_ms: int | None = None) -> None:
         """A decision taken at `bar_ms` on inputs whose newest bar opened at `inputs_bar_ms`."""
-        self._db.execute("INSERT INTO decisions (bar_ms, symbol, action, inputs_bar_ms, score, detail, "
-                         "time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (int(bar_ms), symbol, action, int(inputs_bar_ms), score,
-                          json.dumps(detail or {}, sort_keys=True), time_ms if time_ms is not None else _now_ms()))
+        self.record_decisions([(bar_ms, symbol, action, inputs_bar_ms, score, detail)], time_ms)
+
+    def record_decisions(self, decisions: list[tuple], time_ms: int | None = None) -> None:
+        """Several decisions (`record_decision`'s arguments, `bar_ms` to `detail`, as tuples)
+        in one transaction: one synced commit for a bar's decisions, all kept or none."""
+        when = time_ms if time_ms is not None else _now_ms()
+        rows = [(int(bar_ms), symbol, action, int(inputs_bar_ms), score,
+                 json.dumps(detail or {}, sort_keys=True), when)
+                for bar_ms, symbol, action, inputs_bar_ms, score, detail in decisions]
+        if not rows:
+            return
+        with self._transaction():
+            self._db.executemany("INSERT INTO decisions (bar_ms, symbol, action, inputs_bar_ms, "
+                                 "score, detail, time_ms) VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
 
     def record_refusal(self, bar_ms: int, symbol: str, rule: str, detail: str,
                        time_ms: int | None = None) -> None:

@@ -5,8 +5,9 @@ Every bar (on the exchange's clock; the emulator's replay clock in tests):
 1. rank 0 sees the bar close (`bars.plan_bars`: missed bars caught up in order or skipped with
    a logged reason, per the job's policy) and sends the bar to every rank;
 2. each rank fetches the newly closed candles of ITS symbols (public klines), appends them to
-   its own store files, and computes the strategy's signals over the last `history` bars of
-   the store with the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
+   its own store files (a writer thread, once the rank's signals of the bar are computed),
+   and computes the strategy's signals over the last `history` bars (`live.history`: read
+   from the store once, then kept in memory with what it appends) with the backtest's kernels (`strategies.registry.compute_signals`; ml_barrier
    with the model store as the backtest reads it). A symbol whose fetch fails is skipped this
    bar with the reason logged and journaled, never decided on stale data;
 3. rank 0 gathers them, rebuilds the decision state from the journal's fills and the broker's
@@ -33,6 +34,7 @@ import json
 import logging
 import math
 import os
+import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -110,6 +112,7 @@ class SymbolWorker:
     def __init__(self, live_job: LiveJob, public_url: str):
         from binance_cluster.candles.store import CandleStore
         from binance_cluster.exchange.broker.feeds import ExchangeFeed
+        from binance_cluster.live.history import RecentCandles
         from binance_cluster.strategies.registry import get_strategy
 
         self.job = live_job.job
@@ -119,6 +122,8 @@ class SymbolWorker:
         self.timeout_s = live_job.live.timeout_seconds
         self.feed = ExchangeFeed(public_url, self.job.interval, self.timeout_s)
         self.store = CandleStore(self.job.store)
+        # the decisions' history, read from the store once and extended with what is appended
+        self.recent = RecentCandles(self.store, self.job.interval)
         self._models: dict[str, Any] = {}
         self._writers: dict[str, Any] = {}
         self._prefetched: dict[str, Any] = {}
@@ -128,6 +133,15 @@ class SymbolWorker:
         self.public_url = public_url
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # appends to the store wait for the writer thread (off the bar's critical path); one
+        # that fails is reported at the symbol's next fetch
+        self._appends: queue.Queue = queue.Queue()
+        self._append_errors: dict[str, Exception] = {}
+        self._append_thread: threading.Thread | None = None
+        self._quiet = threading.Event()     # set: no bar is being fetched and computed
+        self._quiet.set()
+        self._left = 0
+        self._pool = None                   # prefetch's threads
 
     def models(self, symbol: str):
         if not self.strategy.needs_model:
@@ -139,6 +153,14 @@ class SymbolWorker:
         return self._models[symbol]
 
     def __call__(self, unit: tuple) -> SymbolBar:
+        try:
+            return self._bar(unit)
+        finally:
+            self._left -= 1
+            if self._left <= 0:
+                self._quiet.set()     # the bar's units are computed: the store's turn
+
+    def _bar(self, unit: tuple) -> SymbolBar:
         from binance_cluster.engine.step import peak_since
         from binance_cluster.strategies.registry import compute_signals
 
@@ -147,7 +169,7 @@ class SymbolWorker:
         history = history_bars(self.strategy, self.params, self.job.interval, models)
         first = bar - (history - 1) * self.bar_ms
         fetched = self._fetch(symbol, first, bar)
-        c = self.store.read(symbol, self.job.interval, first, bar + self.bar_ms)
+        c = self.recent.window(symbol, first, bar + self.bar_ms)
         if not len(c) or int(c.open_time[-1]) != bar:
             before = c.close[c.open_time < bar]
             return SymbolBar(symbol, prev_close=float(before[-1]) if len(before) else math.nan,
@@ -171,6 +193,9 @@ class SymbolWorker:
 
         mine = [units[i] for i in partition([1.0] * len(units), comm.size)[comm.rank]]
         self._prefetched = {}
+        self._left = len(mine)
+        if mine:
+            self._quiet.clear()       # queued appends wait until this bar's units are computed
         if len(mine) < 2:
             return
 
@@ -184,8 +209,10 @@ class SymbolWorker:
             except Exception as exc:       # reported for this symbol by __call__
                 return symbol, exc
 
-        with ThreadPoolExecutor(max_workers=min(FETCH_THREADS, len(mine))) as pool:
-            self._prefetched = dict(pool.map(one, mine))
+        if self._pool is None:
+            # kept for the run: its threads keep their feeds, and so their HTTP connections
+            self._pool = ThreadPoolExecutor(max_workers=FETCH_THREADS, thread_name_prefix="fetch")
+        self._prefetched = dict(self._pool.map(one, mine))
 
     def _thread_feed(self):
         feed = getattr(self._local, "feed", None)
@@ -201,6 +228,14 @@ class SymbolWorker:
         done = self._prefetched.pop(symbol, None)
         if isinstance(done, Exception):
             raise done
+        if symbol in self._append_errors:
+            # the store refused candles memory holds (and the later ones were dropped): both
+            # start again from the store, and the next bar fetches what it lacks
+            self.flush()
+            failed = self._append_errors.pop(symbol)
+            self._last_open.pop(symbol, None)
+            self.recent.forget(symbol)
+            raise failed
         last = self._last_open.get(symbol)
         if last is None:
             span = self.store.span(symbol, self.job.interval) \
@@ -212,20 +247,75 @@ class SymbolWorker:
             return done or 0
         candles = (feed or self.feed).closed_candles(symbol, start, bar + self.bar_ms)
         if len(candles):
+            from binance_cluster.candles.store import validate_candles
+
+            validate_candles(candles, self.job.interval)
             with self._write_lock:
-                self.writer(symbol).append(self.job.interval, candles)
+                writer = self.writer(symbol)
+                if self.recent.holds(symbol):
+                    self.recent.appended(symbol, candles)
+                    self._append_later(symbol, candles)
+                else:
+                    # memory is loaded from the store next: the store must have them first
+                    self.flush()
+                    writer.append(self.job.interval, candles)
+                    writer.close_file()
                 newest = int(candles.open_time[-1])
                 self._last_open[symbol] = newest if last is None else max(last, newest)
         return len(candles)
 
+    def _append_later(self, symbol: str, candles) -> None:
+        """Queue candles for the writer thread: the store is the record (a crash before they
+        are written loses nothing the exchange does not still have: the restart fetches them
+        again), memory already serves the decisions."""
+        if self._append_thread is None:
+            self._append_thread = threading.Thread(target=self._write_appends,
+                                                   name="store-appends", daemon=True)
+            self._append_thread.start()
+        self._appends.put((symbol, candles))
+
+    def _write_appends(self) -> None:
+        while True:
+            item = self._appends.get()
+            self._quiet.wait()
+            try:
+                if item is None:
+                    return
+                symbol, candles = item
+                if symbol in self._append_errors:
+                    continue          # in order or not at all: refetched after the failure
+                writer = self._writers[symbol]
+                try:
+                    writer.append(self.job.interval, candles)
+                    writer.close_file()       # the lock stays: ~0.8 MB less a symbol
+                except Exception as exc:    # reported at the symbol's next fetch
+                    log.warning("%s: the store refused the fetched candles: %s", symbol, exc)
+                    self._append_errors[symbol] = exc
+            finally:
+                self._appends.task_done()
+
     def writer(self, symbol: str):
-        """This rank's writer of `symbol`'s store file, kept open (and locked) for the run."""
+        """This rank's writer of `symbol`'s store file, locked for the run (its HDF5 file is
+        open only while an append writes)."""
         if symbol not in self._writers:
             self._writers[symbol] = self.store.writer(symbol).__enter__()
         return self._writers[symbol]
 
+    def flush(self) -> None:
+        """Wait until every queued append is in the store."""
+        self._quiet.set()
+        self._appends.join()
+
     def close(self) -> None:
-        """Close the store files this rank writes."""
+        """Write the queued appends, then close the store files this rank writes."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        self._quiet.set()
+        if self._append_thread is not None:
+            self._appends.put(None)
+            self._append_thread.join()
+            self._append_thread = None
         for w in self._writers.values():
             w.close()
         self._writers.clear()
@@ -241,6 +331,10 @@ class ExitsSeam:
 
     def __init__(self, loop: "LiveLoop"):
         self.loop = loop
+        # the account read once for the after-close checks of all held symbols (an order for
+        # one symbol changes neither another's coin nor its resting orders); None: read anew
+        self.balances: dict | None = None
+        self.resting_now: dict | None = None
 
     def _run(self, actions) -> int:
         if not actions:
@@ -251,7 +345,8 @@ class ExitsSeam:
 
     def _held(self, symbol: str) -> Decimal:
         """What the account holds of the symbol's coin (free and locked)."""
-        balance = self.loop.broker.balances().get(self.loop.base[symbol])
+        balances = self.balances if self.balances is not None else self.loop.broker.balances()
+        balance = balances.get(self.loop.base[symbol])
         return balance.total if balance is not None else Decimal(0)
 
     def _holding(self, symbol: str, entry_price: float, peak: float, held: Decimal | None = None):
@@ -260,7 +355,10 @@ class ExitsSeam:
 
     def resting(self, symbol: str):
         """The protective order resting for `symbol` (the newest), or None."""
-        found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
+        if self.resting_now is not None:
+            found = self.resting_now.get(symbol)
+        else:
+            found = exits.resting_exits(self.loop.journal, self.loop.broker, [symbol]).get(symbol)
         return found[-1] if found else None
 
     def start(self, from_bar_ms: int) -> int:
@@ -576,10 +674,9 @@ class LiveLoop:
                        exit_, cols["score"], ends, self.job.risk, self.rules, self.bar_ms, max_positions)
         decided = self.since_read()
         sent = 0
-        for o in res.orders:
-            s = self.symbols[o.symbol]
-            self.journal.record_decision(bar, s, ACTIONS.get(o.kind, str(o.kind)), bar,
-                                         None if math.isnan(o.score) else o.score)
+        self.journal.record_decisions([
+            (bar, self.symbols[o.symbol], ACTIONS.get(o.kind, str(o.kind)), bar,
+             None if math.isnan(o.score) else o.score, None) for o in res.orders])
         reasons = _reasons(res.trades)
         for k, reason in enumerate(reasons):
             s = self.symbols[int(res.trades["symbol_index"][k])]
@@ -588,12 +685,22 @@ class LiveLoop:
                 sent += self.exits.exit_now(s, float(holdings[s].price),
                                             peaks.get(s, float(holdings[s].price)), "end", bar)
         self.ended.update(s for i, s in enumerate(self.symbols) if ends[i])
-        for i, s in enumerate(self.symbols):
-            if s in holdings and s not in self.ended and not math.isnan(cols["open"][i]):
+        checked = [i for i, s in enumerate(self.symbols)
+                   if s in holdings and s not in self.ended and not math.isnan(cols["open"][i])]
+        if checked:
+            self.exits.balances = self.broker.balances()
+            if self.settings.exits != "bot":
+                self.exits.resting_now = exits.resting_exits(
+                    self.journal, self.broker, [self.symbols[i] for i in checked])
+        try:
+            for i in checked:
+                s = self.symbols[i]
                 price = float(holdings[s].price)
                 before = peaks.get(s, price)
                 sent += self.exits.after_close(s, price, before, max(before, cols["high"][i]), bar,
                                                cols["open"][i], cols["high"][i], cols["low"][i])
+        finally:
+            self.exits.balances = self.exits.resting_now = None
         closes = np.where(np.isnan(cols["close"]), cols["prev"], cols["close"])
         equity = res.equity
         if res.orders:

@@ -164,6 +164,50 @@ def test_one_transport_builds_the_client_for_every_venue():
         t.close()
 
 
+def test_the_environments_proxy_is_read_once_when_the_client_is_made(monkeypatch):
+    """HTTP_PROXY / NO_PROXY are honoured as requests honours them, but read when the client
+    is made (requests would read the environment again on every request)."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            body = b'{"serverTime": 1}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    proxy = http.server.HTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.3")
+        through = Transport(make_client("http://127.0.0.2:9", timeout_s=5),
+                            retry=RetryPolicy(attempts=1))
+        direct = Transport(make_client("http://127.0.0.3:9", timeout_s=5),
+                           retry=RetryPolicy(attempts=1))
+        monkeypatch.delenv("HTTP_PROXY")         # read already: the client keeps its proxy
+        assert through.sync_time() == 1
+        assert seen == ["http://127.0.0.2:9/api/v3/time"]
+        assert through.client.session.trust_env is False
+        with pytest.raises(RetryableExchangeError):   # NO_PROXY: straight to the closed port
+            direct.sync_time()
+        assert len(seen) == 1
+        through.close()
+        direct.close()
+    finally:
+        proxy.shutdown()
+
+
 # -- against the emulator --------------------------------------------------------------------
 def test_a_tiny_quantity_reaches_the_exchange_as_a_decimal_string(trading, tmp_path):
     overrides = tmp_path / "symbols.json"
