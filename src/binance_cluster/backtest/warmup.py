@@ -55,11 +55,13 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
 
                 model = warm_up_models(candles)
             for risk in risks:
-                if "sweep" in modes and model is None:
+                if "sweep" in modes:
                     if sweep:
-                        sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
+                        sweep_symbol(strategy, candles, [params, params], risk, rules, interval,
+                                     model=model)
                     if replay:  # the best units' trades and curves (no metrics: the sweep's)
-                        run_symbol(candles, compute_signals(strategy, candles, params, interval),
+                        run_symbol(candles, compute_signals(strategy, candles, params, interval,
+                                                            model=model),
                                    risk, rules, bar_ms=bar_ms)
                 if "portfolio" in modes:
                     parts = [portfolio_part(strategy, c, params, interval, risk, rules, model)
