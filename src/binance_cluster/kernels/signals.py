@@ -244,10 +244,16 @@ def closed_hours_stats(open_time, close, bar_ms, hours):
 
 
 @jit
+def burst_filter(p, mx, mean, up, mb):
+    """True when close p passes the hourly filter of `burst_rule` (p * up < max, p <= mean *
+    mb); without branches, a NaN max or mean compares false."""
+    return (p * up < mx) & (p <= mean * mb)
+
+
+@jit
 def burst_rule(w, p, mx, mean, min_weight, up, mb):
-    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean);
-    without branches, a NaN max or mean compares false."""
-    return (w > min_weight) & (p * up < mx) & (p <= mean * mb)
+    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean)."""
+    return (w > min_weight) & burst_filter(p, mx, mean, up, mb)
 
 
 @jit
@@ -267,18 +273,39 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     return entry, exit_, score
 
 
+# A filtered weight is the weight where the close passes `burst_filter`, else WEIGHT_NONE,
+# in int16 (|weight| <= window (window + 1) <= 3660; min_weight is within +-10_000): a fused
+# sweep computes it once per (window, min_growth, hours, room, band) and each min_weight's
+# codes from it, two bytes a bar instead of the four arrays.
+WEIGHT_NONE = -32768
+
+
 @jit
-def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, first, code):
-    """The codes of `burst_signals` at bars first.. into `code`."""
+def filtered_weights(weight, close, max_close, mean_close, room, band, first):
+    """int16 per bar from `first` on: the weight where the close passes `burst_filter`, else
+    WEIGHT_NONE (below every min_weight, as the warm-up weight -1 << 30 is)."""
     up = 1.0 + room
     mb = 1.0 + band
+    out = np.full(close.shape[0], WEIGHT_NONE, dtype=np.int16)
     w = weight[first:]
     p = close[first:]
     mx = max_close[first:]
     mean = mean_close[first:]
+    o = out[first:]
+    for t in range(o.shape[0]):
+        keep = burst_filter(p[t], mx[t], mean[t], up, mb) & (w[t] > WEIGHT_NONE)
+        o[t] = np.int16(w[t] if keep else WEIGHT_NONE)
+    return out
+
+
+@jit
+def weight_codes(filtered, min_weight, first, code):
+    """The codes of `burst_signals` at bars first.. into `code`, from `filtered_weights`."""
+    mw = np.int16(min_weight)
+    f = filtered[first:]
     o = code[first:]
     for t in range(o.shape[0]):
-        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), np.bool_(False))
+        o[t] = signal_code(f[t] > mw, np.bool_(False))
 
 
 # ----------------------------------------------------------------------------------------

@@ -76,8 +76,8 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
 from binance_cluster.kernels.indicators import mean_relation
-from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, burst_codes,
-                                             level_codes, margin_codes)
+from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, level_codes,
+                                             margin_codes, weight_codes)
 
 HOUR_MS = 3_600_000
 
@@ -1120,22 +1120,20 @@ def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, 
 
 
 @jit
-def sweep_bursts(times, open_, high, low, close, weights, maxes, means, weight_idx, hour_idx,
-                 min_weights, rooms, bands, risk_params, tick, lot, min_notional, first):
+def sweep_bursts(times, open_, high, low, close, filtered, filter_idx, min_weights, risk_params,
+                 tick, lot, min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of momentum-burst combinations on one symbol.
 
-    Combination c weighs weights[weight_idx[c]] against min_weights[c] and the hourly max
-    and mean close maxes/means[hour_idx[c]] with rooms[c] and bands[c]
-    (`kernels.signals.burst_codes`).
+    Combination c compares the filtered weights filtered[filter_idx[c]] (its window,
+    min_growth, hours, room and band: `kernels.signals.filtered_weights`) with
+    min_weights[c] (`kernels.signals.weight_codes`).
     """
     n = close.shape[0]
-    out = np.zeros((weight_idx.shape[0], ACC_SIZE))
+    out = np.zeros((filter_idx.shape[0], ACC_SIZE))
     code, words = code_buffer(n)
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(weight_idx.shape[0]):
-        h = hour_idx[c]
-        burst_codes(weights[weight_idx[c]], close, maxes[h], means[h], min_weights[c], rooms[c],
-                    bands[c], first, code)
+    for c in range(filter_idx.shape[0]):
+        weight_codes(filtered[filter_idx[c]], min_weights[c], first, code)
         codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
                    lot, min_notional, hour_stats, out[c])
     return out
