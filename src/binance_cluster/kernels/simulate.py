@@ -1080,22 +1080,58 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     return out
 
 
+GROUP = 16      # combinations whose codes one pass over their shared indicator fills
+
+
+@jit
+def code_rows(k, n):
+    """(codes [k, >= n] int8, their int64 words [k, n // 8 + 1]) zeroed: a group's scratch."""
+    words = np.zeros((k, n // 8 + 1), dtype=np.int64)
+    return words.view(np.int8), words
+
+
+@jit
+def group_end(key, order, g0):
+    """End of the group that starts at order[g0]: the combinations after it in `order` with
+    the same key, at most GROUP in all."""
+    g1 = g0 + 1
+    while g1 < order.shape[0] and g1 - g0 < GROUP and key[order[g1]] == key[order[g0]]:
+        g1 += 1
+    return g1
+
+
+@jit
+def pass_group(times, open_, high, low, close, codes, words, members, first, risk_params, tick,
+               lot, min_notional, hour_stats, out):
+    """`codes_pass` of each combination members[j] on its codes codes[j], into out[members[j]]."""
+    n = close.shape[0]
+    for j in range(members.shape[0]):
+        codes_pass(times, open_, high, low, close, codes[j, :n], words[j], first, first,
+                   risk_params, tick, lot, min_notional, hour_stats, out[members[j]])
+
+
 @jit
 def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppers, risk_params,
                  tick, lot, min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of level combinations (`rsi_reversion`) on one symbol.
 
     Combination c enters while values[value_idx[c]] < lowers[c] and exits while it is above
-    uppers[c] (`kernels.signals.level_codes`); trading starts at bar `first`.
+    uppers[c] (`kernels.signals.level_codes`, filled for up to GROUP combinations of one
+    value series at once); trading starts at bar `first`.
     """
-    n = close.shape[0]
-    out = np.zeros((value_idx.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = value_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(value_idx.shape[0]):
-        level_codes(values[value_idx[c]], lowers[c], uppers[c], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    order = np.argsort(value_idx, kind="mergesort")
+    g0 = 0
+    while g0 < m:
+        g1 = group_end(value_idx, order, g0)
+        members = order[g0:g1]
+        level_codes(values[value_idx[members[0]]], lowers[members], uppers[members], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out
 
 
@@ -1105,17 +1141,23 @@ def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, 
     """Accumulators [n_combos, ACC_SIZE] of Bollinger combinations on one symbol.
 
     Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w], exit
-    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`).
+    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`, filled for up to
+    GROUP combinations of one window at once).
     """
-    n = close.shape[0]
-    out = np.zeros((window_idx.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = window_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(window_idx.shape[0]):
-        w = window_idx[c]
-        band_codes(close, means[w], stds[w], ks[c], exits[w], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    order = np.argsort(window_idx, kind="mergesort")
+    g0 = 0
+    while g0 < m:
+        g1 = group_end(window_idx, order, g0)
+        members = order[g0:g1]
+        w = window_idx[members[0]]
+        band_codes(close, means[w], stds[w], ks[members], exits[w], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out
 
 
@@ -1144,14 +1186,21 @@ def sweep_margins(times, open_, high, low, close, edge, margins, risk_params, ti
                   min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of probability-margin combinations (`ml_barrier`).
 
-    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`).
+    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`, up
+    to GROUP margins at once).
     """
-    n = close.shape[0]
-    out = np.zeros((margins.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = margins.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(margins.shape[0]):
-        margin_codes(edge, margins[c], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    same = np.zeros(m, dtype=np.int64)
+    order = np.arange(m)
+    g0 = 0
+    while g0 < m:
+        g1 = group_end(same, order, g0)
+        members = order[g0:g1]
+        margin_codes(edge, margins[members], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out
