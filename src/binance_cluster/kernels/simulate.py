@@ -76,8 +76,8 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
 from binance_cluster.kernels.indicators import mean_relation
-from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, level_codes,
-                                             margin_codes, weight_codes)
+from binance_cluster.kernels.signals import (BLOCK, CODE_ENTER, CODE_EXIT, band_codes,
+                                             level_codes, margin_codes, weight_codes)
 
 HOUR_MS = 3_600_000
 
@@ -611,17 +611,16 @@ def code_buffer(n):
 
 
 @jit
-def sum_relations(prefix, an, bn, start, safe_mul, out):
-    """out[t] = sign(mean of the last an ticks - mean of the last bn ticks) for t >= start.
+def sum_relations(prefix, an, bn, start, stop, safe_mul, out):
+    """out[t] = sign(mean of the last an ticks - mean of the last bn ticks), start <= t < stop.
 
     `prefix[t]` is the int64 sum of ticks[:t]; window sums are exact differences of it.
     """
-    n = prefix.shape[0] - 1
     # Loops over slices from 0 let LLVM vectorise them.
-    hi = prefix[start + 1:]
-    lo_a = prefix[start + 1 - an:n + 1 - an]
-    lo_b = prefix[start + 1 - bn:n + 1 - bn]
-    o = out[start:]
+    hi = prefix[start + 1:stop + 1]
+    lo_a = prefix[start + 1 - an:stop + 1 - an]
+    lo_b = prefix[start + 1 - bn:stop + 1 - bn]
+    o = out[start:stop]
     if safe_mul:
         for k in range(o.shape[0]):
             u = (hi[k] - lo_a[k]) * bn
@@ -633,11 +632,11 @@ def sum_relations(prefix, an, bn, start, safe_mul, out):
 
 
 @jit
-def value_relations(a, b, start, out):
-    """out[t] = sign(a[t] - b[t]) for t >= start."""
-    x = a[start:]
-    y = b[start:]
-    o = out[start:]
+def value_relations(a, b, start, stop, out):
+    """out[t] = sign(a[t] - b[t]) for start <= t < stop."""
+    x = a[start:stop]
+    y = b[start:stop]
+    o = out[start:stop]
     for t in range(x.shape[0]):
         u = x[t]
         v = y[t]
@@ -1060,46 +1059,6 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
     store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
 
 
-@jit
-def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
-                use_float, safe_mul, risk_params, tick, lot, min_notional, first):
-    """Accumulator vectors [n_combos, ACC_SIZE] of crossover combinations on one symbol.
-
-    Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
-    SMAs exactly from `prefix`, the int64 prefix sums of the ticks (use_float False), or
-    float series `fvals[w]` (EMA, NaN during warm-up). Per combination, one vectorised pass
-    computes the sign of fast - slow at every bar, one turns the signs into the cross rule's
-    codes, and `codes_pass` trades them.
-
-    Bars before `first` are warm-up history: they feed the averages and the cross state,
-    and trading starts at bar `first` (the results equal `step` run on bars first.. with the
-    signals computed on all bars).
-    """
-    n = close.shape[0]
-    n_combos = fast_idx.shape[0]
-    out = np.zeros((n_combos, ACC_SIZE))
-    code, words = code_buffer(n)
-    rel = np.zeros(n, dtype=np.int8)
-    hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(n_combos):
-        fw = fast_idx[c]
-        sw = slow_idx[c]
-        fn = windows[fw]
-        sn = windows[sw]
-        start = max(fn, sn) - 1
-        if start < 0:
-            start = 0
-        if use_float:
-            value_relations(fvals[fw], fvals[sw], start, rel)
-        else:
-            sum_relations(prefix, fn, sn, start, safe_mul, rel)
-        cross_codes(rel, start, code)
-        code[:start] = 0
-        codes_pass(times, open_, high, low, close, code, words, max(start, first), first,
-                   risk_params, tick, lot, min_notional, hour_stats, out[c])
-    return out
-
-
 GROUP = 16      # combinations whose codes one pass over their shared indicator fills
 
 
@@ -1128,6 +1087,58 @@ def pass_group(times, open_, high, low, close, codes, words, members, first, ris
     for j in range(members.shape[0]):
         codes_pass(times, open_, high, low, close, codes[j, :n], words[j], first, first,
                    risk_params, tick, lot, min_notional, hour_stats, out[members[j]])
+
+
+@jit
+def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
+                use_float, safe_mul, risk_params, tick, lot, min_notional, first):
+    """Accumulator vectors [n_combos, ACC_SIZE] of crossover combinations on one symbol.
+
+    Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
+    SMAs exactly from `prefix`, the int64 prefix sums of the ticks (use_float False), or
+    float series `fvals[w]` (EMA, NaN during warm-up). Up to GROUP combinations of one slow
+    window are a group: their signs of fast - slow are computed BLOCK bars at a time (the
+    block's slow values, or prefix sums, stay in the first-level cache for all of them);
+    then per combination one vectorised pass turns its signs into the cross rule's codes,
+    and `codes_pass` trades them.
+
+    Bars before `first` are warm-up history: they feed the averages and the cross state,
+    and trading starts at bar `first` (the results equal `step` run on bars first.. with the
+    signals computed on all bars).
+    """
+    n = close.shape[0]
+    m = fast_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), n)
+    rels = np.zeros((min(m, GROUP), n), dtype=np.int8)
+    hour_stats = np.zeros((24, 2), dtype=np.int64)
+    order = np.argsort(slow_idx, kind="mergesort")
+    g0 = 0
+    while g0 < m:
+        g1 = group_end(slow_idx, order, g0)
+        members = order[g0:g1]
+        for a in range(0, n, BLOCK):
+            b = min(a + BLOCK, n)
+            for j in range(members.shape[0]):
+                fw = fast_idx[members[j]]
+                sw = slow_idx[members[j]]
+                lo = max(a, max(windows[fw], windows[sw]) - 1)
+                if lo >= b:
+                    continue
+                if use_float:
+                    value_relations(fvals[fw], fvals[sw], lo, b, rels[j])
+                else:
+                    sum_relations(prefix, windows[fw], windows[sw], lo, b, safe_mul, rels[j])
+        for j in range(members.shape[0]):
+            c = members[j]
+            start = max(max(windows[fast_idx[c]], windows[slow_idx[c]]) - 1, 0)
+            code = codes[j, :n]
+            cross_codes(rels[j], start, code)
+            code[:start] = 0
+            codes_pass(times, open_, high, low, close, code, words[j], max(start, first), first,
+                       risk_params, tick, lot, min_notional, hour_stats, out[c])
+        g0 = g1
+    return out
 
 
 @jit
