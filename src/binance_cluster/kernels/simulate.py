@@ -1113,7 +1113,7 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
     rels = np.zeros((min(m, GROUP), n), dtype=np.int8)
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     order = np.argsort(slow_idx, kind="mergesort")
-    g0 = 0
+    g0 = np.int64(0)
     while g0 < m:
         g1 = group_end(slow_idx, order, g0)
         members = order[g0:g1]
@@ -1155,7 +1155,7 @@ def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppe
     codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     order = np.argsort(value_idx, kind="mergesort")
-    g0 = 0
+    g0 = np.int64(0)
     while g0 < m:
         g1 = group_end(value_idx, order, g0)
         members = order[g0:g1]
@@ -1180,7 +1180,7 @@ def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, 
     codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     order = np.argsort(window_idx, kind="mergesort")
-    g0 = 0
+    g0 = np.int64(0)
     while g0 < m:
         g1 = group_end(window_idx, order, g0)
         members = order[g0:g1]
@@ -1226,7 +1226,7 @@ def sweep_margins(times, open_, high, low, close, edge, margins, risk_params, ti
     hour_stats = np.zeros((24, 2), dtype=np.int64)
     same = np.zeros(m, dtype=np.int64)
     order = np.arange(m)
-    g0 = 0
+    g0 = np.int64(0)
     while g0 < m:
         g1 = group_end(same, order, g0)
         members = order[g0:g1]
