@@ -57,9 +57,11 @@ rounded down. Trade times are the open times of the bars in which the fills happ
 
 The fused sweeps run, for one symbol, the decision logic and the metric accumulators of every
 parameter combination in one lean pass over its signal codes (`codes_pass`: one int8 per bar,
-entry or exit (`kernels.signals` codes), filled per combination from indicators computed once per symbol), with the
-same float operations in the same order as `step` + `kernels.metrics`, so a combination's
-results are bit-identical to a single run. `sweep_cross` fills the codes of the crossovers.
+entry or exit (`kernels.signals` codes), from indicators computed once per symbol; the codes
+of up to GROUP combinations that share an indicator are filled in one pass over it, BLOCK
+bars at a time), with the same float operations in the same order as `step` +
+`kernels.metrics`, so a combination's results are bit-identical to a single run.
+`sweep_cross` fills the codes of the crossovers.
 """
 
 from __future__ import annotations
