@@ -194,7 +194,8 @@ def signals_at_ties(vbt, pd, c: Candles, entries: np.ndarray, exits: np.ndarray
         bars = np.flatnonzero((ve[:, k] != entries[:, k]) | (vx[:, k] != exits[:, k]))
         if bars.size:
             rel[:] = 1
-            sum_relations(prefix, p["fast"], p["slow"], max(p["fast"], p["slow"]) - 1, True, rel)
+            sum_relations(prefix, p["fast"], p["slow"], max(p["fast"], p["slow"]) - 1, len(c),
+                          True, rel)
             differ += bars.size
             tied += int(np.count_nonzero((rel[bars] == 0) | (rel[bars - 1] == 0)))
     return differ, tied

@@ -77,6 +77,49 @@ def test_fused_sweep_equals_single_runs(candles, models, name, risk):
     assert trades > 2 * len(grid)
 
 
+@pytest.fixture(scope="module")
+def walk_forward_models(shared_data, tmp_path_factory):
+    """ETHUSDT's walk-forward models over six days of real candles (daily folds), read back
+    from a model store as a backtest reads them: each bar scored by the model fitted before
+    its fold, NaN before the first traded fold."""
+    from binance_cluster.ml.features import FeatureSpec
+    from binance_cluster.ml.labels import LabelSpec
+    from binance_cluster.ml.logistic import LogisticParams
+    from binance_cluster.ml.model_store import ModelStore
+    from binance_cluster.ml.serve import load_symbol_models
+    from binance_cluster.ml.walkforward import TrainSpec, walk_forward
+    from binance_cluster.types import DAY_MS, parse_time_ms
+    from support.real_data import read_real
+
+    start = parse_time_ms("2025-05-05")
+    eth = read_real(shared_data, "ETHUSDT", start, start + 6 * DAY_MS)
+    spec = TrainSpec(kind="logistic", params=LogisticParams(),
+                     features=FeatureSpec(rsi=14, hour=True), label=LabelSpec(0.003, 0.003, 30),
+                     fold="day", min_train_rows=1000, min_eval_rows=200)
+    path = tmp_path_factory.mktemp("wf") / "ml.h5"
+    ModelStore(path).write({"ETHUSDT": walk_forward(eth, "ETHUSDT", spec)})
+    return eth, load_symbol_models(str(path), "ETHUSDT")
+
+
+@pytest.mark.parametrize("risk", ["exchange-exits", "quote-exits-shifts", "bnb-max-hold"])
+def test_ml_barrier_sweep_of_walk_forward_models_equals_single_runs(walk_forward_models, risk):
+    eth, models = walk_forward_models
+    st = get_strategy("ml_barrier")
+    risk = dataclasses.replace(RISKS[risk], **st.risk_defaults) if risk == "bnb-max-hold" \
+        else RISKS[risk]
+    grid = [{"margin": m} for m in (-0.15, -0.05, 0.0, 0.02, 0.1)]
+    rules = rules_for_prices(eth.close)
+    trades = []
+    for first in (0, 1500):
+        swept = sweep_symbol(st, eth, grid, risk, rules, "1m", first=first, model=models)
+        for p, m in zip(grid, swept):
+            sim = run_symbol(eth, compute_signals(st, eth, p, "1m", model=models), risk, rules,
+                             first=first)
+            assert m == compute_metrics(sim, MIN, risk.initial_cash), (first, p)
+            trades.append(m["trades"])
+    assert min(trades) < max(trades) and max(trades) > 2   # the margins move the entries
+
+
 def test_fused_sweep_of_a_grid_equals_each_combination_alone(candles):
     """Indicators shared by combinations change nothing: one combination alone, the same."""
     c = candles["SOLUSDT"]

@@ -28,9 +28,9 @@ def store(shared_data, tmp_path_factory):
     return root
 
 
-def _job(tmp_path, store, name="job", extra="", train=""):
+def _job(tmp_path, store, name="job", extra="", train="", top=""):
     return write_job(tmp_path / f"{name}.toml", ml_job_text(
-        store, SYMBOLS, tmp_path / f"out-{name}", tmp_path / f"{name}.h5", risk=extra,
+        store, SYMBOLS, tmp_path / f"out-{name}", tmp_path / f"{name}.h5", top=top, risk=extra,
         train=train + FEATURES))
 
 
@@ -108,15 +108,57 @@ def test_backtest_without_trained_models_is_an_error_naming_the_file(tmp_path, s
     assert "untrained.h5: model store not found" in out
 
 
-@pytest.mark.parametrize("edit,key", [
-    (lambda t: t.replace('mode = "portfolio"', 'mode = "sweep"'), "mode: strategy ml_barrier runs in portfolio mode only"),
-    (lambda t: "\n".join(l for l in t.splitlines() if not l.startswith("models")), "models: missing"),
-])
-def test_backtest_job_of_ml_barrier_checks_mode_and_models(tmp_path, store, cli, edit, key):
+@pytest.mark.parametrize("mode", ["portfolio", "sweep"])
+def test_backtest_job_of_ml_barrier_needs_models(tmp_path, store, cli, mode):
     job = _job(tmp_path, store, "check")
-    job.write_text(edit(job.read_text()))
+    text = job.read_text().replace('mode = "portfolio"', f'mode = "{mode}"')
+    job.write_text("\n".join(l for l in text.splitlines() if not l.startswith("models")))
     code, out, err = cli("backtest", job, "--no-progress")
-    assert code == 2 and key in err and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and "models: missing" in err and len(err.strip().splitlines()) == 1, err
+
+
+MARGINS = (-0.1, 0.0, 0.05)
+
+
+def test_sweep_of_ml_barrier_margins_equals_the_portfolio_runs_of_each_margin(tmp_path, store,
+                                                                              cli):
+    """A sweep job over margins trades the trained walk-forward models: each (symbol, margin)
+    unit's metrics equal that symbol's standalone run in a portfolio job of that margin (the
+    general path), and the best unit's replayed trades enter inside traded periods only."""
+    import json
+
+    job = _job(tmp_path, store, "msweep", top='top = 1\nrank_by = "trades"')
+    code, out, err = cli("train", job, "--no-progress")
+    assert code == 0, err
+    portfolio_text = job.read_text()
+    sweep = tmp_path / "msweep-grid.toml"
+    sweep.write_text(portfolio_text.replace('mode = "portfolio"', 'mode = "sweep"').replace(
+        'name = "ml_barrier"', f'name = "ml_barrier"\n[strategy.params]\nmargin = {list(MARGINS)}'))
+    code, out, err = cli("backtest", sweep, "--no-progress")
+    assert code == 0, err
+    units = json.loads((tmp_path / "out-msweep" / "summary.json").read_text())["units"]
+    assert [(u["symbol"], u["params"]["margin"]) for u in units] == \
+        [(s, m) for s in SYMBOLS for m in MARGINS]
+    swept = {(u["symbol"], u["params"]["margin"]): u["metrics"] for u in units}
+    assert sum(m["trades"] for m in swept.values()) > 0
+    assert swept[SYMBOLS[0], -0.1]["trades"] >= swept[SYMBOLS[0], 0.05]["trades"]
+    for margin in MARGINS:
+        one = tmp_path / f"margin{margin}.toml"
+        one.write_text(portfolio_text.replace(str(tmp_path / "out-msweep"),
+                                              str(tmp_path / f"out-m{margin}")).replace(
+            'name = "ml_barrier"', f'name = "ml_barrier"\n[strategy.params]\nmargin = {margin}'))
+        code, out, err = cli("backtest", one, "--no-progress")
+        assert code == 0, err
+        alone = json.loads((tmp_path / f"out-m{margin}" / "summary.json").read_text())["units"]
+        for u in alone:
+            assert swept[u["symbol"], margin] == u["metrics"], (u["symbol"], margin)
+    periods = [(r.symbol, r.trade_start, r.trade_end) for s in SYMBOLS
+               for r in ModelStore(tmp_path / "msweep.h5").records(s) if r.threshold is not None]
+    rows = (tmp_path / "out-msweep" / "trades.csv").read_text().splitlines()[1:]
+    assert rows
+    for row in rows:
+        cells = row.split(",")
+        assert any(s == cells[0] and lo <= int(cells[3]) - 60_000 < hi for s, lo, hi in periods), row
 
 
 def _store_image(store: ModelStore) -> dict:

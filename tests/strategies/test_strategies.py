@@ -171,9 +171,9 @@ def test_fused_sweep_signals_equal_single_run_signals(btc):
             start = max(f, s) - 1
             rel[:] = 0
             if kind == "sma":
-                kern.sum_relations(prefix, f, s, start, True, rel)
+                kern.sum_relations(prefix, f, s, start, n, True, rel)
             else:
-                kern.value_relations(ctx.ema(f), ctx.ema(s), start, rel)
+                kern.value_relations(ctx.ema(f), ctx.ema(s), start, n, rel)
             r = rel[start:].astype(np.int64)
             prev = np.concatenate([[0], r[:-1]])
             seen_below = np.concatenate([[False], np.logical_or.accumulate(r < 0)[:-1]])

@@ -17,6 +17,7 @@ finish; the exit code is then 1. Rank 0 alone writes files and shows progress.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -322,11 +323,14 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
     strategy = get_strategy(job.strategy)
     grid = job.grid()
     load = CandleLoader(job, strategy)
+    # a symbol's units are consecutive: its models are read once per rank
+    model_of = functools.lru_cache(maxsize=1)(lambda symbol: symbol_model(job, strategy, symbol))
 
     def sweep_unit(unit: Unit) -> list[dict]:
         loaded = load(unit.symbol)
         out = sweep_symbol(strategy, loaded.candles, grid[unit.lo:unit.hi], job.risk,
-                           job.rules_for(unit.symbol), job.interval, first=loaded.first)
+                           job.rules_for(unit.symbol), job.interval, first=loaded.first,
+                           model=model_of(unit.symbol))
         if len(out) != unit.hi - unit.lo:
             raise RuntimeError(f"sweep_symbol returned {len(out)} results for "
                                f"{unit.hi - unit.lo} parameter sets")
@@ -355,7 +359,8 @@ def _sweep(job: Job, comm: Comm, units: list[Unit], candle_counts: dict[str, int
         loaded = load(symbol)
         out, times = [], None
         for pid in pids:
-            signals = compute_signals(strategy, loaded.candles, grid[pid], job.interval)
+            signals = compute_signals(strategy, loaded.candles, grid[pid], job.interval,
+                                      model=model_of(symbol))
             sim = run_symbol(loaded.candles, signals, job.risk, job.rules_for(symbol),
                              bar_ms=interval_ms(job.interval), first=loaded.first)
             times = np.asarray(sim.times)

@@ -170,8 +170,6 @@ def resolve_job(raw: dict, where: Where, overrides: Overrides, check_store: bool
                           f"parameter, not a grid ({n} combinations)")
     risk = _risk(raw.get("risk", {}), strategy_name, where)
     if _needs_model(strategy_name):
-        if mode != "portfolio":
-            raise where.error("mode", f"strategy {strategy_name} runs in portfolio mode only")
         if raw.get("models") is None:
             raise where.error("models", f"missing: strategy {strategy_name} trades the models "
                                         "`binance-cluster train` writes there (e.g. \"models/ml.h5\")")

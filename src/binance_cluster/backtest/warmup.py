@@ -57,11 +57,13 @@ def warm_up(strategies: list[str] | None = None, modes: tuple[str, ...] = ("swee
 
                 models = [warm_up_models(candles, kind) for kind in model_kinds]
             for model, risk in ((m, r) for m in models for r in risks):
-                if "sweep" in modes and model is None:
+                if "sweep" in modes:
                     if sweep:
-                        sweep_symbol(strategy, candles, [params, params], risk, rules, interval)
+                        sweep_symbol(strategy, candles, [params, params], risk, rules, interval,
+                                     model=model)
                     if replay:  # the best units' trades and curves (no metrics: the sweep's)
-                        run_symbol(candles, compute_signals(strategy, candles, params, interval),
+                        run_symbol(candles, compute_signals(strategy, candles, params, interval,
+                                                            model=model),
                                    risk, rules, bar_ms=bar_ms)
                 if "portfolio" in modes:
                     parts = [portfolio_part(strategy, c, params, interval, risk, rules, model)

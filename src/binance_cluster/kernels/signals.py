@@ -132,14 +132,26 @@ def level_signals(value, lower, upper):
     return entry, exit_, score
 
 
+# The fused sweeps fill the codes of a group of combinations that share an indicator in one
+# pass over it, BLOCK bars at a time (the block's values stay in the first-level cache while
+# every combination's codes of the block are written).
+BLOCK = 2048
+
+
 @jit
-def level_codes(value, lower, upper, first, code):
-    """The codes of `level_signals` at bars first.. into `code` (NaN compares false)."""
-    v = value[first:]
-    o = code[first:]
-    for t in range(o.shape[0]):
-        e, x = level_rule(v[t], lower, upper)
-        o[t] = signal_code(e, x)
+def level_codes(value, lowers, uppers, first, codes):
+    """The codes of `level_signals` of each (lowers[j], uppers[j]) at bars first.. into
+    codes[j] (NaN compares false)."""
+    n = value.shape[0]
+    for a in range(first, n, BLOCK):
+        v = value[a:min(a + BLOCK, n)]
+        for j in range(lowers.shape[0]):
+            lower = lowers[j]
+            upper = uppers[j]
+            o = codes[j, a:a + v.shape[0]]
+            for t in range(v.shape[0]):
+                e, x = level_rule(v[t], lower, upper)
+                o[t] = signal_code(e, x)
 
 
 @jit
@@ -179,16 +191,21 @@ def band_signals(close, prefix, n, mean, std, k, safe_mul):
 
 
 @jit
-def band_codes(close, mean, std, k, exits, first, code):
-    """The codes of `band_signals` at bars first.. into `code` (`exits` from `band_exits`;
-    a NaN mean compares false)."""
-    c = close[first:]
-    m = mean[first:]
-    s = std[first:]
-    x = exits[first:]
-    o = code[first:]
-    for t in range(o.shape[0]):
-        o[t] = signal_code(c[t] < m[t] - k * s[t], x[t])
+def band_codes(close, mean, std, ks, exits, first, codes):
+    """The codes of `band_signals` of each band width ks[j] at bars first.. into codes[j]
+    (`exits` from `band_exits`; a NaN mean compares false)."""
+    n = close.shape[0]
+    for a in range(first, n, BLOCK):
+        b = min(a + BLOCK, n)
+        c = close[a:b]
+        m = mean[a:b]
+        s = std[a:b]
+        x = exits[a:b]
+        for j in range(ks.shape[0]):
+            k = ks[j]
+            o = codes[j, a:b]
+            for t in range(o.shape[0]):
+                o[t] = signal_code(c[t] < m[t] - k * s[t], x[t])
 
 
 # ----------------------------------------------------------------------------------------
@@ -244,10 +261,16 @@ def closed_hours_stats(open_time, close, bar_ms, hours):
 
 
 @jit
+def burst_filter(p, mx, mean, up, mb):
+    """True when close p passes the hourly filter of `burst_rule` (p * up < max, p <= mean *
+    mb); without branches, a NaN max or mean compares false."""
+    return (p * up < mx) & (p <= mean * mb)
+
+
+@jit
 def burst_rule(w, p, mx, mean, min_weight, up, mb):
-    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean);
-    without branches, a NaN max or mean compares false."""
-    return (w > min_weight) & (p * up < mx) & (p <= mean * mb)
+    """True when a bar of `burst_signals` enters (weight w, close p, hourly max and mean)."""
+    return (w > min_weight) & burst_filter(p, mx, mean, up, mb)
 
 
 @jit
@@ -267,18 +290,39 @@ def burst_signals(weight, close, max_close, mean_close, min_weight, room, band):
     return entry, exit_, score
 
 
+# A filtered weight is the weight where the close passes `burst_filter`, else WEIGHT_NONE,
+# in int16 (|weight| <= window (window + 1) <= 3660; min_weight is within +-10_000): a fused
+# sweep computes it once per (window, min_growth, hours, room, band) and each min_weight's
+# codes from it, two bytes a bar instead of the four arrays.
+WEIGHT_NONE = -32768
+
+
 @jit
-def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, first, code):
-    """The codes of `burst_signals` at bars first.. into `code`."""
+def filtered_weights(weight, close, max_close, mean_close, room, band, first):
+    """int16 per bar from `first` on: the weight where the close passes `burst_filter`, else
+    WEIGHT_NONE (below every min_weight, as the warm-up weight -1 << 30 is)."""
     up = 1.0 + room
     mb = 1.0 + band
+    out = np.full(close.shape[0], WEIGHT_NONE, dtype=np.int16)
     w = weight[first:]
     p = close[first:]
     mx = max_close[first:]
     mean = mean_close[first:]
+    o = out[first:]
+    for t in range(o.shape[0]):
+        keep = burst_filter(p[t], mx[t], mean[t], up, mb) & (w[t] > WEIGHT_NONE)
+        o[t] = np.int16(w[t] if keep else WEIGHT_NONE)
+    return out
+
+
+@jit
+def weight_codes(filtered, min_weight, first, code):
+    """The codes of `burst_signals` at bars first.. into `code`, from `filtered_weights`."""
+    mw = np.int16(min_weight)
+    f = filtered[first:]
     o = code[first:]
     for t in range(o.shape[0]):
-        o[t] = signal_code(burst_rule(w[t], p[t], mx[t], mean[t], min_weight, up, mb), np.bool_(False))
+        o[t] = signal_code(f[t] > mw, np.bool_(False))
 
 
 # ----------------------------------------------------------------------------------------
@@ -286,9 +330,14 @@ def burst_codes(weight, close, max_close, mean_close, min_weight, room, band, fi
 
 
 @jit
-def margin_codes(edge, margin, first, code):
-    """Codes of entries where edge - margin >= 0 (edge = probability - threshold; NaN: none)."""
-    e = edge[first:]
-    o = code[first:]
-    for t in range(o.shape[0]):
-        o[t] = signal_code(e[t] - margin >= 0.0, np.bool_(False))
+def margin_codes(edge, margins, first, codes):
+    """Codes of entries where edge - margins[j] >= 0 into codes[j] (edge = probability -
+    threshold; NaN: none)."""
+    n = edge.shape[0]
+    for a in range(first, n, BLOCK):
+        e = edge[a:min(a + BLOCK, n)]
+        for j in range(margins.shape[0]):
+            margin = margins[j]
+            o = codes[j, a:a + e.shape[0]]
+            for t in range(e.shape[0]):
+                o[t] = signal_code(e[t] - margin >= 0.0, np.bool_(False))

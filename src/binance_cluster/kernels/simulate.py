@@ -57,9 +57,11 @@ rounded down. Trade times are the open times of the bars in which the fills happ
 
 The fused sweeps run, for one symbol, the decision logic and the metric accumulators of every
 parameter combination in one lean pass over its signal codes (`codes_pass`: one int8 per bar,
-entry or exit (`kernels.signals` codes), filled per combination from indicators computed once per symbol), with the
-same float operations in the same order as `step` + `kernels.metrics`, so a combination's
-results are bit-identical to a single run. `sweep_cross` fills the codes of the crossovers.
+entry or exit (`kernels.signals` codes), from indicators computed once per symbol; the codes
+of up to GROUP combinations that share an indicator are filled in one pass over it, BLOCK
+bars at a time), with the same float operations in the same order as `step` +
+`kernels.metrics`, so a combination's results are bit-identical to a single run.
+`sweep_cross` fills the codes of the crossovers.
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ from binance_cluster.kernels.fills import (TARGET_FILL, buy_quantity_inv, ceil_u
 from binance_cluster.kernels.metrics import (ACC_SIZE, DD_SLACK, add_drawdown, add_return,
                                              add_trade, drawdown_bar, is_win, store)
 from binance_cluster.kernels.indicators import mean_relation
-from binance_cluster.kernels.signals import (CODE_ENTER, CODE_EXIT, band_codes, burst_codes,
-                                             level_codes, margin_codes)
+from binance_cluster.kernels.signals import (BLOCK, CODE_ENTER, CODE_EXIT, band_codes,
+                                             level_codes, margin_codes, weight_codes)
 
 HOUR_MS = 3_600_000
 
@@ -611,17 +613,16 @@ def code_buffer(n):
 
 
 @jit
-def sum_relations(prefix, an, bn, start, safe_mul, out):
-    """out[t] = sign(mean of the last an ticks - mean of the last bn ticks) for t >= start.
+def sum_relations(prefix, an, bn, start, stop, safe_mul, out):
+    """out[t] = sign(mean of the last an ticks - mean of the last bn ticks), start <= t < stop.
 
     `prefix[t]` is the int64 sum of ticks[:t]; window sums are exact differences of it.
     """
-    n = prefix.shape[0] - 1
     # Loops over slices from 0 let LLVM vectorise them.
-    hi = prefix[start + 1:]
-    lo_a = prefix[start + 1 - an:n + 1 - an]
-    lo_b = prefix[start + 1 - bn:n + 1 - bn]
-    o = out[start:]
+    hi = prefix[start + 1:stop + 1]
+    lo_a = prefix[start + 1 - an:stop + 1 - an]
+    lo_b = prefix[start + 1 - bn:stop + 1 - bn]
+    o = out[start:stop]
     if safe_mul:
         for k in range(o.shape[0]):
             u = (hi[k] - lo_a[k]) * bn
@@ -633,11 +634,11 @@ def sum_relations(prefix, an, bn, start, safe_mul, out):
 
 
 @jit
-def value_relations(a, b, start, out):
-    """out[t] = sign(a[t] - b[t]) for t >= start."""
-    x = a[start:]
-    y = b[start:]
-    o = out[start:]
+def value_relations(a, b, start, stop, out):
+    """out[t] = sign(a[t] - b[t]) for start <= t < stop."""
+    x = a[start:stop]
+    y = b[start:stop]
+    o = out[start:stop]
     for t in range(x.shape[0]):
         u = x[t]
         v = y[t]
@@ -729,15 +730,35 @@ def fold_long(close, a, b, cash, qty, s1, s2, d2, prev, peak, max_dd, keep):
     when the highest close of the range makes no new equity peak, the deepest drawdown of
     the range is at its lowest close: one division instead of one per bar.
     """
+    # Two bars a step, with the lowest and highest close of even and odd bars apart: the
+    # min/max chains would otherwise cost more a bar than the division (the sums stay in
+    # bar order; min and max do not depend on it).
     lo = close[a]
     hi = lo
-    for t in range(a, b):
+    lo1 = lo
+    hi1 = lo
+    t = a
+    while t + 1 < b:
+        c = close[t]
+        equity = cash + qty * c
+        s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
+        lo = c if c < lo else lo
+        hi = c if c > hi else hi
+        c = close[t + 1]
+        prev = cash + qty * c
+        s1, s2, d2 = add_return(prev, equity, s1, s2, d2)
+        lo1 = c if c < lo1 else lo1
+        hi1 = c if c > hi1 else hi1
+        t += 2
+    if t < b:
         c = close[t]
         equity = cash + qty * c
         s1, s2, d2 = add_return(equity, prev, s1, s2, d2)
         prev = equity
         lo = c if c < lo else lo
         hi = c if c > hi else hi
+    lo = lo1 if lo1 < lo else lo
+    hi = hi1 if hi1 > hi else hi
     if cash + qty * hi <= peak:
         max_dd = max(max_dd, (peak - (cash + qty * lo)) / peak)
         keep = 1.0 - max_dd + DD_SLACK
@@ -1040,6 +1061,36 @@ def codes_pass(times, open_, high, low, close, code, words, start, first, risk_p
     store(acc, prev, s1, s2, d2, max_dd, n - first, n_held, trades, wins, gp, gl, tf)
 
 
+GROUP = 16      # combinations whose codes one pass over their shared indicator fills
+
+
+@jit
+def code_rows(k, n):
+    """(codes [k, >= n] int8, their int64 words [k, n // 8 + 1]) zeroed: a group's scratch."""
+    words = np.zeros((k, n // 8 + 1), dtype=np.int64)
+    return words.view(np.int8), words
+
+
+@jit
+def group_end(key, order, g0):
+    """End of the group that starts at order[g0]: the combinations after it in `order` with
+    the same key, at most GROUP in all."""
+    g1 = g0 + 1
+    while g1 < order.shape[0] and g1 - g0 < GROUP and key[order[g1]] == key[order[g0]]:
+        g1 += 1
+    return g1
+
+
+@jit
+def pass_group(times, open_, high, low, close, codes, words, members, first, risk_params, tick,
+               lot, min_notional, hour_stats, out):
+    """`codes_pass` of each combination members[j] on its codes codes[j], into out[members[j]]."""
+    n = close.shape[0]
+    for j in range(members.shape[0]):
+        codes_pass(times, open_, high, low, close, codes[j, :n], words[j], first, first,
+                   risk_params, tick, lot, min_notional, hour_stats, out[members[j]])
+
+
 @jit
 def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx, slow_idx,
                 use_float, safe_mul, risk_params, tick, lot, min_notional, first):
@@ -1047,36 +1098,48 @@ def sweep_cross(times, open_, high, low, close, prefix, fvals, windows, fast_idx
 
     Combination c compares the average of window fast_idx[c] with that of slow_idx[c]:
     SMAs exactly from `prefix`, the int64 prefix sums of the ticks (use_float False), or
-    float series `fvals[w]` (EMA, NaN during warm-up). Per combination, one vectorised pass
-    computes the sign of fast - slow at every bar, one turns the signs into the cross rule's
-    codes, and `codes_pass` trades them.
+    float series `fvals[w]` (EMA, NaN during warm-up). Up to GROUP combinations of one slow
+    window are a group: their signs of fast - slow are computed BLOCK bars at a time (the
+    block's slow values, or prefix sums, stay in the first-level cache for all of them);
+    then per combination one vectorised pass turns its signs into the cross rule's codes,
+    and `codes_pass` trades them.
 
     Bars before `first` are warm-up history: they feed the averages and the cross state,
     and trading starts at bar `first` (the results equal `step` run on bars first.. with the
     signals computed on all bars).
     """
     n = close.shape[0]
-    n_combos = fast_idx.shape[0]
-    out = np.zeros((n_combos, ACC_SIZE))
-    code, words = code_buffer(n)
-    rel = np.zeros(n, dtype=np.int8)
+    m = fast_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), n)
+    rels = np.zeros((min(m, GROUP), n), dtype=np.int8)
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(n_combos):
-        fw = fast_idx[c]
-        sw = slow_idx[c]
-        fn = windows[fw]
-        sn = windows[sw]
-        start = max(fn, sn) - 1
-        if start < 0:
-            start = 0
-        if use_float:
-            value_relations(fvals[fw], fvals[sw], start, rel)
-        else:
-            sum_relations(prefix, fn, sn, start, safe_mul, rel)
-        cross_codes(rel, start, code)
-        code[:start] = 0
-        codes_pass(times, open_, high, low, close, code, words, max(start, first), first,
-                   risk_params, tick, lot, min_notional, hour_stats, out[c])
+    order = np.argsort(slow_idx, kind="mergesort")
+    g0 = np.int64(0)
+    while g0 < m:
+        g1 = group_end(slow_idx, order, g0)
+        members = order[g0:g1]
+        for a in range(0, n, BLOCK):
+            b = min(a + BLOCK, n)
+            for j in range(members.shape[0]):
+                fw = fast_idx[members[j]]
+                sw = slow_idx[members[j]]
+                lo = max(a, max(windows[fw], windows[sw]) - 1)
+                if lo >= b:
+                    continue
+                if use_float:
+                    value_relations(fvals[fw], fvals[sw], lo, b, rels[j])
+                else:
+                    sum_relations(prefix, windows[fw], windows[sw], lo, b, safe_mul, rels[j])
+        for j in range(members.shape[0]):
+            c = members[j]
+            start = max(max(windows[fast_idx[c]], windows[slow_idx[c]]) - 1, 0)
+            code = codes[j, :n]
+            cross_codes(rels[j], start, code)
+            code[:start] = 0
+            codes_pass(times, open_, high, low, close, code, words[j], max(start, first), first,
+                       risk_params, tick, lot, min_notional, hour_stats, out[c])
+        g0 = g1
     return out
 
 
@@ -1086,16 +1149,22 @@ def sweep_levels(times, open_, high, low, close, values, value_idx, lowers, uppe
     """Accumulators [n_combos, ACC_SIZE] of level combinations (`rsi_reversion`) on one symbol.
 
     Combination c enters while values[value_idx[c]] < lowers[c] and exits while it is above
-    uppers[c] (`kernels.signals.level_codes`); trading starts at bar `first`.
+    uppers[c] (`kernels.signals.level_codes`, filled for up to GROUP combinations of one
+    value series at once); trading starts at bar `first`.
     """
-    n = close.shape[0]
-    out = np.zeros((value_idx.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = value_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(value_idx.shape[0]):
-        level_codes(values[value_idx[c]], lowers[c], uppers[c], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    order = np.argsort(value_idx, kind="mergesort")
+    g0 = np.int64(0)
+    while g0 < m:
+        g1 = group_end(value_idx, order, g0)
+        members = order[g0:g1]
+        level_codes(values[value_idx[members[0]]], lowers[members], uppers[members], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out
 
 
@@ -1105,37 +1174,41 @@ def sweep_bands(times, open_, high, low, close, means, stds, exits, window_idx, 
     """Accumulators [n_combos, ACC_SIZE] of Bollinger combinations on one symbol.
 
     Combination c uses window w = window_idx[c] (SMA means[w], deviation stds[w], exit
-    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`).
+    signals exits[w]) and band width ks[c] (`kernels.signals.band_codes`, filled for up to
+    GROUP combinations of one window at once).
     """
-    n = close.shape[0]
-    out = np.zeros((window_idx.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = window_idx.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(window_idx.shape[0]):
-        w = window_idx[c]
-        band_codes(close, means[w], stds[w], ks[c], exits[w], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    order = np.argsort(window_idx, kind="mergesort")
+    g0 = np.int64(0)
+    while g0 < m:
+        g1 = group_end(window_idx, order, g0)
+        members = order[g0:g1]
+        w = window_idx[members[0]]
+        band_codes(close, means[w], stds[w], ks[members], exits[w], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out
 
 
 @jit
-def sweep_bursts(times, open_, high, low, close, weights, maxes, means, weight_idx, hour_idx,
-                 min_weights, rooms, bands, risk_params, tick, lot, min_notional, first):
+def sweep_bursts(times, open_, high, low, close, filtered, filter_idx, min_weights, risk_params,
+                 tick, lot, min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of momentum-burst combinations on one symbol.
 
-    Combination c weighs weights[weight_idx[c]] against min_weights[c] and the hourly max
-    and mean close maxes/means[hour_idx[c]] with rooms[c] and bands[c]
-    (`kernels.signals.burst_codes`).
+    Combination c compares the filtered weights filtered[filter_idx[c]] (its window,
+    min_growth, hours, room and band: `kernels.signals.filtered_weights`) with
+    min_weights[c] (`kernels.signals.weight_codes`).
     """
     n = close.shape[0]
-    out = np.zeros((weight_idx.shape[0], ACC_SIZE))
+    out = np.zeros((filter_idx.shape[0], ACC_SIZE))
     code, words = code_buffer(n)
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(weight_idx.shape[0]):
-        h = hour_idx[c]
-        burst_codes(weights[weight_idx[c]], close, maxes[h], means[h], min_weights[c], rooms[c],
-                    bands[c], first, code)
+    for c in range(filter_idx.shape[0]):
+        weight_codes(filtered[filter_idx[c]], min_weights[c], first, code)
         codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
                    lot, min_notional, hour_stats, out[c])
     return out
@@ -1146,14 +1219,21 @@ def sweep_margins(times, open_, high, low, close, edge, margins, risk_params, ti
                   min_notional, first):
     """Accumulators [n_combos, ACC_SIZE] of probability-margin combinations (`ml_barrier`).
 
-    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`).
+    Combination c enters where edge - margins[c] >= 0 (`kernels.signals.margin_codes`, up
+    to GROUP margins at once).
     """
-    n = close.shape[0]
-    out = np.zeros((margins.shape[0], ACC_SIZE))
-    code, words = code_buffer(n)
+    m = margins.shape[0]
+    out = np.zeros((m, ACC_SIZE))
+    codes, words = code_rows(min(m, GROUP), close.shape[0])
     hour_stats = np.zeros((24, 2), dtype=np.int64)
-    for c in range(margins.shape[0]):
-        margin_codes(edge, margins[c], first, code)
-        codes_pass(times, open_, high, low, close, code, words, first, first, risk_params, tick,
-                   lot, min_notional, hour_stats, out[c])
+    same = np.zeros(m, dtype=np.int64)
+    order = np.arange(m)
+    g0 = np.int64(0)
+    while g0 < m:
+        g1 = group_end(same, order, g0)
+        members = order[g0:g1]
+        margin_codes(edge, margins[members], first, codes)
+        pass_group(times, open_, high, low, close, codes, words, members, first, risk_params,
+                   tick, lot, min_notional, hour_stats, out)
+        g0 = g1
     return out

@@ -348,14 +348,16 @@ def _sweep_bollinger(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np
 
 def _sweep_momentum(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
     _check_hourly(ctx.bar_ms)
-    shapes, w_idx = _distinct([(p["window"], float(p["min_growth"])) for p in params])
-    hours, h_idx = _distinct([p["hours"] for p in params])
-    stats = [ctx.hour_stats(h) for h in hours]
-    return ks.sweep_bursts(*_bars(ctx), np.stack([ctx.burst_weight(w, g) for w, g in shapes]),
-                           np.stack([m for m, _ in stats]), np.stack([m for _, m in stats]),
-                           w_idx, h_idx, np.array([p["min_weight"] for p in params], np.int64),
-                           np.array([float(p["room"]) for p in params]),
-                           np.array([float(p["band"]) for p in params]), *_tail(a))
+    keys, idx = _distinct([(p["window"], float(p["min_growth"]), p["hours"], float(p["room"]),
+                            float(p["band"])) for p in params])
+    close = ctx.candles.close
+    filtered = np.empty((len(keys), len(close)), dtype=np.int16)
+    for k, (window, growth, hours, room, band) in enumerate(keys):
+        max_close, mean_close = ctx.hour_stats(hours)
+        filtered[k] = sk.filtered_weights(ctx.burst_weight(window, growth), close, max_close,
+                                          mean_close, room, band, a.first)
+    return ks.sweep_bursts(*_bars(ctx), filtered, idx,
+                           np.array([p["min_weight"] for p in params], np.int64), *_tail(a))
 
 
 def _sweep_ml(ctx: SignalContext, params: list[dict], a: SweepArgs) -> np.ndarray:
