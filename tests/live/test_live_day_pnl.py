@@ -11,7 +11,6 @@ the one the bar was first decided on."""
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,26 +18,15 @@ import pytest
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import MINUTE_MS, interval_ms
-from support.live import (DAY0, ENV, InProcessLoop, build_source, exchange_rules, live_job_text,
+from support.live import (REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY, REPLAY_SYMBOLS,
+                          SIGNALS_ONLY, InProcessLoop, exchange_rules, live_job_text,
                           stepped_emulator)
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-INTERVAL = "15m"
+pytestmark = pytest.mark.usefixtures("test_keys")
+SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
 BAR_MS = interval_ms(INTERVAL)
-FIRST = DAY0 + 86_400_000
-CASH, FEE, SLIPPAGE = 10_000.0, 0.001, 0.0002
-SIGNALS = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = false\n"
-
-
-@pytest.fixture(scope="module")
-def source(shared_data, tmp_path_factory) -> CandleStore:
-    return build_source(shared_data, tmp_path_factory.mktemp("day-pnl") / "source", SYMBOLS, 2)
-
-
-@pytest.fixture(autouse=True)
-def keys(monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
+CASH, FEE, SLIPPAGE = REPLAY_MONEY
+SIGNALS = SIGNALS_ONLY
 
 
 def closes_at(source: CandleStore, bar: int) -> np.ndarray:
@@ -53,8 +41,8 @@ def pnl_at(loop, bar: int, closes) -> Decimal:
     return loop._day_pnl(bar, holdings, closes)
 
 
-def test_a_bar_decided_again_after_a_restart_counts_its_sale_once(source, tmp_path):
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+def test_a_bar_decided_again_after_a_restart_counts_its_sale_once(replay_source, tmp_path):
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         job = tmp_path / "day-pnl.toml"
         job.write_text(live_job_text("sma_cross", SIGNALS, SYMBOLS, INTERVAL,
@@ -66,7 +54,7 @@ def test_a_bar_decided_again_after_a_restart_counts_its_sale_once(source, tmp_pa
             for k in range(40):
                 bar = FIRST + k * BAR_MS
                 control.set_replay(bar + BAR_MS)
-                before = pnl_at(run.loop, bar, closes_at(source, bar))
+                before = pnl_at(run.loop, bar, closes_at(replay_source, bar))
                 run.bar(bar)
                 if any(i.purpose == "signal" and i.bar_ms == bar and i.status == "FILLED"
                        for i in run.journal.intents()):
@@ -76,7 +64,7 @@ def test_a_bar_decided_again_after_a_restart_counts_its_sale_once(source, tmp_pa
             sale = [f for f in run.journal.fills() if f.side == "SELL"]
             realised = run.journal.realised_since(sold_at - sold_at % 86_400_000)
         with InProcessLoop(job, url, control) as restarted:      # the same journal, a new job
-            again = pnl_at(restarted.loop, sold_at, closes_at(source, sold_at))
+            again = pnl_at(restarted.loop, sold_at, closes_at(replay_source, sold_at))
     assert sale and all(f.time_ms >= sold_at + BAR_MS for f in sale)   # sold after the close
     assert realised != 0
     assert again == first_pnl

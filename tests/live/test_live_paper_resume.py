@@ -7,28 +7,17 @@ resting, then started again on the same journal; and a new journal starts a new 
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import interval_ms
-from support.live import (DAY0, InProcessLoop, build_source, exchange_rules, live_job_text,
-                          stepped_emulator)
+from support.live import (PROTECTED, REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY, REPLAY_SYMBOLS,
+                          InProcessLoop, exchange_rules, live_job_text, stepped_emulator)
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-INTERVAL = "15m"
+SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
 BAR_MS = interval_ms(INTERVAL)
-FIRST = DAY0 + 86_400_000
-CASH, FEE, SLIPPAGE = 10_000.0, 0.001, 0.0002
-PROTECTED = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = 0.006\ntake_profit = 0.008\n"
-
-
-@pytest.fixture(scope="module")
-def source(shared_data, tmp_path_factory) -> CandleStore:
-    return build_source(shared_data, tmp_path_factory.mktemp("paper-resume") / "source",
-                        SYMBOLS, 2)
+CASH, FEE, SLIPPAGE = REPLAY_MONEY
 
 
 def account_matches_journal(run: InProcessLoop) -> None:
@@ -46,8 +35,8 @@ def account_matches_journal(run: InProcessLoop) -> None:
         assert (balances[base].total if base in balances else Decimal(0)) == held, s
 
 
-def test_a_paper_run_restarted_on_its_journal_resumes_its_account(source, tmp_path):
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+def test_a_paper_run_restarted_on_its_journal_resumes_its_account(replay_source, tmp_path):
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         job = tmp_path / "paper-resume.toml"
         job.write_text(live_job_text("sma_cross", PROTECTED, SYMBOLS, INTERVAL,

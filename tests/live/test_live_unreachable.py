@@ -21,37 +21,23 @@ from pathlib import Path
 
 import pytest
 
-from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.broker.errors import AuthenticationError
 from binance_cluster.exchange.broker.ids import client_order_id, list_id_of
 from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import interval_ms
 from support.broker import keyed_client
-from support.live import (DAY0, ENV, KEY, SECRET, InProcessLoop, build_source, exchange_rules,
+from support.live import (KEY, PROTECTED, REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY,
+                          REPLAY_SYMBOLS, SECRET, SIGNALS_ONLY, InProcessLoop, exchange_rules,
                           live_job_text, stepped_emulator)
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
-INTERVAL = "15m"
+pytestmark = pytest.mark.usefixtures("test_keys")
+SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
 BAR_MS = interval_ms(INTERVAL)
-FIRST = DAY0 + 86_400_000
-CASH, FEE, SLIPPAGE = 10_000.0, 0.001, 0.0002
-SIGNALS = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = false\n"
-PROTECTED = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = 0.006\ntake_profit = 0.008\n"
+CASH, FEE, SLIPPAGE = REPLAY_MONEY
+SIGNALS = SIGNALS_ONLY
 # short timeouts and recvWindow: an ambiguous order is looked up within a second
 REQUESTS = 'timeout_seconds = 2\nrecv_window_ms = 300\nexits = "exchange"\n'
 FIVE_XX = ["5xx"] * 6            # six failures in a row: the transport gives up
-
-
-@pytest.fixture(scope="module")
-def source(shared_data, tmp_path_factory) -> CandleStore:
-    """Two days of three real symbols (1m) for the emulator."""
-    return build_source(shared_data, tmp_path_factory.mktemp("unreachable") / "source", SYMBOLS, 2)
-
-
-@pytest.fixture(autouse=True)
-def keys(monkeypatch):
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
 
 
 def write_job(root: Path, url: str, params_and_risk: str) -> Path:
@@ -68,8 +54,20 @@ def first_entry_bar(journal) -> int | None:
     return min(bars) if bars else None
 
 
-def test_a_bar_the_exchange_cannot_serve_is_skipped_and_the_loop_goes_on(source, tmp_path):
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+def run_to_first_entry(run) -> tuple[int, int]:
+    """Bars from FIRST on until the first entry is sent (at most 30): (its bar, the index of
+    the next bar)."""
+    k = 0
+    while first_entry_bar(run.journal) is None and k < 30:
+        run.bar(FIRST + k * BAR_MS)
+        k += 1
+    entered = first_entry_bar(run.journal)
+    assert entered is not None, "no entry in 30 bars"
+    return entered, k
+
+
+def test_a_bar_the_exchange_cannot_serve_is_skipped_and_the_loop_goes_on(replay_source, tmp_path):
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         with InProcessLoop(write_job(tmp_path, url, SIGNALS), url, control) as run:
             run.bar(FIRST)
@@ -108,23 +106,18 @@ def test_a_bar_the_exchange_cannot_serve_is_skipped_and_the_loop_goes_on(source,
     assert sum(" UTC  latency " in line for line in run.lines) == 6
 
 
-def test_a_protection_whose_answer_is_lost_is_found_next_bar_not_placed_twice(source, tmp_path):
+def test_a_protection_whose_answer_is_lost_is_found_next_bar_not_placed_twice(replay_source, tmp_path):
     """The OCO placed right after an entry fill: its answer dropped, its look-up failing six
     times (`OrderStatusUnknownError`): the rest of the bar is skipped; the next bar queries it
     (`resolve_unknown`) and finds it resting."""
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         with InProcessLoop(write_job(tmp_path, url, PROTECTED), url, control) as run:
             # the entry goes through ("ok"); its OCO's answer is dropped, and the look-up of
             # its legs (GET /api/v3/order) fails six times
             control.set_faults(queue=["ok", "drop"] + FIVE_XX,
                                paths=["/api/v3/orderList/oco", "/api/v3/order"])
-            k = 0
-            while first_entry_bar(run.journal) is None and k < 30:
-                run.bar(FIRST + k * BAR_MS)
-                k += 1
-            entered = first_entry_bar(run.journal)
-            assert entered is not None, "no entry in 30 bars"
+            entered, k = run_to_first_entry(run)
             counts = control.faults()["counts"]
             bar = run.journal.bars()[-1]
             unknown = [i.client_id for i in run.journal.unknown_intents()]
@@ -143,20 +136,15 @@ def test_a_protection_whose_answer_is_lost_is_found_next_bar_not_placed_twice(so
     assert lists[unknown[0] + "-tp"] == 1 and lists[unknown[0] + "-sl"] == 1
 
 
-def test_an_entry_found_filled_next_bar_is_protected_in_that_bar(source, tmp_path):
+def test_an_entry_found_filled_next_bar_is_protected_in_that_bar(replay_source, tmp_path):
     """An entry's answer dropped and its look-up failing six times: the send's outcome is
     unknown and the loop goes on; the next bar finds it filled and places its protection at
     once, under the id it would have had right after the fill."""
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         with InProcessLoop(write_job(tmp_path, url, PROTECTED), url, control) as run:
             control.set_faults(queue=["drop"] + FIVE_XX, paths=["/api/v3/order"])
-            k = 0
-            while first_entry_bar(run.journal) is None and k < 30:
-                run.bar(FIRST + k * BAR_MS)
-                k += 1
-            entered = first_entry_bar(run.journal)
-            assert entered is not None, "no entry in 30 bars"
+            entered, k = run_to_first_entry(run)
             unknown = run.journal.unknown_intents()
             counts = control.faults()["counts"]
             control.set_faults()
@@ -177,20 +165,15 @@ def test_an_entry_found_filled_next_bar_is_protected_in_that_bar(source, tmp_pat
     assert bar.bar_ms == entered + BAR_MS and bar.skipped == {} and bar.orders >= 1
 
 
-def test_an_entry_the_exchange_never_takes_skips_the_rest_of_the_bar(source, tmp_path):
+def test_an_entry_the_exchange_never_takes_skips_the_rest_of_the_bar(replay_source, tmp_path):
     """An entry answered 5xx six times, the exchange not having it after each (the broker
     looks it up before sending it again): journaled as not placed, the rest of the bar
     skipped; the next bars are decided as usual and nothing was placed for it."""
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         with InProcessLoop(write_job(tmp_path, url, SIGNALS), url, control) as run:
             control.set_faults(queue=["5xx", "ok"] * 6, paths=["/api/v3/order"])
-            k = 0
-            while first_entry_bar(run.journal) is None and k < 30:
-                run.bar(FIRST + k * BAR_MS)
-                k += 1
-            entered = first_entry_bar(run.journal)
-            assert entered is not None, "no entry in 30 bars"
+            entered, k = run_to_first_entry(run)
             control.set_faults()
             for j in range(k, k + 2):
                 run.bar(FIRST + j * BAR_MS)
@@ -205,23 +188,18 @@ def test_an_entry_the_exchange_never_takes_skips_the_rest_of_the_bar(source, tmp
     assert [bars[FIRST + j * BAR_MS].skipped for j in range(k, k + 2)] == [{}, {}]
 
 
-def test_a_protection_the_exchange_never_took_is_placed_after_the_skipped_bar(source, tmp_path):
+def test_a_protection_the_exchange_never_took_is_placed_after_the_skipped_bar(replay_source, tmp_path):
     """The OCO after an entry fill answered 5xx six times, the exchange not having it after
     each: the bar is skipped; before the next bar the start-up pass of the exits runs and
     the position gets its protection (placed in that bar)."""
-    with stepped_emulator(source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
+    with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
         with InProcessLoop(write_job(tmp_path, url, PROTECTED), url, control) as run:
             # the entry goes through; each OCO send is a 5xx, each look-up of its legs finds
             # nothing
             control.set_faults(queue=["ok"] + ["5xx", "ok"] * 6,
                                paths=["/api/v3/orderList/oco", "/api/v3/order"])
-            k = 0
-            while first_entry_bar(run.journal) is None and k < 30:
-                run.bar(FIRST + k * BAR_MS)
-                k += 1
-            entered = first_entry_bar(run.journal)
-            assert entered is not None, "no entry in 30 bars"
+            entered, k = run_to_first_entry(run)
             control.set_faults()
             skipped = run.journal.bars()[-1]
             symbol = next(i.symbol for i in run.journal.intents() if i.purpose == "entry")

@@ -275,6 +275,17 @@ def memory_holds(pid: int, needle: bytes) -> bool:
 DAY0 = 1_746_403_200_000        # 2025-05-05 00:00 UTC: every real symbol but ADAUSDT has candles
 
 
+# The in-process loop tests' replay (`InProcessLoop`): three real symbols, 15m bars from the
+# second of two days, 10,000 USDT, Binance's taker fee and a small slippage; sma_cross 3/8
+# trading on its signals only, or protected by a stop and a target.
+REPLAY_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+REPLAY_INTERVAL = "15m"
+REPLAY_FIRST = DAY0 + 86_400_000
+REPLAY_MONEY = (10_000.0, 0.001, 0.0002)          # cash, fee rate, slippage
+SIGNALS_ONLY = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = false\n"
+PROTECTED = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = 0.006\ntake_profit = 0.008\n"
+
+
 def build_source(shared_data: Path, root: Path, symbols, days: int) -> CandleStore:
     """The emulator's store: `days` days of real 1m candles of `symbols` from DAY0."""
     from support.real_data import read_real
