@@ -102,7 +102,7 @@ def test_live_trades_as_the_backtest_bar_by_bar(strategy, source, tmp_path, cli,
     models = request.getfixturevalue("models") if strategy == "ml_barrier" else None
     run, backtest, (closed, still_open), first, bars = run_parity(strategy, source, tmp_path, cli,
                                                                   models)
-    assert backtest["entry_time_ms"].min() >= first            # ml_barrier: the live day only
+    assert backtest["entry_time_ms"].min() >= first            # the live day only
     trades = same_trades(backtest, closed, still_open, first + 86_400_000)
     assert trades >= 5, f"{strategy}: only {trades} closed trades in the window"
     assert len(set(backtest["symbol"])) >= 2
