@@ -19,8 +19,7 @@ from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import MINUTE_MS, interval_ms
 from support.live import (REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY, REPLAY_SYMBOLS,
-                          SIGNALS_ONLY, InProcessLoop, exchange_rules, live_job_text,
-                          stepped_emulator)
+                          SIGNALS_ONLY, InProcessLoop, replay_job, stepped_emulator)
 
 pytestmark = pytest.mark.usefixtures("test_keys")
 SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
@@ -44,11 +43,7 @@ def pnl_at(loop, bar: int, closes) -> Decimal:
 def test_a_bar_decided_again_after_a_restart_counts_its_sale_once(replay_source, tmp_path):
     with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
-        job = tmp_path / "day-pnl.toml"
-        job.write_text(live_job_text("sma_cross", SIGNALS, SYMBOLS, INTERVAL,
-                                     tmp_path / "live-store", tmp_path / "out", FIRST,
-                                     FIRST + 60 * BAR_MS, exchange_rules(url, SYMBOLS), CASH,
-                                     FEE, SLIPPAGE))
+        job = replay_job(tmp_path, url, "day-pnl", SIGNALS, 60)
         sold_at, first_pnl = None, None
         with InProcessLoop(job, url, control) as run:
             for k in range(40):

@@ -13,7 +13,7 @@ import pytest
 from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import interval_ms
 from support.live import (PROTECTED, REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY, REPLAY_SYMBOLS,
-                          InProcessLoop, exchange_rules, live_job_text, stepped_emulator)
+                          InProcessLoop, replay_job, stepped_emulator)
 
 SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
 BAR_MS = interval_ms(INTERVAL)
@@ -38,11 +38,7 @@ def account_matches_journal(run: InProcessLoop) -> None:
 def test_a_paper_run_restarted_on_its_journal_resumes_its_account(replay_source, tmp_path):
     with stepped_emulator(replay_source, tmp_path, FIRST, BAR_MS, CASH, FEE, SLIPPAGE) as url:
         control = EmulatorControl(url)
-        job = tmp_path / "paper-resume.toml"
-        job.write_text(live_job_text("sma_cross", PROTECTED, SYMBOLS, INTERVAL,
-                                     tmp_path / "live-store", tmp_path / "out", FIRST,
-                                     FIRST + 60 * BAR_MS, exchange_rules(url, SYMBOLS), CASH,
-                                     FEE, SLIPPAGE))
+        job = replay_job(tmp_path, url, "paper-resume", PROTECTED, 60)
         k = 0
         with InProcessLoop(job, url, control, mode="paper") as run:
             while k < 40 and not run.loop.broker.open_orders():

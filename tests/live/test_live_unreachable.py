@@ -27,8 +27,8 @@ from binance_cluster.exchange.emulator import EmulatorControl
 from binance_cluster.types import interval_ms
 from support.broker import keyed_client
 from support.live import (KEY, PROTECTED, REPLAY_FIRST, REPLAY_INTERVAL, REPLAY_MONEY,
-                          REPLAY_SYMBOLS, SECRET, SIGNALS_ONLY, InProcessLoop, exchange_rules,
-                          live_job_text, stepped_emulator)
+                          REPLAY_SYMBOLS, SECRET, SIGNALS_ONLY, InProcessLoop, replay_job,
+                          stepped_emulator)
 
 pytestmark = pytest.mark.usefixtures("test_keys")
 SYMBOLS, INTERVAL, FIRST = REPLAY_SYMBOLS, REPLAY_INTERVAL, REPLAY_FIRST
@@ -41,12 +41,7 @@ FIVE_XX = ["5xx"] * 6            # six failures in a row: the transport gives up
 
 
 def write_job(root: Path, url: str, params_and_risk: str) -> Path:
-    job = root / "unreachable.toml"
-    job.write_text(live_job_text("sma_cross", params_and_risk, SYMBOLS, INTERVAL,
-                                 root / "live-store", root / "out", FIRST, FIRST + 40 * BAR_MS,
-                                 exchange_rules(url, SYMBOLS), CASH, FEE, SLIPPAGE,
-                                 extra=REQUESTS))
-    return job
+    return replay_job(root, url, "unreachable", params_and_risk, 40, extra=REQUESTS)
 
 
 def first_entry_bar(journal) -> int | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from binance_cluster.candles.store import CandleStore
 from binance_cluster.exchange.broker.base import Fill
+from binance_cluster.types import interval_ms
 
 T0 = 1_746_403_200_000  # 2025-05-05 00:00 UTC
 
@@ -284,6 +285,21 @@ REPLAY_FIRST = DAY0 + 86_400_000
 REPLAY_MONEY = (10_000.0, 0.001, 0.0002)          # cash, fee rate, slippage
 SIGNALS_ONLY = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = false\n"
 PROTECTED = "[strategy.params]\nfast = 3\nslow = 8\n[risk]\nstop_loss = 0.006\ntake_profit = 0.008\n"
+
+
+def replay_job(root: Path, url: str, name: str, strategy_text: str, bars: int,
+               extra: str = "") -> Path:
+    """The in-process loop tests' sma_cross job on the replay (`REPLAY_*`) for `bars` bars,
+    written to root/NAME.toml with its store and output under `root`."""
+    cash, fee, slippage = REPLAY_MONEY
+    bar_ms = interval_ms(REPLAY_INTERVAL)
+    job = root / f"{name}.toml"
+    job.write_text(live_job_text("sma_cross", strategy_text, REPLAY_SYMBOLS, REPLAY_INTERVAL,
+                                 root / "live-store", root / "out", REPLAY_FIRST,
+                                 REPLAY_FIRST + bars * bar_ms,
+                                 exchange_rules(url, REPLAY_SYMBOLS), cash, fee, slippage,
+                                 extra=extra))
+    return job
 
 
 def build_source(shared_data: Path, root: Path, symbols, days: int) -> CandleStore:
